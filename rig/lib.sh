@@ -20,12 +20,13 @@ export OCE_HOST_OLLAMA=$OCE_CACHE/ollama/$OCE_OLLAMA_VERSION/bin/ollama
 export OCE_GGUF=$OCE_CACHE/models/gemma-3-270m-q4_k_m.gguf
 export OCE_REGISTRY_URL=http://127.0.0.1:$OCE_REGISTRY_PORT
 export OCE_RIG_VARS=$OCE_RIG_DIR/vars.yml
+export OCE_REGISTRY_IMAGE=localhost/oce-registry:$OCE_DEBIAN_SUITE
 
 log() { printf '\033[1m[rig]\033[0m %s\n' "$*" >&2; }
 die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 1; }
 
 rig_apt() {
-  local pkgs=(podman runc debootstrap docker-registry zstd uidmap golang-go gcc g++ git curl rsync)
+  local pkgs=(podman runc debootstrap docker-registry zstd uidmap golang-go gcc g++ git curl rsync bc)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   # A newer Go may already be installed (Ollama needs >= 1.26); Debian's golang-go only fills a gap.
@@ -135,30 +136,72 @@ rig_network() {
 
 registry_up() { curl -fsS -o /dev/null "$OCE_REGISTRY_URL/v2/" 2>/dev/null; }
 
+rig_registry_image() {
+  podman image exists "$OCE_REGISTRY_IMAGE" && return 0
+  log "registry: building $OCE_REGISTRY_IMAGE (docker-registry + nginx-light from Debian)"
+  local ctx
+  ctx=$(mktemp -d)
+  printf 'FROM %s\nRUN %s\n' "$OCE_BASE_IMAGE" \
+    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry nginx-light && apt-get clean && rm -rf /var/lib/apt/lists/*" \
+    >"$ctx/Containerfile"
+  podman build -q -f "$ctx/Containerfile" -t "$OCE_REGISTRY_IMAGE" "$ctx" >/dev/null
+  rm -rf "$ctx"
+}
+
+# Debian's docker-registry as a sidecar, and nginx serving its blobs. Ollama downloads a blob
+# from the URL the registry redirects it to (as registry.ollama.ai sends it to a CDN) and fails
+# with "no Location header" on a registry that serves blobs itself; the registry's `redirect`
+# storage middleware sends blob GETs to the nginx sidecar, which serves them with Range support.
+# Both listen on the rig bridge; the registry also on 127.0.0.1 for pushes. Nothing else.
 rig_registry() {
-  # Debian's docker-registry as a sidecar container: reachable on 127.0.0.1 and the rig bridge only.
+  rig_registry_image
   mkdir -p "$OCE_CACHE/registry"
-  cat >"$OCE_RIG_DIR/registry.yml" <<'EOF'
+  sed "s|@BLOBS@|http://$OCE_BLOBS_IP:8080|" >"$OCE_RIG_DIR/registry.yml" <<'EOF'
 version: 0.1
+log:
+  level: warn
 storage:
   filesystem:
     rootdirectory: /var/lib/registry
   delete:
     enabled: true
+middleware:
+  storage:
+    - name: redirect
+      options:
+        baseurl: @BLOBS@
 http:
   addr: 0.0.0.0:5000
 EOF
+  cat >"$OCE_RIG_DIR/blobs.conf" <<'EOF'
+daemon off;
+worker_processes 2;
+error_log stderr warn;
+pid /run/nginx.pid;
+events { worker_connections 256; }
+http {
+  access_log off;
+  sendfile on;
+  server {
+    listen 8080;
+    root /var/lib/registry;
+    location / { limit_except GET { deny all; } }
+  }
+}
+EOF
   if ! podman container exists oce-registry; then
-    log "registry: starting oce-registry on $OCE_REGISTRY_URL and $OCE_REGISTRY_IP:$OCE_REGISTRY_PORT"
+    log "registry: starting oce-registry ($OCE_REGISTRY_IP:5000 and $OCE_REGISTRY_URL), oce-blobs ($OCE_BLOBS_IP:8080)"
     podman run -d --name oce-registry --network "$OCE_RIG_NETWORK" --ip "$OCE_REGISTRY_IP" \
       -p "127.0.0.1:$OCE_REGISTRY_PORT:5000" \
-      -v /usr/bin/docker-registry:/usr/local/bin/docker-registry:ro \
-      -v "$OCE_RIG_DIR/registry.yml:/etc/registry.yml:ro" \
-      -v "$OCE_CACHE/registry:/var/lib/registry" \
-      "$OCE_BASE_IMAGE" /usr/local/bin/docker-registry serve /etc/registry.yml >/dev/null
-  else
-    podman start oce-registry >/dev/null
+      -v "$OCE_RIG_DIR/registry.yml:/etc/registry.yml:ro" -v "$OCE_CACHE/registry:/var/lib/registry" \
+      "$OCE_REGISTRY_IMAGE" /usr/bin/docker-registry serve /etc/registry.yml >/dev/null
   fi
+  if ! podman container exists oce-blobs; then
+    podman run -d --name oce-blobs --network "$OCE_RIG_NETWORK" --ip "$OCE_BLOBS_IP" \
+      -v "$OCE_RIG_DIR/blobs.conf:/etc/nginx/blobs.conf:ro" -v "$OCE_CACHE/registry:/var/lib/registry:ro" \
+      "$OCE_REGISTRY_IMAGE" /usr/sbin/nginx -c /etc/nginx/blobs.conf >/dev/null
+  fi
+  podman start oce-registry oce-blobs >/dev/null
   for _ in $(seq 1 50); do registry_up && return 0; sleep 0.2; done
   podman logs --tail 20 oce-registry >&2 || true
   die "the registry did not answer on $OCE_REGISTRY_URL/v2/"

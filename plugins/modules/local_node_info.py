@@ -20,8 +20,13 @@ options:
     description: The podman program.
     type: str
     default: podman
-extends_documentation_fragment:
-  - ollama_cloud.engine.info_module
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Changes nothing, so there is no diff.
 author:
   - ollama_cloud.engine maintainers
 """

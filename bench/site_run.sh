@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Benchmarks on the local target (figures, not a timed test):
+#  1. create -> answer: site.yml from the bare base image to the model's printed answer (wall s)
+#  2. a second site.yml on the converged node: wall seconds and changed count (target 0)
+# Uses its own deployment and port so the demo node is left alone; destroys it at the end.
+. "$(dirname "$0")/../rig/lib.sh"
+rig_setup
+cd "$OCE_ROOT"
+args=(-e cloud=local -e deployment=bench -e node_local_api_port=11435 -e "@$OCE_RIG_VARS")
+log=$(mktemp -d)
+trap 'ansible-playbook playbooks/destroy.yml "${args[@]}" >/dev/null; rm -rf "$log"' EXIT
+ansible-playbook playbooks/destroy.yml "${args[@]}" >/dev/null
+
+changed() { awk '/ changed=/ { for (i = 1; i <= NF; i++) if ($i ~ /^changed=/) { split($i, a, "="); n += a[2] } } END { print n + 0 }' "$1"; }
+run() {
+  local start end
+  start=$(date +%s.%N)
+  ansible-playbook site.yml "${args[@]}" >"$log/$1" || { cat "$log/$1"; exit 1; }
+  end=$(date +%s.%N)
+  echo "$end - $start" | bc
+}
+first=$(run first)
+second=$(run second)
+printf 'create -> answer (bare image)   %6.1f s   changed=%s\n' "$first" "$(changed "$log/first")"
+printf 'second site.yml (converged)    %6.1f s   changed=%s\n' "$second" "$(changed "$log/second")"
+grep -A2 '"A: ' "$log/second" | head -3 || true
