@@ -29,7 +29,9 @@ options:
     type: bool
     default: false
   loaded:
-    description: Default for C(loaded).
+    description:
+      - C(true) warms every model that does not set C(loaded) itself.
+      - C(false) leaves C(loaded) unset, so whether a model sits in memory is not managed.
     type: bool
     default: false
 """
@@ -42,7 +44,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: One dict per model with C(name), C(state), C(insecure) and C(loaded).
+  description: One dict per model with C(name), C(state), C(insecure), and C(loaded) where it is managed.
   type: list
   elements: dict
 """
@@ -61,7 +63,8 @@ def model_specs(models, mirror="", insecure=False, loaded=False):
         spec["name"] = with_registry(spec["name"], mirror) if mirror else spec["name"]
         spec.setdefault("state", "present")
         spec.setdefault("insecure", insecure)
-        spec.setdefault("loaded", loaded)
+        if loaded:
+            spec.setdefault("loaded", True)
         specs.append(spec)
     return specs
 
