@@ -53,8 +53,9 @@ def ollama_pull(base):
 
 def largest_blob():
     repo, tag = MODEL.split("/", 1)[1].rsplit(":", 1)
-    req = urllib.request.Request("http://%s/v2/%s/manifests/%s" % (REGISTRY, repo, tag),
-                                 headers={"Accept": MANIFEST_TYPE})
+    req = urllib.request.Request(
+        "http://%s/v2/%s/manifests/%s" % (REGISTRY, repo, tag), headers={"Accept": MANIFEST_TYPE}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         manifest = json.load(resp)
     layer = max(manifest["layers"], key=lambda entry: entry["size"])
@@ -87,7 +88,7 @@ def main():
     pull_rate = total / pull_s / 1e6
     curl_rate = blob_size / curl_s / 1e6
     print("model              %s (%.1f MB in %s)" % (MODEL, total / 1e6, "all layers"))
-    print("ollama /api/pull   %.2f s  %.1f MB/s (includes sha256 verification and manifest write)" % (pull_s, pull_rate))
+    print("ollama /api/pull   %.2f s  %.1f MB/s (with sha256 checks and manifest write)" % (pull_s, pull_rate))
     print("curl largest blob  %.2f s  %.1f MB/s (best of 3, %.1f MB)" % (curl_s, curl_rate, blob_size / 1e6))
     print("ratio pull/curl    %.2f" % (pull_rate / curl_rate))
 

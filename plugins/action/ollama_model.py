@@ -33,9 +33,11 @@ def human_seconds(seconds):
 
 def progress_line(host, name, progress):
     mb = 1e6
-    return (f"ollama_model: [{host}] {name} {progress.get('completed', 0) / mb:.1f}/"
-            f"{progress.get('total', 0) / mb:.1f} MB ({progress.get('percent', 0):.0f}%) "
-            f"{progress.get('rate_bps', 0) / mb:.1f} MB/s ETA {human_seconds(progress.get('eta_seconds'))}")
+    return (
+        f"ollama_model: [{host}] {name} {progress.get('completed', 0) / mb:.1f}/"
+        f"{progress.get('total', 0) / mb:.1f} MB ({progress.get('percent', 0):.0f}%) "
+        f"{progress.get('rate_bps', 0) / mb:.1f} MB/s ETA {human_seconds(progress.get('eta_seconds'))}"
+    )
 
 
 def _positive_int(value, default):
@@ -64,9 +66,14 @@ class ActionModule(ActionBase):
                 # The deadline covers the whole pull, not each slice.
                 remaining = timeout - (time.monotonic() - started)
                 if remaining < 1:
-                    return dict(slices[-1], failed=True, msg=(
-                        f"pulling {args.get('name')} did not finish within timeout={timeout}s: "
-                        "check the registry and the network, or raise timeout"))
+                    return dict(
+                        slices[-1],
+                        failed=True,
+                        msg=(
+                            f"pulling {args.get('name')} did not finish within timeout={timeout}s: "
+                            "check the registry and the network, or raise timeout"
+                        ),
+                    )
                 args["timeout"] = int(remaining)
             res = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
             slices.append(res)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ollama_cloud.engine contributors
 # Apache License 2.0 (see LICENSE)
 
@@ -39,7 +38,9 @@ options:
 EXAMPLES = r"""
 - name: Pull from the internal mirror
   ansible.builtin.set_fact:
-    specs: "{{ ['gemma3:270m', {'name': 'old:1b', 'state': 'absent'}] | ollama_cloud.engine.model_specs('mirror.internal:5000') }}"
+    specs: "{{ models | ollama_cloud.engine.model_specs('mirror.internal:5000') }}"
+  vars:
+    models: ["gemma3:270m", {name: "old:1b", state: absent}]
 """
 
 RETURN = r"""

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ollama_cloud.engine contributors
 # Apache License 2.0 (see LICENSE)
 

@@ -48,8 +48,19 @@ def is_ours(labels, deployment):
     return labels.get(LABEL_DEPLOYMENT) == deployment and labels.get(LABEL_MANAGED_BY) == MANAGED_BY
 
 
-def node_record(cloud, name, state, labels=None, instance_type=None, private_ip=None,
-                region=None, api_url=None, started_at=None, node_id=None, extra=None):
+def node_record(
+    cloud,
+    name,
+    state,
+    labels=None,
+    instance_type=None,
+    private_ip=None,
+    region=None,
+    api_url=None,
+    started_at=None,
+    node_id=None,
+    extra=None,
+):
     """One node, the same keys on every provider. ``started_at`` is epoch seconds."""
     labels = labels or {}
     uptime = int(time.time() - started_at) if state == "running" and started_at else 0

@@ -30,9 +30,20 @@ DEFAULT_TAG = "latest"
 
 # Pull errors that another attempt cannot fix: fail at once instead of retrying to the deadline.
 PERMANENT_PULL_ERRORS = (
-    "file does not exist", "not found", "invalid", "unauthorized", "forbidden",
-    "http response to https client", "insecure", "certificate", "no such host",
-    "manifest unknown", "name unknown", "denied", "unsupported", "tls:",
+    "file does not exist",
+    "not found",
+    "invalid",
+    "unauthorized",
+    "forbidden",
+    "http response to https client",
+    "insecure",
+    "certificate",
+    "no such host",
+    "manifest unknown",
+    "name unknown",
+    "denied",
+    "unsupported",
+    "tls:",
 )
 TLS_HINTS = ("http response to https client", "tls:", "certificate")
 
@@ -55,6 +66,7 @@ class OllamaNotFound(OllamaError):
 
 
 # ---------------------------------------------------------------- host and model names
+
 
 def normalize_host(host):
     """Return a base URL for an OLLAMA_HOST style value, following Ollama's own client rules."""
@@ -109,14 +121,15 @@ def parse_model_name(name):
     pieces = s.split("/")
     if len(pieces) > 3:
         raise OllamaError(f"model name {name!r} has too many '/' parts: use [host[:port]/][namespace/]model[:tag]")
-    for kind, value in zip(("host", "namespace", "model")[3 - len(pieces):], pieces):
+    for kind, value in zip(("host", "namespace", "model")[3 - len(pieces) :], pieces):
         parts[kind] = value
     for kind in ("host", "namespace", "model", "tag"):
         if not _valid_part(kind, parts[kind]):
             raise OllamaError(
                 f"model name {name!r}: the {kind} {parts[kind]!r} is not valid: it must start with a letter, "
                 f"digit or '_', then use letters, digits, '_', '-'{_EXTRA_CHARS[kind]}, "
-                f"at most {350 if kind == 'host' else 80} characters")
+                f"at most {350 if kind == 'host' else 80} characters"
+            )
     return parts
 
 
@@ -161,7 +174,7 @@ def _unquote(value):
     value = value.strip()
     for q in ('"""', '"'):
         if len(value) >= 2 * len(q) and value.startswith(q) and value.endswith(q):
-            return value[len(q):-len(q)]
+            return value[len(q) : -len(q)]
     return value
 
 
@@ -185,7 +198,7 @@ def _split_commands(text):
                 args += "\n" + lines[i]
                 i += 1
             if i >= len(lines):
-                raise OllamaError(f"Modelfile: unterminated \"\"\" in {cmd.upper()}")
+                raise OllamaError(f'Modelfile: unterminated """ in {cmd.upper()}')
             args += "\n" + lines[i]
             i += 1
         yield cmd.lower(), args
@@ -289,6 +302,7 @@ def sha256_file(path, bufsize=4 << 20):
 
 # ---------------------------------------------------------------- HTTP client
 
+
 def http_get(url, headers, timeout):
     """A plain GET (for registry reads); returns the body bytes."""
     with _OPENER.open(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
@@ -318,10 +332,14 @@ class OllamaClient:
             reason = getattr(e, "reason", e)
             if isinstance(reason, (socket.timeout, TimeoutError)):
                 waited = timeout or self.timeout
-                raise OllamaUnreachable(f"Ollama at {self.base} did not answer {method} {path} within {waited}s: "
-                                        "is it overloaded or hung? (journalctl -u ollama)") from None
-            raise OllamaUnreachable(f"Ollama is not answering at {self.base}: is the ollama service running? "
-                                    f"(systemctl status ollama) [{reason}]") from None
+                raise OllamaUnreachable(
+                    f"Ollama at {self.base} did not answer {method} {path} within {waited}s: "
+                    "is it overloaded or hung? (journalctl -u ollama)"
+                ) from None
+            raise OllamaUnreachable(
+                f"Ollama is not answering at {self.base}: is the ollama service running? "
+                f"(systemctl status ollama) [{reason}]"
+            ) from None
 
     def _http_error(self, e, method, path):
         try:
@@ -401,8 +419,13 @@ class OllamaClient:
             return False
         size = os.path.getsize(path)
         with open(path, "rb") as f:
-            self._open("POST", "/api/blobs/" + digest, data=f, timeout=timeout,
-                       headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)}).close()
+            self._open(
+                "POST",
+                "/api/blobs/" + digest,
+                data=f,
+                timeout=timeout,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            ).close()
         return True
 
     def create(self, request, timeout):
@@ -418,12 +441,13 @@ class OllamaClient:
 
 # ---------------------------------------------------------------- pulls
 
+
 class PullProgress:
     """Per-layer byte counts from the pull stream, and the bytes fetched in this session."""
 
     def __init__(self):
-        self.layers = {}   # digest -> [total, completed]
-        self.first = {}    # digest -> completed when first seen (resumed bytes do not count as fetched)
+        self.layers = {}  # digest -> [total, completed]
+        self.first = {}  # digest -> completed when first seen (resumed bytes do not count as fetched)
         self.status = None
 
     def update(self, obj):
@@ -457,8 +481,11 @@ class PullProgress:
         rate = self.fetched / seconds if seconds > 0 else 0.0
         left = self.total - self.completed
         return {
-            "completed": self.completed, "total": self.total, "fetched": self.fetched,
-            "rate_bps": round(rate, 1), "status": self.status,
+            "completed": self.completed,
+            "total": self.total,
+            "fetched": self.fetched,
+            "rate_bps": round(rate, 1),
+            "status": self.status,
             "percent": round(100.0 * self.completed / self.total, 1) if self.total else 0.0,
             "eta_seconds": self._eta(left, rate),
         }
@@ -498,13 +525,20 @@ def pull(client, name, insecure, timeout, stall_timeout, budget=0, clock=time.mo
                 raise OllamaError(f"pulling {name} failed: {e.msg}{hint}") from None
             outcome, last_error = "retry", e.msg
         if outcome in ("done", "budget"):
-            return {"done": outcome == "done", "attempts": attempts, "seconds": clock() - start,
-                    "progress": progress.as_dict(clock() - start), "last_error": last_error}
+            return {
+                "done": outcome == "done",
+                "attempts": attempts,
+                "seconds": clock() - start,
+                "progress": progress.as_dict(clock() - start),
+                "last_error": last_error,
+            }
         if outcome == "stalled":
             last_error = f"no progress for {stall_timeout}s"
         if clock() + 1 >= deadline:
-            raise OllamaError(f"pulling {name} did not finish within timeout={timeout}s ({attempts} attempts; "
-                              f"last problem: {last_error}): check the registry and the network, or raise timeout")
+            raise OllamaError(
+                f"pulling {name} did not finish within timeout={timeout}s ({attempts} attempts; "
+                f"last problem: {last_error}): check the registry and the network, or raise timeout"
+            )
         sleep(min(2 ** min(attempts, 4), max(0.0, deadline - clock() - 1)))
 
 

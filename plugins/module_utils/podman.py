@@ -70,8 +70,9 @@ class Podman:
                 return state
             time.sleep(0.5)
         raise PodmanError(
-            "systemd in container {} did not finish booting within {}s (last state: {!r}); "
-            "see `podman logs {}`".format(name, timeout, state or "no answer", name)
+            "systemd in container {} did not finish booting within {}s (last state: {!r}); see `podman logs {}`".format(
+                name, timeout, state or "no answer", name
+            )
         )
 
 

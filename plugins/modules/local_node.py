@@ -127,6 +127,7 @@ command:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.ollama_cloud.engine.plugins.module_utils.fleet import (
     deployment_labels,
     is_ours,
@@ -194,8 +195,10 @@ def main():
     try:
         info = podman.inspect(name)
         if info is not None and not is_ours((info.get("Config") or {}).get("Labels"), params["deployment"]):
-            module.fail_json(msg="a container named {} exists but is not part of deployment {}: "
-                                 "pick another name or remove it yourself".format(name, params["deployment"]))
+            module.fail_json(
+                msg="a container named {} exists but is not part of deployment {}: "
+                "pick another name or remove it yourself".format(name, params["deployment"])
+            )
         before = container_node(info, params["api_port"])["state"] if info else "absent"
 
         if state == "absent":

@@ -47,6 +47,7 @@ nodes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.ollama_cloud.engine.plugins.module_utils.fleet import (
     LABEL_DEPLOYMENT,
     LABEL_MANAGED_BY,

@@ -271,11 +271,14 @@ class ModelTask:
     def _local_file(self, path, what):
         path = os.path.abspath(os.path.expanduser(path))
         if not os.path.isfile(path):
-            raise api.OllamaError(f"{what}: {path} does not exist on this node: copy the GGUF file there "
-                                  "first (ansible.builtin.copy or get_url) or fix the path")
+            raise api.OllamaError(
+                f"{what}: {path} does not exist on this node: copy the GGUF file there "
+                "first (ansible.builtin.copy or get_url) or fix the path"
+            )
         if not os.access(path, os.R_OK):
-            raise api.OllamaError(f"{what}: {path} is not readable by uid {os.geteuid()}: "
-                                  "fix its permissions or use become")
+            raise api.OllamaError(
+                f"{what}: {path} is not readable by uid {os.geteuid()}: fix its permissions or use become"
+            )
         return path
 
     def source_digests(self, spec):
@@ -284,8 +287,10 @@ class ModelTask:
             try:
                 base = self.client.show(spec["from"])
             except api.OllamaNotFound:
-                raise api.OllamaError(f"FROM {spec['from']}: that model is not on the server: pull it first "
-                                      "(an ollama_model task before this one)") from None
+                raise api.OllamaError(
+                    f"FROM {spec['from']}: that model is not on the server: pull it first "
+                    "(an ollama_model task before this one)"
+                ) from None
             digests["model"] = api.source_digest_from_show(base)
         return digests
 
@@ -322,6 +327,7 @@ class ModelTask:
     def remote_digest(self):
         """Read the registry's manifest digest (read-only), for check mode with state=latest."""
         import hashlib
+
         n = api.parse_model_name(self.p["name"])
         scheme = "http" if self.p["insecure"] else "https"
         url = f"{scheme}://{n['host']}/v2/{n['namespace']}/{n['model']}/manifests/{n['tag']}"
@@ -334,12 +340,17 @@ class ModelTask:
 
     def pull(self):
         budget = self.p["progress_interval"] or 0
-        out = api.pull(self.client, self.p["name"], self.p["insecure"], self.p["timeout"],
-                       self.p["stall_timeout"], budget=budget)
+        out = api.pull(
+            self.client, self.p["name"], self.p["insecure"], self.p["timeout"], self.p["stall_timeout"], budget=budget
+        )
         prog = out["progress"]
-        self.result.update(done=out["done"], attempts=out["attempts"], progress=prog,
-                           seconds=round(out["seconds"], 2),
-                           mb_per_s=round(prog["fetched"] / out["seconds"] / 1e6, 2) if out["seconds"] else 0.0)
+        self.result.update(
+            done=out["done"],
+            attempts=out["attempts"],
+            progress=prog,
+            seconds=round(out["seconds"], 2),
+            mb_per_s=round(prog["fetched"] / out["seconds"] / 1e6, 2) if out["seconds"] else 0.0,
+        )
         if out["last_error"]:
             self.result["retried_after"] = out["last_error"]
 
@@ -364,8 +375,10 @@ class ModelTask:
         self.client.generate(body, timeout=self.p["timeout"])
         self.result["loaded"] = self.is_loaded()
         if want and not self.result["loaded"]:
-            raise api.OllamaError(f"{self.p['name']} was loaded but /api/ps does not list it: "
-                                  "check the memory free for it and journalctl -u ollama")
+            raise api.OllamaError(
+                f"{self.p['name']} was loaded but /api/ps does not list it: "
+                "check the memory free for it and journalctl -u ollama"
+            )
 
     # -- the whole run
 

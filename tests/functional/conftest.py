@@ -46,6 +46,7 @@ def http_json(method, url, body=None, timeout=30):
 
 # ---------------------------------------------------------------- the registry
 
+
 def _registry(method, path, data=None, headers=None, timeout=120):
     req = urllib.request.Request(REGISTRY + path, data=data, method=method, headers=headers or {})
     return urllib.request.urlopen(req, timeout=timeout)
@@ -141,10 +142,10 @@ class RegistryShim:
     def reset(self):
         self.lock = threading.Lock()
         self.blob_bytes = 0
-        self.drop_at = None      # blob bytes after which connections are dropped ...
-        self.drops_left = 0      # ... this many times
-        self.stall_at = None     # blob bytes after which every blob read hangs ...
-        self.stall_until = 0.0   # ... until this time.monotonic()
+        self.drop_at = None  # blob bytes after which connections are dropped ...
+        self.drops_left = 0  # ... this many times
+        self.stall_at = None  # blob bytes after which every blob read hangs ...
+        self.stall_until = 0.0  # ... until this time.monotonic()
         self.drops = 0
 
     def fault(self, n):
@@ -165,6 +166,7 @@ class RegistryShim:
 
 
 # ---------------------------------------------------------------- fixtures
+
 
 @pytest.fixture(scope="session")
 def ollama_bin():
@@ -187,8 +189,13 @@ def ollama(ollama_bin):
     """A private `ollama serve` on a free loopback port with a temporary models directory."""
     work = tempfile.mkdtemp(prefix="oce-ollama-")
     port = free_port()
-    env = dict(os.environ, OLLAMA_HOST=f"127.0.0.1:{port}", OLLAMA_MODELS=os.path.join(work, "models"),
-               OLLAMA_NO_CLOUD="1", HOME=work)
+    env = dict(
+        os.environ,
+        OLLAMA_HOST=f"127.0.0.1:{port}",
+        OLLAMA_MODELS=os.path.join(work, "models"),
+        OLLAMA_NO_CLOUD="1",
+        HOME=work,
+    )
     log_path = os.path.join(work, "serve.log")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([ollama_bin, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -34,8 +34,7 @@ def http_json(method, url, body=None, timeout=30):
 
 def run(ollama, capsys, **args):
     """Run the module in-process; return its result dict (failed results included)."""
-    with patch_module_args(dict({"host": ollama.url, "request_timeout": 30}, **args)), \
-            pytest.raises(SystemExit):
+    with patch_module_args(dict({"host": ollama.url, "request_timeout": 30}, **args)), pytest.raises(SystemExit):
         ollama_model.main()
     return json.loads(capsys.readouterr().out)
 
@@ -138,12 +137,23 @@ def test_missing_gguf(clean, capsys, tmp_path):
 
 
 def test_create_from_gguf(clean, capsys, gguf):
-    res = run(clean, capsys, name="local-gemma:270m", from_file=gguf,
-              modelfile="PARAMETER temperature 0\nSYSTEM Answer briefly.", timeout=300)
+    res = run(
+        clean,
+        capsys,
+        name="local-gemma:270m",
+        from_file=gguf,
+        modelfile="PARAMETER temperature 0\nSYSTEM Answer briefly.",
+        timeout=300,
+    )
     assert res["changed"] is True and not res.get("failed"), res
     assert tag_names(clean) == ["local-gemma:270m"]
-    again = run(clean, capsys, name="local-gemma:270m", from_file=gguf,
-                modelfile="PARAMETER temperature 0\nSYSTEM Answer briefly.")
+    again = run(
+        clean,
+        capsys,
+        name="local-gemma:270m",
+        from_file=gguf,
+        modelfile="PARAMETER temperature 0\nSYSTEM Answer briefly.",
+    )
     assert again["changed"] is False
 
 
@@ -166,16 +176,20 @@ def test_loaded_and_generate(clean, capsys, model_name):
     assert res["changed"] is True and res["loaded"] is True
     assert any(m["name"] == model_name for m in http_json("GET", clean.url + "/api/ps")["models"])
     assert run(clean, capsys, name=model_name, loaded=True)["changed"] is False
-    out = http_json("POST", clean.url + "/api/generate",
-                    {"model": model_name, "prompt": "Say hello.", "stream": False, "options": {"num_predict": 16}},
-                    timeout=180)
+    out = http_json(
+        "POST",
+        clean.url + "/api/generate",
+        {"model": model_name, "prompt": "Say hello.", "stream": False, "options": {"num_predict": 16}},
+        timeout=180,
+    )
     assert out["response"].strip()
 
 
 def test_playbook_prints_progress_and_supports_check_and_diff(clean, model_name, shim, tmp_path):
     """Through ansible-playbook: the action plugin's progress lines, check mode and --diff."""
     playbook = tmp_path / "pull.yml"
-    playbook.write_text(textwrap.dedent(f"""\
+    playbook.write_text(
+        textwrap.dedent(f"""\
         - hosts: localhost
           gather_facts: false
           tasks:
@@ -192,13 +206,20 @@ def test_playbook_prints_progress_and_supports_check_and_diff(clean, model_name,
                 content: "{{{{ pulled | to_json }}}}"
                 dest: "{tmp_path}/result.json"
                 mode: "0600"
-        """))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_STDOUT_CALLBACK="default")
+        """)
+    )
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_STDOUT_CALLBACK="default",
+    )
     cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook)]
 
-    check = subprocess.run(cmd + ["--check", "--diff"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                           timeout=120)
+    check = subprocess.run(
+        cmd + ["--check", "--diff"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "changed=2" in check.stdout and tag_names(clean) == [], check.stdout
     assert '"digest": null' in check.stdout or "digest: null" in check.stdout  # the diff's before side

@@ -24,7 +24,10 @@ def test_argument_specs_match_defaults(role):
         assert spec.get("type"), "%s has no type" % name
         assert spec.get("description"), "%s has no description" % name
         assert spec.get("default") == defaults[name], "%s: spec default %r != defaults/main.yml %r" % (
-            name, spec.get("default"), defaults[name])
+            name,
+            spec.get("default"),
+            defaults[name],
+        )
 
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)

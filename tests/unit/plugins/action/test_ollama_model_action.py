@@ -18,38 +18,63 @@ def make_action(task_args):
     task.args = task_args
     task.async_val = 0
     task.check_mode = False
-    return action.ActionModule(task=task, connection=mock.MagicMock(), play_context=mock.MagicMock(check_mode=False),
-                               loader=mock.MagicMock(), templar=mock.MagicMock(), shared_loader_obj=None)
+    return action.ActionModule(
+        task=task,
+        connection=mock.MagicMock(),
+        play_context=mock.MagicMock(check_mode=False),
+        loader=mock.MagicMock(),
+        templar=mock.MagicMock(),
+        shared_loader_obj=None,
+    )
 
 
 def slice_(done, completed, fetched, attempts=1, **kw):
-    res = {"changed": done, "done": done, "name": NAME, "attempts": attempts, "before_digest": "",
-           "digest": "d2" if done else "", "progress": {"completed": completed, "total": 240_100_000,
-           "fetched": fetched, "percent": round(100.0 * completed / 240_100_000, 1), "rate_bps": 35_200_000.0,
-           "eta_seconds": 3.4}}
+    res = {
+        "changed": done,
+        "done": done,
+        "name": NAME,
+        "attempts": attempts,
+        "before_digest": "",
+        "digest": "d2" if done else "",
+        "progress": {
+            "completed": completed,
+            "total": 240_100_000,
+            "fetched": fetched,
+            "percent": round(100.0 * completed / 240_100_000, 1),
+            "rate_bps": 35_200_000.0,
+            "eta_seconds": 3.4,
+        },
+    }
     res.update(kw)
     return res
 
 
 def run(plugin, slices):
-    with mock.patch.object(plugin, "_execute_module", side_effect=slices) as execute, \
-            mock.patch.object(action.display, "display") as display:
+    with (
+        mock.patch.object(plugin, "_execute_module", side_effect=slices) as execute,
+        mock.patch.object(action.display, "display") as display,
+    ):
         result = plugin.run(task_vars={"inventory_hostname": "node1"})
     return result, execute, display
 
 
 def test_progress_line_format():
-    line = action.progress_line("node1", "gemma3:270m", {"completed": 120_500_000, "total": 240_100_000,
-                                                          "percent": 50.2, "rate_bps": 35_200_000, "eta_seconds": 3.4})
+    line = action.progress_line(
+        "node1",
+        "gemma3:270m",
+        {"completed": 120_500_000, "total": 240_100_000, "percent": 50.2, "rate_bps": 35_200_000, "eta_seconds": 3.4},
+    )
     assert line == "ollama_model: [node1] gemma3:270m 120.5/240.1 MB (50%) 35.2 MB/s ETA 3s"
     assert action.human_seconds(None) == "?" and action.human_seconds(3725) == "1h02m"
 
 
 def test_slices_print_progress_and_combine():
     plugin = make_action({"name": NAME, "insecure": True})
-    slices = [slice_(False, 80_000_000, 80_000_000, diff=None),
-              slice_(False, 160_000_000, 79_000_000, attempts=2),
-              slice_(True, 240_100_000, 81_000_000, diff={"before": {"digest": None}, "after": {"digest": "d2"}})]
+    slices = [
+        slice_(False, 80_000_000, 80_000_000, diff=None),
+        slice_(False, 160_000_000, 79_000_000, attempts=2),
+        slice_(True, 240_100_000, 81_000_000, diff={"before": {"digest": None}, "after": {"digest": "d2"}}),
+    ]
     result, execute, display = run(plugin, slices)
     assert execute.call_count == 3
     first_args = execute.call_args_list[0].kwargs

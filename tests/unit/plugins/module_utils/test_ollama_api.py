@@ -16,29 +16,36 @@ LAYER = {"status": "pulling aaaa", "digest": DIGEST, "total": 1000}
 
 # ---------------------------------------------------------------- names and hosts
 
-@pytest.mark.parametrize("name,expected", [
-    ("gemma3", ("registry.ollama.ai", "library", "gemma3", "latest")),
-    ("gemma3:270m", ("registry.ollama.ai", "library", "gemma3", "270m")),
-    ("me/llama:7b-q4_K_M", ("registry.ollama.ai", "me", "llama", "7b-q4_K_M")),
-    ("models.internal:5000/library/gemma3:270m", ("models.internal:5000", "library", "gemma3", "270m")),
-    ("127.0.0.1:5000/oce-test/gemma3:270m", ("127.0.0.1:5000", "oce-test", "gemma3", "270m")),
-])
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("gemma3", ("registry.ollama.ai", "library", "gemma3", "latest")),
+        ("gemma3:270m", ("registry.ollama.ai", "library", "gemma3", "270m")),
+        ("me/llama:7b-q4_K_M", ("registry.ollama.ai", "me", "llama", "7b-q4_K_M")),
+        ("models.internal:5000/library/gemma3:270m", ("models.internal:5000", "library", "gemma3", "270m")),
+        ("127.0.0.1:5000/oce-test/gemma3:270m", ("127.0.0.1:5000", "oce-test", "gemma3", "270m")),
+    ],
+)
 def test_parse_model_name_valid(name, expected):
     p = api.parse_model_name(name)
     assert (p["host"], p["namespace"], p["model"], p["tag"]) == expected
 
 
-@pytest.mark.parametrize("name,needle", [
-    ("", "empty"),
-    ("gemma3:-bad", "the tag '-bad'"),
-    ("gemma3:" + "a" * 81, "at most 80"),
-    ("gemma3:ok!", "the tag"),
-    ("a/b.c/model", "the namespace 'b.c'"),
-    ("h/n/m/x:1", "too many '/'"),
-    ("http://h/n/m:1", "leave out the scheme"),
-    ("gemma3@sha256:abc", "digests"),
-    ("bad name", "the model 'bad name'"),
-])
+@pytest.mark.parametrize(
+    "name,needle",
+    [
+        ("", "empty"),
+        ("gemma3:-bad", "the tag '-bad'"),
+        ("gemma3:" + "a" * 81, "at most 80"),
+        ("gemma3:ok!", "the tag"),
+        ("a/b.c/model", "the namespace 'b.c'"),
+        ("h/n/m/x:1", "too many '/'"),
+        ("http://h/n/m:1", "leave out the scheme"),
+        ("gemma3@sha256:abc", "digests"),
+        ("bad name", "the model 'bad name'"),
+    ],
+)
 def test_parse_model_name_invalid(name, needle):
     with pytest.raises(api.OllamaError) as e:
         api.parse_model_name(name)
@@ -52,15 +59,18 @@ def test_display_and_canonical_names_match_ollama_tags():
     assert api.canonical_name("Gemma3") == api.canonical_name("registry.ollama.ai/library/gemma3:latest")
 
 
-@pytest.mark.parametrize("host,url", [
-    (None, "http://127.0.0.1:11434"),
-    ("127.0.0.1:11434", "http://127.0.0.1:11434"),
-    ("ollama.internal", "http://ollama.internal:11434"),
-    ("http://ollama.internal", "http://ollama.internal:80"),
-    ("https://ollama.internal/", "https://ollama.internal:443"),
-    ("[::1]:8080", "http://[::1]:8080"),
-    ("localhost:8080/prefix/", "http://localhost:8080/prefix"),
-])
+@pytest.mark.parametrize(
+    "host,url",
+    [
+        (None, "http://127.0.0.1:11434"),
+        ("127.0.0.1:11434", "http://127.0.0.1:11434"),
+        ("ollama.internal", "http://ollama.internal:11434"),
+        ("http://ollama.internal", "http://ollama.internal:80"),
+        ("https://ollama.internal/", "https://ollama.internal:443"),
+        ("[::1]:8080", "http://[::1]:8080"),
+        ("localhost:8080/prefix/", "http://localhost:8080/prefix"),
+    ],
+)
 def test_normalize_host(host, url):
     assert api.normalize_host(host) == url
 
@@ -104,24 +114,34 @@ def test_parse_modelfile_builds_structured_create_fields():
     }
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("FROM x\nRUN rm -rf /", "unknown command 'RUN'"),
-    ('FROM x\nTEMPLATE """never closed', "unterminated"),
-    ("FROM x\nMESSAGE robot hi", "role 'robot'"),
-    ("FROM x\nFROM y", "more than one FROM"),
-    ("FROM x\nPARAMETER temperature", "has no value"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("FROM x\nRUN rm -rf /", "unknown command 'RUN'"),
+        ('FROM x\nTEMPLATE """never closed', "unterminated"),
+        ("FROM x\nMESSAGE robot hi", "role 'robot'"),
+        ("FROM x\nFROM y", "more than one FROM"),
+        ("FROM x\nPARAMETER temperature", "has no value"),
+    ],
+)
 def test_parse_modelfile_errors(text, needle):
     with pytest.raises(api.OllamaError, match=needle):
         api.parse_modelfile(text)
 
 
 def test_show_parameters_compare_equal_to_modelfile_parameters():
-    shown = "\n".join(["temperature                    0.5", "num_ctx                        2048",
-                       'stop                           "<end>"', 'stop                           "x y"'])
+    shown = "\n".join(
+        [
+            "temperature                    0.5",
+            "num_ctx                        2048",
+            'stop                           "<end>"',
+            'stop                           "x y"',
+        ]
+    )
     have = {k: api.normalize_param(v) for k, v in api.parse_show_parameters(shown).items()}
-    want = api.parse_modelfile("FROM x\nPARAMETER temperature 0.50\nPARAMETER num_ctx 2048\n"
-                               "PARAMETER stop <end>\nPARAMETER stop x y")
+    want = api.parse_modelfile(
+        "FROM x\nPARAMETER temperature 0.50\nPARAMETER num_ctx 2048\nPARAMETER stop <end>\nPARAMETER stop x y"
+    )
     assert all(have[k] == api.normalize_param(v) for k, v in want["parameters"].items())
 
 
@@ -139,6 +159,7 @@ def test_sha256_file(tmp_path):
 
 # ---------------------------------------------------------------- client
 
+
 def test_connection_refused_says_what_to_do(closed_port_url):
     client = api.OllamaClient(closed_port_url, timeout=3)
     with pytest.raises(api.OllamaUnreachable) as e:
@@ -155,10 +176,12 @@ def test_http_errors_carry_ollamas_message(fake_ollama):
 
 
 def test_find_matches_names_as_ollama_lists_them(fake_ollama):
-    fake_ollama.routes[("GET", "/api/tags")] = {"models": [
-        {"name": "gemma3:270m", "digest": "d1"},
-        {"name": "models.internal:5000/library/gemma3:270m", "digest": "d2"},
-    ]}
+    fake_ollama.routes[("GET", "/api/tags")] = {
+        "models": [
+            {"name": "gemma3:270m", "digest": "d1"},
+            {"name": "models.internal:5000/library/gemma3:270m", "digest": "d2"},
+        ]
+    }
     client = api.OllamaClient(fake_ollama.url, timeout=3)
     assert client.find("registry.ollama.ai/library/gemma3:270m")["digest"] == "d1"
     assert client.find("models.internal:5000/library/gemma3:270m")["digest"] == "d2"
@@ -185,6 +208,7 @@ def test_create_fails_on_error_line(fake_ollama):
         req.start_stream()
         req.line({"status": "parsing GGUF"})
         req.line({"error": "llama-quantize unavailable"})
+
     fake_ollama.routes[("POST", "/api/create")] = create
     client = api.OllamaClient(fake_ollama.url, timeout=3)
     with pytest.raises(api.OllamaError, match="llama-quantize unavailable"):
@@ -193,6 +217,7 @@ def test_create_fails_on_error_line(fake_ollama):
 
 
 # ---------------------------------------------------------------- pulls
+
 
 def pull_route(*attempts):
     """A /api/pull handler playing one script per attempt; the last one repeats."""
@@ -208,6 +233,7 @@ def pull_route(*attempts):
                 time.sleep(step)
                 continue
             req.line(step)
+
     return handler
 
 
@@ -215,8 +241,15 @@ def progress(completed):
     return dict(LAYER, completed=completed)
 
 
-OK = [{"status": "pulling manifest"}, progress(0), progress(500), progress(1000),
-      {"status": "verifying sha256 digest"}, {"status": "writing manifest"}, {"status": "success"}]
+OK = [
+    {"status": "pulling manifest"},
+    progress(0),
+    progress(500),
+    progress(1000),
+    {"status": "verifying sha256 digest"},
+    {"status": "writing manifest"},
+    {"status": "success"},
+]
 
 
 def test_pull_success_reports_bytes_and_one_attempt(fake_ollama):
@@ -232,7 +265,8 @@ def test_pull_success_reports_bytes_and_one_attempt(fake_ollama):
 
 def test_pull_error_line_with_http_200_fails_without_retry(fake_ollama):
     fake_ollama.routes[("POST", "/api/pull")] = pull_route(
-        [{"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}])
+        [{"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}]
+    )
     client = api.OllamaClient(fake_ollama.url, timeout=3)
     with pytest.raises(api.OllamaError) as e:
         api.pull(client, "nope:1", False, timeout=20, stall_timeout=5, sleep=lambda s: None)

@@ -32,12 +32,15 @@ def stream(*lines):
         req.start_stream()
         for line in lines:
             req.line(line)
+
     return handler
 
 
-PULL_OK = stream({"status": "pulling manifest"},
-                 {"status": "pulling cccc", "digest": WEIGHTS, "total": 100, "completed": 100},
-                 {"status": "success"})
+PULL_OK = stream(
+    {"status": "pulling manifest"},
+    {"status": "pulling cccc", "digest": WEIGHTS, "total": 100, "completed": 100},
+    {"status": "success"},
+)
 
 
 @pytest.fixture
@@ -62,6 +65,7 @@ def test_present_missing_model_pulls(ollama, capsys):
     def pull(req, body):
         ollama.routes[("GET", "/api/tags")] = tags((NAME, "d2"))
         PULL_OK(req, body)
+
     ollama.routes[("POST", "/api/pull")] = pull
     rc, res = run_module(args(ollama, insecure=True), capsys)
     assert rc == 0 and res["changed"] is True and res["action"] == "pull"
@@ -90,6 +94,7 @@ def test_latest_new_digest_is_changed(ollama, capsys):
     def pull(req, body):
         ollama.routes[("GET", "/api/tags")] = tags((NAME, "d2"))
         PULL_OK(req, body)
+
     ollama.routes[("POST", "/api/pull")] = pull
     rc, res = run_module(args(ollama, state="latest"), capsys)
     assert rc == 0 and res["changed"] is True
@@ -97,8 +102,9 @@ def test_latest_new_digest_is_changed(ollama, capsys):
 
 
 def test_pull_error_line_fails_with_ollamas_message(ollama, capsys):
-    ollama.routes[("POST", "/api/pull")] = stream({"status": "pulling manifest"},
-                                                  {"error": "pull model manifest: file does not exist"})
+    ollama.routes[("POST", "/api/pull")] = stream(
+        {"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}
+    )
     rc, res = run_module(args(ollama), capsys)
     assert rc == 1 and res["failed"] is True
     assert res["msg"] == f"pulling {NAME} failed: pull model manifest: file does not exist"
@@ -110,6 +116,7 @@ def test_progress_interval_returns_not_done(ollama, capsys):
         for i in range(40):
             req.line({"status": "pulling", "digest": WEIGHTS, "total": 1000, "completed": i * 10})
             __import__("time").sleep(0.1)
+
     ollama.routes[("POST", "/api/pull")] = slow
     rc, res = run_module(args(ollama, progress_interval=1), capsys)
     assert rc == 0 and res["done"] is False
@@ -140,8 +147,9 @@ def test_bad_name_fails_before_any_request(ollama, capsys, name):
 def test_unreachable_ollama(closed_port_url, capsys):
     rc, res = run_module({"name": "gemma3:270m", "host": closed_port_url}, capsys)
     assert rc == 1
-    assert res["msg"].startswith(f"Ollama is not answering at {closed_port_url}: is the ollama service running? "
-                                 "(systemctl status ollama)")
+    assert res["msg"].startswith(
+        f"Ollama is not answering at {closed_port_url}: is the ollama service running? (systemctl status ollama)"
+    )
 
 
 def test_host_from_environment(ollama, capsys, monkeypatch):
@@ -158,8 +166,12 @@ def test_missing_gguf_fails_before_any_request(ollama, capsys, tmp_path):
 
 
 def show_for(digest, parameters="", system=""):
-    return {"modelfile": "FROM /m/blobs/sha256-{}\n".format(digest.split(":")[1]), "parameters": parameters,
-            "system": system, "template": "{{ .Prompt }}"}
+    return {
+        "modelfile": "FROM /m/blobs/sha256-{}\n".format(digest.split(":")[1]),
+        "parameters": parameters,
+        "system": system,
+        "template": "{{ .Prompt }}",
+    }
 
 
 @pytest.fixture
@@ -177,13 +189,20 @@ def test_create_from_file_uploads_and_creates(ollama, capsys, gguf):
     def create(req, body):
         ollama.routes[("GET", "/api/tags")] = tags(("mine:1", "d9"))
         stream({"status": "success"})(req, body)
+
     ollama.routes[("POST", "/api/create")] = create
-    rc, res = run_module(args(ollama, name="mine:1", from_file=path,
-                              modelfile="PARAMETER temperature 0\nSYSTEM Be terse."), capsys)
+    rc, res = run_module(
+        args(ollama, name="mine:1", from_file=path, modelfile="PARAMETER temperature 0\nSYSTEM Be terse."), capsys
+    )
     assert rc == 0 and res["changed"] is True and res["action"] == "create" and res["digest"] == "d9"
     body = ollama.calls("POST", "/api/create")[0][2]
-    assert body == {"model": "mine:1", "files": {"gemma.gguf": digest}, "parameters": {"temperature": 0},
-                    "system": "Be terse.", "stream": True}
+    assert body == {
+        "model": "mine:1",
+        "files": {"gemma.gguf": digest},
+        "parameters": {"temperature": 0},
+        "system": "Be terse.",
+        "stream": True,
+    }
     assert "modelfile" not in body
 
 
@@ -191,8 +210,9 @@ def test_create_same_definition_is_unchanged(ollama, capsys, gguf):
     path, digest = gguf
     ollama.routes[("GET", "/api/tags")] = tags(("mine:1", "d9"))
     ollama.routes[("POST", "/api/show")] = show_for(digest, "temperature                    0", "Be terse.")
-    rc, res = run_module(args(ollama, name="mine:1", from_file=path,
-                              modelfile="PARAMETER temperature 0.0\nSYSTEM Be terse."), capsys)
+    rc, res = run_module(
+        args(ollama, name="mine:1", from_file=path, modelfile="PARAMETER temperature 0.0\nSYSTEM Be terse."), capsys
+    )
     assert rc == 0 and res["changed"] is False
     assert ollama.changing_calls() == []
 
@@ -227,6 +247,7 @@ def test_loaded_warms_model_once(ollama, capsys):
     def generate(req, body):
         ollama.routes[("GET", "/api/ps")] = {"models": [{"name": NAME}]}
         req.send_json(200, {"done": True, "done_reason": "load"})
+
     ollama.routes[("POST", "/api/generate")] = generate
     rc, res = run_module(args(ollama, loaded=True, keep_alive="10m"), capsys)
     assert rc == 0 and res["changed"] is True and res["loaded"] is True
@@ -252,13 +273,18 @@ def test_non_positive_timeouts_are_refused(ollama, capsys, key):
 @pytest.mark.parametrize("registry_body,changed", [(b"manifest-v1", False), (b"manifest-v2", True)])
 def test_latest_check_mode_compares_registry_manifest(ollama, capsys, registry_body, changed):
     import hashlib
+
     host = ollama.url.split("://")[1]
     name = f"{host}/library/gemma3:270m"
     ollama.routes[("GET", "/api/tags")] = tags((name, hashlib.sha256(b"manifest-v1").hexdigest()))
     ollama.routes[("GET", "/v2/library/gemma3/manifests/270m")] = lambda req, body: (
-        req.send_response(200), req.send_header("Content-Length", str(len(registry_body))), req.end_headers(),
-        req.wfile.write(registry_body))
+        req.send_response(200),
+        req.send_header("Content-Length", str(len(registry_body))),
+        req.end_headers(),
+        req.wfile.write(registry_body),
+    )
     rc, res = run_module(args(ollama, name=name, state="latest", insecure=True, _ansible_check_mode=True), capsys)
     assert rc == 0 and res["changed"] is changed
     assert ollama.calls("POST", "/api/pull") == [] and ollama.changing_calls() == [
-        ("GET", "/v2/library/gemma3/manifests/270m", b"")]
+        ("GET", "/v2/library/gemma3/manifests/270m", b"")
+    ]
