@@ -1,5 +1,5 @@
 # Copyright: ollama_cloud.engine contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every provider (local, aws, gcp) shares: our deployment labels and the node record.
 
 Each provider maps its own resource onto ``node_record`` so playbooks, the status table and

@@ -1,5 +1,5 @@
 # Copyright: ollama_cloud.engine contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A small client for Ollama's HTTP API, for modules that run on the target node.
 
 Standard library only (urllib), explicit timeouts on every request, NDJSON streaming for
@@ -78,7 +78,7 @@ def normalize_host(host):
         port = {"http": "80", "https": "443"}.get(scheme.lower())
         if port is None:
             raise OllamaError(f"host {host!r}: the scheme must be http or https")
-    hostport, _, path = rest.partition("/")
+    hostport, dummy, path = rest.partition("/")
     parsed = urllib.parse.urlsplit("//" + hostport)
     try:
         explicit_port = parsed.port
@@ -187,7 +187,7 @@ def _split_commands(text):
         i += 1
         if not line or line.startswith("#"):
             continue
-        cmd, _, args = line.partition(" ")
+        cmd, dummy, args = line.partition(" ")
         if cmd.lower() not in _COMMANDS:
             known = ", ".join(c.upper() for c in _COMMANDS)
             raise OllamaError(f"Modelfile line {i}: unknown command {cmd!r} (use one of {known})")
@@ -224,7 +224,7 @@ def parse_modelfile(text):
     spec = {"parameters": {}}
     for cmd, args in _split_commands(text or ""):
         if cmd == "parameter":
-            key, _, value = args.partition(" ")
+            key, dummy, value = args.partition(" ")
             if not value.strip():
                 raise OllamaError(f"Modelfile: PARAMETER {key!r} has no value")
             value = _typed(_unquote(value))
@@ -233,7 +233,7 @@ def parse_modelfile(text):
             else:
                 spec["parameters"][key.lower()] = value
         elif cmd == "message":
-            role, _, content = args.partition(" ")
+            role, dummy, content = args.partition(" ")
             if role.lower() not in _MESSAGE_ROLES:
                 roles = ", ".join(_MESSAGE_ROLES)
                 raise OllamaError(f"Modelfile: MESSAGE role {role!r} must be one of {roles}")
@@ -257,11 +257,16 @@ def looks_like_path(source):
     return source.startswith(("/", "./", "../", "~")) or source.lower().endswith((".gguf", ".safetensors", ".bin"))
 
 
+def node_path(path):
+    """A file path from a Modelfile (FROM, ADAPTER), with ``~`` expanded as ``ollama create`` does."""
+    return os.path.expanduser(path)
+
+
 def parse_show_parameters(text):
     """Parse /api/show's ``parameters`` text ("key   value" lines, strings quoted)."""
     params = {}
     for line in (text or "").splitlines():
-        key, _, value = line.strip().partition(" ")
+        key, dummy, value = line.strip().partition(" ")
         if not key:
             continue
         value = value.strip()
@@ -462,15 +467,15 @@ class PullProgress:
 
     @property
     def completed(self):
-        return sum(c for _, c in self.layers.values())
+        return sum(completed for dummy, completed in self.layers.values())
 
     @property
     def total(self):
-        return sum(t for t, _ in self.layers.values())
+        return sum(total for total, dummy in self.layers.values())
 
     @property
     def fetched(self):
-        return sum(max(0, c - self.first.get(d, 0)) for d, (_, c) in self.layers.items())
+        return sum(max(0, completed - self.first.get(digest, 0)) for digest, (dummy, completed) in self.layers.items())
 
     def _eta(self, left, rate):
         if self.total and not left:

@@ -1,5 +1,5 @@
 # Copyright: ollama_cloud.engine contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A small podman CLI client for the local provider: a systemd container plays the node."""
 
 from __future__ import annotations
@@ -70,9 +70,8 @@ class Podman:
                 return state
             time.sleep(0.5)
         raise PodmanError(
-            "systemd in container {} did not finish booting within {}s (last state: {!r}); see `podman logs {}`".format(
-                name, timeout, state or "no answer", name
-            )
+            f"systemd in container {name} did not finish booting within {timeout}s "
+            f"(last state: {state or 'no answer'!r}); see `podman logs {name}`"
         )
 
 

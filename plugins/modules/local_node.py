@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: ollama_cloud.engine contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ notes:
   - On machines where podman needs settings (runtime, cgroup manager, ulimits) pass them through
     the C(CONTAINERS_CONF) environment variable; C(rig/setup --env) prints it.
 author:
-  - ollama_cloud.engine maintainers
+  - ollama_cloud.engine maintainers (@ollama-cloud)
 """
 
 EXAMPLES = r"""

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: ollama_cloud.engine contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ attributes:
     support: none
     description: Changes nothing, so there is no diff.
 author:
-  - ollama_cloud.engine maintainers
+  - ollama_cloud.engine maintainers (@ollama-cloud)
 """
 
 EXAMPLES = r"""

@@ -1,5 +1,5 @@
 # Copyright: ollama_cloud.engine contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -19,7 +19,7 @@ description:
   - In a playbook the module runs through its action plugin, which resumes a long pull every
     O(progress_interval) seconds and prints a progress line (bytes, rate, ETA) each time.
 author:
-  - ollama_cloud.engine maintainers
+  - ollama_cloud.engine maintainers (@ollama-cloud)
 extends_documentation_fragment:
   - ollama_cloud.engine.ollama
 attributes:
@@ -31,10 +31,13 @@ attributes:
     support: full
     description: Shows the model digest (and whether it is loaded) before and after.
   action_group:
+    description: Use C(group/ollama_cloud.engine.ollama) in C(module_defaults) to set O(host) and
+      O(request_timeout) once for all the modules of the group.
     support: full
     membership:
       - ollama_cloud.engine.ollama
   platform:
+    description: Runs on the Ollama node (or any POSIX host that can reach O(host)).
     support: full
     platforms: posix
 options:
@@ -262,14 +265,17 @@ class ModelTask:
         if self.p["quantize"]:
             spec["quantize"] = self.p["quantize"]
         spec["paths"] = {}
-        if api.looks_like_path(spec["from"]) or os.path.exists(spec["from"]):
+        if self.p["from_file"]:
+            # type=path has already expanded ~ and $VARS in the option.
             spec["paths"]["model"] = self._local_file(spec.pop("from"), "from_file")
+        elif api.looks_like_path(spec["from"]) or os.path.exists(spec["from"]):
+            spec["paths"]["model"] = self._local_file(api.node_path(spec.pop("from")), "FROM")
         for i, path in enumerate(spec.pop("adapters", [])):
-            spec["paths"][f"adapter{i}"] = self._local_file(path, "ADAPTER")
+            spec["paths"][f"adapter{i}"] = self._local_file(api.node_path(path), "ADAPTER")
         return spec
 
     def _local_file(self, path, what):
-        path = os.path.abspath(os.path.expanduser(path))
+        path = os.path.abspath(path)
         if not os.path.isfile(path):
             raise api.OllamaError(
                 f"{what}: {path} does not exist on this node: copy the GGUF file there "

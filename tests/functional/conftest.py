@@ -127,7 +127,7 @@ class RegistryShim:
     @staticmethod
     def upstream_request(method, url, headers, hops=3):
         """Send the request upstream, following the registry's redirect to its blob store."""
-        for _ in range(hops):
+        for _hop in range(hops):
             parts = urllib.parse.urlsplit(url)
             conn = http.client.HTTPConnection(parts.netloc, timeout=30)
             conn.request(method, parts.path + ("?" + parts.query if parts.query else ""), headers=headers)

@@ -229,7 +229,7 @@ def test_create_changed_parameter_recreates(ollama, capsys, gguf):
 
 
 def test_create_check_mode_changes_nothing(ollama, capsys, gguf):
-    path, _ = gguf
+    path = gguf[0]
     rc, res = run_module(args(ollama, name="mine:1", from_file=path, _ansible_check_mode=True), capsys)
     assert rc == 0 and res["changed"] is True and ollama.changing_calls() == []
 
