@@ -58,13 +58,23 @@ rig_venv() {
   local key
   key=$(sha256sum "$OCE_ROOT/requirements-dev.txt" | cut -c1-12)
   export OCE_VENV=$OCE_CACHE/venv-$key
-  if [ ! -x "$OCE_VENV/bin/ansible-playbook" ] || [ ! -f "$OCE_VENV/.complete" ]; then
-    log "python: building virtualenv $OCE_VENV"
-    rm -rf "$OCE_VENV"
-    python3 -m venv "$OCE_VENV"
-    "$OCE_VENV/bin/pip" install -q --upgrade pip
-    "$OCE_VENV/bin/pip" install -q -r "$OCE_ROOT/requirements-dev.txt"
-    touch "$OCE_VENV/.complete"
+  if [ ! -f "$OCE_VENV/.complete" ]; then
+    mkdir -p "$OCE_CACHE"
+    # One builder at a time; build aside and rename so a reader never sees half a venv.
+    exec 9>"$OCE_CACHE/venv.lock"
+    flock 9
+    if [ ! -f "$OCE_VENV/.complete" ]; then
+      log "python: building virtualenv $OCE_VENV"
+      rm -rf "$OCE_VENV" "$OCE_VENV.tmp"
+      python3 -m venv "$OCE_VENV.tmp"
+      "$OCE_VENV.tmp/bin/pip" install -q --upgrade pip
+      "$OCE_VENV.tmp/bin/pip" install -q -r "$OCE_ROOT/requirements-dev.txt"
+      mv "$OCE_VENV.tmp" "$OCE_VENV"
+      # venv scripts carry their path in shebangs: rewrite them for the final location.
+      grep -rlI "$OCE_VENV.tmp" "$OCE_VENV/bin" | xargs -r sed -i "s|$OCE_VENV.tmp|$OCE_VENV|g"
+      touch "$OCE_VENV/.complete"
+    fi
+    flock -u 9
   fi
   export PATH=$OCE_VENV/bin:$PATH
 }

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime
 
@@ -76,17 +77,13 @@ class Podman:
 
 
 def _epoch(iso):
-    """podman prints nanosecond timestamps with a zone name; keep the part Python parses."""
-    if not iso or iso.startswith("0001-"):
+    """Epoch seconds of a podman timestamp such as '2026-11-22 12:53:38.41 +0100 CET'."""
+    match = re.match(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)\S*\s*([+-]\d{4})?", iso or "")
+    if not match or match.group(1).startswith("0001-"):
         return None
-    stamp = iso.split(".")[0].replace("T", " ")
-    try:
-        parsed = datetime.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return None
-    offset = iso.split()[1] if " " in iso and iso.split()[1][:1] in "+-" else "+0000"
-    sign = -1 if offset[0] == "-" else 1
-    shift = sign * (int(offset[1:3]) * 3600 + int(offset[3:5]) * 60)
+    parsed = datetime.strptime("%s %s" % match.group(1, 2), "%Y-%m-%d %H:%M:%S")
+    offset = match.group(3) or "+0000"
+    shift = (1 if offset[0] == "+" else -1) * (int(offset[1:3]) * 3600 + int(offset[3:5]) * 60)
     return (parsed - datetime(1970, 1, 1)).total_seconds() - shift
 
 

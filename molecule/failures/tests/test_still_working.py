@@ -1,0 +1,31 @@
+"""After every mistake in side_effect.yml the node still serves the pinned Ollama and the model."""
+
+import json
+import os
+
+MODEL = "models.internal:5000/library/gemma3:270m"
+
+
+def api(host, path, body=None):
+    cmd = "curl -fsS --max-time 300 http://127.0.0.1:11434%s" % path
+    if body is not None:
+        cmd += " -H 'Content-Type: application/json' -d '%s'" % json.dumps(body)
+    return json.loads(host.check_output(cmd))
+
+
+def test_pinned_version_still_running(host):
+    assert host.service("ollama").is_running
+    assert api(host, "/api/version")["version"] == os.environ["OCE_OLLAMA_VERSION"]
+
+
+def test_no_failed_version_left_installed(host):
+    assert not host.file("/opt/ollama/0.24.1").exists
+
+
+def test_only_the_good_model_is_there(host):
+    assert [m["name"] for m in api(host, "/api/tags")["models"]] == [MODEL]
+
+
+def test_model_still_answers(host):
+    out = api(host, "/api/generate", {"model": MODEL, "prompt": "Hello", "stream": False, "options": {"num_predict": 8}})
+    assert out["response"].strip()

@@ -1,0 +1,113 @@
+"""The local provider against real podman: lifecycle, idempotence, check mode, bad input.
+
+Needs the rig (rig/setup): podman settings in CONTAINERS_CONF, the base image, the rig network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.ollama_cloud.engine.plugins.modules import local_node, local_node_info
+
+IMAGE = os.environ.get("OCE_BASE_IMAGE", "localhost/oce-node:bookworm")
+NETWORK = os.environ.get("OCE_RIG_NETWORK", "oce-rig")
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("CONTAINERS_CONF"), reason="needs the rig's podman settings: run through rig/test"
+)
+
+
+def podman(*args):
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
+
+
+def exists(name):
+    return podman("container", "exists", name).returncode == 0
+
+
+def run(module, capsys, check_mode=False, **args):
+    if check_mode:
+        args["_ansible_check_mode"] = True
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module.main()
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture
+def node():
+    """A unique node name and deployment; whatever the test leaves is removed."""
+    suffix = uuid.uuid4().hex[:8]
+    spec = {"name": "oce-test-%s" % suffix, "deployment": "t%s" % suffix}
+    yield spec
+    podman("rm", "-f", "-t", "0", spec["name"])
+
+
+def test_lifecycle_is_idempotent(node, capsys):
+    base = dict(node, image=IMAGE, network=NETWORK, api_port=0, model="gemma3:270m", environment="dev")
+
+    planned = run(local_node, capsys, check_mode=True, **base)
+    assert planned["changed"] is True and "run" in planned["command"] and not exists(node["name"])
+
+    created = run(local_node, capsys, **base)
+    assert created["changed"] is True, created
+    record = created["node"]
+    assert record["state"] == "running" and record["cloud"] == "local"
+    assert record["deployment"] == node["deployment"] and record["model"] == "gemma3:270m"
+    assert record["private_ip"].startswith("10.89.42.")
+    assert podman("exec", node["name"], "systemctl", "is-system-running").stdout.strip() in ("running", "degraded")
+
+    assert run(local_node, capsys, **base)["changed"] is False
+
+    stopped = run(local_node, capsys, **dict(base, state="stopped"))
+    assert stopped["changed"] is True and stopped["node"]["state"] == "stopped"
+    assert run(local_node, capsys, **dict(base, state="stopped"))["changed"] is False
+
+    listed = run(local_node_info, capsys, deployment=node["deployment"])["nodes"]
+    assert [(n["name"], n["state"]) for n in listed] == [(node["name"], "stopped")]
+
+    started = run(local_node, capsys, **dict(base, state="running"))
+    assert started["changed"] is True and started["node"]["state"] == "running"
+
+    assert run(local_node, capsys, check_mode=True, **dict(base, state="absent"))["changed"] is True
+    assert exists(node["name"])
+    assert run(local_node, capsys, **dict(base, state="absent"))["changed"] is True
+    assert not exists(node["name"])
+    assert run(local_node, capsys, **dict(base, state="absent"))["changed"] is False
+
+
+def test_publishes_the_api_on_loopback_only(node, capsys):
+    res = run(local_node, capsys, **dict(node, image=IMAGE, network=NETWORK, api_port=11497))
+    assert res["node"]["api_url"] == "http://127.0.0.1:11497"
+    ports = json.loads(podman("container", "inspect", node["name"]).stdout)[0]["NetworkSettings"]["Ports"]
+    assert ports["11434/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": "11497"}]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"image": "localhost/no-such-image:1"}, "image localhost/no-such-image:1 does not exist"),
+        ({"network": "no-such-network"}, "podman network no-such-network does not exist"),
+        ({"deployment": "Bad_Name"}, "deployment 'Bad_Name' is not valid"),
+        ({"api_port": 70000}, "api_port 70000 is not a TCP port"),
+    ],
+)
+def test_bad_input_fails_before_creating(node, capsys, override, message):
+    args = dict(node, image=IMAGE, network=NETWORK, api_port=0)
+    args.update(override)
+    res = run(local_node, capsys, **args)
+    assert res["failed"] is True and message in res["msg"], res
+    assert not exists(node["name"])
+
+
+def test_never_touches_a_container_that_is_not_ours(node, capsys):
+    assert podman("create", "--name", node["name"], IMAGE, "/bin/true").returncode == 0
+    for state in ("running", "absent"):
+        res = run(local_node, capsys, **dict(node, image=IMAGE, state=state))
+        assert res["failed"] is True and "is not part of deployment" in res["msg"]
+    assert exists(node["name"])
