@@ -1,0 +1,101 @@
+"""site.yml and the lifecycle playbooks end to end on the local target, as a user runs them.
+
+One deployment of its own (its own node and port): create -> site.yml (real answer) -> rerun
+(0 changed) -> --check (0 changed) -> stop -> status -> start -> destroy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+
+import pytest
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("OCE_RIG_VARS"), reason="needs the rig (mirrors, image, registry): run through rig/test"
+)
+
+
+def recap(out):
+    """Sum of changed= and failed= over the PLAY RECAP lines."""
+    changed = sum(int(n) for n in re.findall(r"\bchanged=(\d+)", out))
+    failed = sum(int(n) for n in re.findall(r"\bfailed=(\d+)", out))
+    return changed, failed
+
+
+@pytest.fixture(scope="module")
+def play():
+    deployment = "e2e" + uuid.uuid4().hex[:6]
+    base = [
+        "-e",
+        "cloud=local",
+        "-e",
+        "deployment=" + deployment,
+        "-e",
+        "node_local_api_port=11436",
+        "-e",
+        "@" + os.environ["OCE_RIG_VARS"],
+    ]
+
+    def run(playbook, *extra, ok=True):
+        cmd = ["ansible-playbook", playbook, *base, *extra]
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default")
+        res = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+        if ok:
+            assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+        return res.stdout
+
+    run.deployment = deployment
+    run.node = "oce-" + deployment
+    yield run
+    run("playbooks/destroy.yml", ok=False)
+
+
+def status_line(play):
+    out = play("playbooks/status.yml")
+    row = re.compile(r"^[\s'-]*%s\s+local\s" % re.escape(play.node))
+    return next((line for line in out.splitlines() if row.match(line)), "")
+
+
+def test_check_mode_creates_nothing(play):
+    out = play("playbooks/create.yml", "--check")
+    assert recap(out) == (1, 0)  # would create the node
+    assert play.node not in status_line(play)
+
+
+def test_site_answers_then_converges_to_zero_changes(play):
+    first = play("site.yml", "-e", "model=gemma3:270m")
+    # The local inventory's prompt ends "The sky is blue because"; the model completes it.
+    answer = re.search(r"The sky is blue because(.*)", first)
+    assert answer and len(answer.group(1).split()) >= 3, first[-3000:]
+    assert "running" in status_line(play)
+
+    second = play("site.yml", "-e", "model=gemma3:270m")
+    assert recap(second) == (0, 0), second[-3000:]
+    check = play("site.yml", "-e", "model=gemma3:270m", "--check")
+    assert recap(check) == (0, 0), check[-3000:]
+
+
+def test_stop_start_destroy(play):
+    assert recap(play("playbooks/stop.yml"))[0] == 1
+    line = status_line(play)
+    assert "stopped" in line and "gemma3:270m" in line
+    assert recap(play("playbooks/stop.yml"))[0] == 0
+    assert recap(play("playbooks/start.yml"))[0] == 1
+    assert "running" in status_line(play)
+    assert recap(play("playbooks/destroy.yml"))[0] == 1
+    assert status_line(play) == ""
+
+
+def test_start_of_a_missing_node_says_what_to_do(play):
+    out = play("playbooks/start.yml", "-e", "deployment=nosuch" + play.deployment, ok=False)
+    assert "run playbooks/create.yml first" in out
+
+
+def test_cloud_without_provider_stops_before_creating(play):
+    out = play("site.yml", "-e", "cloud=gcp", ok=False)
+    assert "cloud=gcp is not available" in out
