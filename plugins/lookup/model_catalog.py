@@ -1,0 +1,85 @@
+# Copyright: ollama_cloud.engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: model_catalog
+short_description: The model catalog (sizes, GPU memory, disks, machines, prices), with your overrides
+version_added: 0.1.0
+description:
+  - Returns catalog entries for the given models, each with C(name), C(size_gb), C(min_vram_gb),
+    C(disk_gb), C(aws) (instance types in order), C(gcp) (machine + accelerator options in order),
+    C(aws_types) (the instance type table rows of C(aws)) and C(estimate) (hourly and monthly cost
+    of the first AWS type from the dated price table).
+  - Without terms, returns the whole merged catalog C({models, instance_types, prices}).
+  - A malformed override or an unknown model fails with a sentence that says what is wrong.
+options:
+  _terms:
+    description: Model names, for example C(codellama:34b-code).
+    type: list
+    elements: str
+  overrides:
+    description:
+      - Entries merged over the built-in catalog, C({models, instance_types}). Fields of a known
+        model are replaced one by one; a new model needs C(size_gb), C(min_vram_gb), C(disk_gb) and C(aws).
+    type: dict
+    default: {}
+  instance_type:
+    description: Check that each model fits this AWS instance type's GPU memory; fail with the numbers if not.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: What codellama:34b-code needs and costs
+  ansible.builtin.debug:
+    msg: "{{ lookup('ollama_cloud.engine.model_catalog', 'codellama:34b-code', overrides=my_catalog) }}"
+  vars:
+    my_catalog: "{{ oce_model_catalog | default({}) }}"
+
+- name: Add a model of our own through inventory vars
+  ansible.builtin.set_fact:
+    entry: "{{ lookup('ollama_cloud.engine.model_catalog', 'ourco/coder:14b', overrides=overrides) }}"
+  vars:
+    overrides:
+      models:
+        ourco/coder:14b: {size_gb: 9, min_vram_gb: 12, disk_gb: 120, aws: [g5.xlarge, g6.xlarge]}
+"""
+
+RETURN = r"""
+_raw:
+  description: One catalog entry per model (or the whole catalog without terms).
+  type: list
+  elements: dict
+"""
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog
+
+
+def entry(cat, model, instance_type=None):
+    found = dict(catalog.model_entry(cat, model), name=model)
+    if instance_type:
+        catalog.check_fit(cat, model, instance_type)
+    first = instance_type or found["aws"][0]
+    found["aws_types"] = {t: cat["instance_types"].get(t) for t in found["aws"]}
+    found["estimate"] = catalog.aws_estimate(cat, model, first)
+    return found
+
+
+def lookup(terms, overrides=None, instance_type=None):
+    try:
+        cat = catalog.merge(overrides)
+        if not terms:
+            return [dict(cat, prices=catalog.PRICES)]
+        return [entry(cat, term, instance_type) for term in terms]
+    except catalog.CatalogError as exc:
+        raise AnsibleLookupError(str(exc)) from None
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        return lookup(terms, self.get_option("overrides"), self.get_option("instance_type"))

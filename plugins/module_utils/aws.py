@@ -1,0 +1,252 @@
+# Copyright: ollama_cloud.engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The AWS layer of our modules: auth options, a client factory, retried calls, errors as sentences.
+
+botocore's own retries are switched off so that one policy (cloud.retry, jittered backoff on
+throttling and 5xx) applies everywhere and tests can see it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, fleet
+
+try:
+    import boto3
+    import botocore.config
+    import botocore.exceptions as bexc
+
+    HAS_BOTO3 = True
+except ImportError:  # pragma: no cover - reported by the module through missing_required_lib
+    HAS_BOTO3 = False
+
+AWS_ARGS = {
+    "region": {
+        "type": "str",
+        "aliases": ["aws_region"],
+        "fallback": (env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"]),
+    },
+    "endpoint_url": {"type": "str", "fallback": (env_fallback, ["AWS_ENDPOINT_URL"])},
+    "profile": {"type": "str", "fallback": (env_fallback, ["AWS_PROFILE"])},
+    "access_key": {"type": "str", "no_log": False, "fallback": (env_fallback, ["AWS_ACCESS_KEY_ID"])},
+    "secret_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["AWS_SECRET_ACCESS_KEY"])},
+    "session_token": {"type": "str", "no_log": True, "fallback": (env_fallback, ["AWS_SESSION_TOKEN"])},
+}
+
+THROTTLING = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "ProvisionedThroughputExceededException",
+    "EC2ThrottledException",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+}
+
+# Capacity answers come as HTTP 500 but waiting does not help: the caller moves to another placement.
+NOT_TRANSIENT = {"InsufficientInstanceCapacity", "InsufficientHostCapacity", "InsufficientCapacity", "Unsupported"}
+
+CREDENTIALS_HINT = (
+    "set access_key and secret_key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), "
+    "name a profile (profile or AWS_PROFILE), or run where an instance role or SSO session provides them"
+)
+
+# Error codes a person can act on, told as what to do.
+SENTENCES = {
+    "AuthFailure": "AWS rejected the credentials: check access_key/secret_key or the profile",
+    "InvalidClientTokenId": "AWS does not know this access key: check access_key or the profile",
+    "SignatureDoesNotMatch": "the secret key does not match the access key: check secret_key",
+    "ExpiredToken": "the session token has expired: refresh the credentials (aws sso login, new STS token)",
+    "RequestExpired": "the request expired: check this machine's clock",
+    "UnauthorizedOperation": "the credentials are not allowed to do this: grant the IAM permission",
+    "AccessDenied": "the credentials are not allowed to do this: grant the IAM permission",
+    "VcpuLimitExceeded": "the account's vCPU quota for this instance family is used up: request a quota increase",
+    "InstanceLimitExceeded": "the account's instance quota is used up: request a quota increase",
+    "InvalidSubnetID.NotFound": "a subnet in subnet_ids does not exist in this region",
+    "InvalidGroup.NotFound": "a security group in security_group_ids does not exist in this region",
+    "InvalidAMIID.NotFound": "the image does not exist in this region",
+    "InvalidAMIID.Malformed": "the image id is malformed (expected ami-...)",
+    "InvalidParameterValue": "AWS refused a parameter",
+    "ParameterNotFound": "the SSM parameter does not exist in this region",
+}
+
+
+class Api:
+    """A boto3 client whose calls retry transient errors and raise CloudError sentences."""
+
+    def __init__(self, client, region=None, clock=None, attempts=6, base=1.0, cap=20.0):
+        self.client = client
+        self.region = region
+        self.clock = clock or cloud.Clock()
+        self.attempts, self.base, self.cap = attempts, base, cap
+        self.retries = []  # (operation, error code, delay) for the result and the tests
+
+    def call(self, operation, **params):
+        def on_retry(exc, attempt, delay):
+            self.retries.append((operation, error_code(exc), round(delay, 3)))
+
+        try:
+            return cloud.retry(
+                lambda: getattr(self.client, operation)(**params),
+                is_transient,
+                self.attempts,
+                self.base,
+                self.cap,
+                self.clock,
+                on_retry,
+            )
+        except Exception as exc:
+            if HAS_BOTO3 and isinstance(exc, (bexc.BotoCoreError, bexc.ClientError)):
+                raise cloud.CloudError(sentence(exc, operation), code=error_code(exc)) from exc
+            raise
+
+    def paginate(self, operation, key, **params):
+        items, token = [], None
+        while True:
+            page = self.call(operation, **dict(params, **({"NextToken": token} if token else {})))
+            items.extend(page.get(key, []))
+            token = page.get("NextToken")
+            if not token:
+                return items
+
+
+def error_code(exc):
+    if HAS_BOTO3 and isinstance(exc, bexc.ClientError):
+        return exc.response.get("Error", {}).get("Code", "")
+    return type(exc).__name__
+
+
+def is_transient(exc):
+    if not HAS_BOTO3:
+        return False
+    if isinstance(exc, bexc.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        code = error_code(exc)
+        return code not in NOT_TRANSIENT and (code in THROTTLING or status >= 500)
+    return isinstance(exc, (bexc.EndpointConnectionError, bexc.ConnectionClosedError, bexc.ReadTimeoutError))
+
+
+def sentence(exc, operation):
+    """One sentence for a botocore error; the request itself is never echoed."""
+    action = operation.replace("_", " ")
+    if isinstance(exc, (bexc.NoCredentialsError, bexc.PartialCredentialsError)):
+        return f"no usable AWS credentials for {action}: {CREDENTIALS_HINT}"
+    if isinstance(exc, bexc.NoRegionError):
+        return "no AWS region given: set region (or AWS_REGION)"
+    if isinstance(exc, bexc.EndpointConnectionError):
+        return f"could not reach the AWS endpoint for {action} ({exc}): check region, endpoint_url and the network"
+    if isinstance(exc, bexc.ClientError):
+        code = error_code(exc)
+        aws_says = exc.response.get("Error", {}).get("Message", "")
+        hint = SENTENCES.get(code) or SENTENCES.get(code.split(".")[0])
+        text = f"{action} failed: {hint}" if hint else f"{action} failed"
+        return f"{text} (AWS said {code}: {aws_says})" if aws_says else f"{text} ({code})"
+    return f"{action} failed: {exc}"
+
+
+def known_regions():
+    session = boto3.session.Session()
+    regions = set()
+    for partition in session.get_available_partitions():
+        regions.update(session.get_available_regions("ec2", partition_name=partition))
+    return regions
+
+
+def connect(params, service, clock=None):
+    """An Api for ``service`` from the module's auth options; CloudError when they cannot work."""
+    region = params.get("region")
+    if not region:
+        raise cloud.CloudError("no AWS region given: set region (or AWS_REGION)")
+    regions = known_regions()
+    if region not in regions:
+        raise cloud.CloudError(
+            f"region {region!r} is not an AWS region this botocore knows "
+            f"(for example {', '.join(sorted(r for r in regions if r.startswith('us-')))}); check the spelling"
+        )
+    try:
+        session = boto3.session.Session(
+            aws_access_key_id=params.get("access_key"),
+            aws_secret_access_key=params.get("secret_key"),
+            aws_session_token=params.get("session_token"),
+            profile_name=params.get("profile") or None,
+            region_name=region,
+        )
+    except bexc.ProfileNotFound:
+        raise cloud.CloudError(f"AWS profile {params.get('profile')!r} does not exist: {CREDENTIALS_HINT}") from None
+    if session.get_credentials() is None:
+        raise cloud.CloudError(f"no AWS credentials found: {CREDENTIALS_HINT}")
+    config = botocore.config.Config(
+        retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=60
+    )
+    endpoint = params.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or None
+    client = session.client(service, endpoint_url=endpoint, config=config)
+    return Api(client, region, clock)
+
+
+def to_tag_list(tags):
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def tag_dict(tag_list):
+    return {t["Key"]: t["Value"] for t in tag_list or []}
+
+
+def tag_filters(tags):
+    return [{"Name": f"tag:{k}", "Values": [v]} for k, v in sorted(tags.items())]
+
+
+# EC2 instance states onto the fleet's node states.
+STATES = {
+    "pending": "pending",
+    "running": "running",
+    "stopping": "stopping",
+    "stopped": "stopped",
+    "shutting-down": "stopping",
+    "terminated": "absent",
+}
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+
+
+def find_instances(api, deployment=None, name=None):
+    """Our live instances (of one deployment, optionally one name), oldest first."""
+    labels = {fleet.LABEL_MANAGED_BY: fleet.MANAGED_BY}
+    if deployment:
+        labels[fleet.LABEL_DEPLOYMENT] = deployment
+    if name:
+        labels["Name"] = name
+    filters = tag_filters(labels) + [{"Name": "instance-state-name", "Values": LIVE_STATES}]
+    reservations = api.paginate("describe_instances", "Reservations", Filters=filters)
+    instances = [i for r in reservations for i in r.get("Instances", [])]
+    return sorted(instances, key=lambda i: (str(i.get("LaunchTime")), i["InstanceId"]))
+
+
+def instance_node(instance, region, hourly_cost=None):
+    tags = tag_dict(instance.get("Tags"))
+    launched = instance.get("LaunchTime")
+    return fleet.node_record(
+        "aws",
+        tags.get("Name") or instance["InstanceId"],
+        STATES.get(instance["State"]["Name"], "unknown"),
+        labels=tags,
+        instance_type=instance.get("InstanceType"),
+        private_ip=instance.get("PrivateIpAddress"),
+        region=region,
+        started_at=launched.timestamp() if hasattr(launched, "timestamp") else None,
+        node_id=instance["InstanceId"],
+        extra={
+            "hourly_cost": hourly_cost,
+            "availability_zone": instance.get("Placement", {}).get("AvailabilityZone"),
+            "subnet_id": instance.get("SubnetId"),
+            "image_id": instance.get("ImageId"),
+            "public_ip": instance.get("PublicIpAddress"),
+        },
+    )

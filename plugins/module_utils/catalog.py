@@ -1,0 +1,319 @@
+# Copyright: ollama_cloud.engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The model catalog: what each model needs, which machines serve it, what they cost.
+
+Python data rather than a YAML file so modules (which run without the collection's files next
+to them) and controller plugins read the same thing. Users override or add entries with a dict
+of the same shape (``merge``); ``check_fit`` refuses a machine whose GPU memory is too small.
+"""
+
+from __future__ import annotations
+
+import copy
+
+# Per model: approximate download size (GB, the default quantisation on ollama.com), the GPU
+# memory it needs with a working context (weights + KV cache + runtime), the root disk to give
+# the node, machines in order of preference. GCP machines of the a2/a3/g2 families come with
+# their GPUs; `accelerator` then names what they carry.
+MODELS = {
+    "codellama:7b-code": {
+        "size_gb": 3.8,
+        "min_vram_gb": 6,
+        "disk_gb": 100,
+        "aws": ["g5.xlarge", "g6.xlarge", "g4dn.xlarge"],
+        "gcp": [
+            {"machine_type": "n1-standard-8", "accelerator": "nvidia-tesla-t4", "count": 1},
+            {"machine_type": "g2-standard-8", "accelerator": "nvidia-l4", "count": 1},
+        ],
+    },
+    "codellama:13b-code": {
+        "size_gb": 7.4,
+        "min_vram_gb": 10,
+        "disk_gb": 150,
+        "aws": ["g5.2xlarge", "g5.xlarge", "g6.2xlarge"],
+        "gcp": [
+            {"machine_type": "n1-standard-16", "accelerator": "nvidia-tesla-t4", "count": 1},
+            {"machine_type": "g2-standard-8", "accelerator": "nvidia-l4", "count": 1},
+        ],
+    },
+    "codellama:34b-code": {
+        "size_gb": 19,
+        "min_vram_gb": 26,
+        "disk_gb": 200,
+        "aws": ["g6e.xlarge", "g6e.2xlarge", "g5.12xlarge"],
+        "gcp": [
+            {"machine_type": "a2-highgpu-1g", "accelerator": "nvidia-tesla-a100", "count": 1},
+            {"machine_type": "g2-standard-24", "accelerator": "nvidia-l4", "count": 2},
+        ],
+    },
+    "deepseek-coder:6.7b-base": {
+        "size_gb": 3.8,
+        "min_vram_gb": 6,
+        "disk_gb": 100,
+        "aws": ["g5.xlarge", "g6.xlarge", "g4dn.xlarge"],
+        "gcp": [
+            {"machine_type": "n1-standard-8", "accelerator": "nvidia-tesla-t4", "count": 1},
+            {"machine_type": "g2-standard-8", "accelerator": "nvidia-l4", "count": 1},
+        ],
+    },
+    "llama3:8b-instruct-q5_1": {
+        "size_gb": 6.1,
+        "min_vram_gb": 8,
+        "disk_gb": 100,
+        "aws": ["g5.xlarge", "g6.xlarge", "g4dn.xlarge"],
+        "gcp": [
+            {"machine_type": "n1-standard-8", "accelerator": "nvidia-tesla-t4", "count": 1},
+            {"machine_type": "g2-standard-8", "accelerator": "nvidia-l4", "count": 1},
+        ],
+    },
+    "qwen2.5-coder:32b": {
+        "size_gb": 20,
+        "min_vram_gb": 26,
+        "disk_gb": 200,
+        "aws": ["g6e.xlarge", "g6e.2xlarge", "g5.12xlarge"],
+        "gcp": [
+            {"machine_type": "a2-highgpu-1g", "accelerator": "nvidia-tesla-a100", "count": 1},
+            {"machine_type": "g2-standard-24", "accelerator": "nvidia-l4", "count": 2},
+        ],
+    },
+    "mistral:7b": {
+        "size_gb": 4.1,
+        "min_vram_gb": 6,
+        "disk_gb": 100,
+        "aws": ["g5.xlarge", "g6.xlarge", "g4dn.xlarge"],
+        "gcp": [
+            {"machine_type": "n1-standard-8", "accelerator": "nvidia-tesla-t4", "count": 1},
+            {"machine_type": "g2-standard-8", "accelerator": "nvidia-l4", "count": 1},
+        ],
+    },
+    # The test model: small enough for the cheapest GPU (and for a CPU in the local rig).
+    "gemma3:270m": {
+        "size_gb": 0.3,
+        "min_vram_gb": 1,
+        "disk_gb": 30,
+        "aws": ["g4dn.xlarge", "g6.xlarge", "g5.xlarge"],
+        "gcp": [
+            {"machine_type": "n1-standard-4", "accelerator": "nvidia-tesla-t4", "count": 1},
+            {"machine_type": "g2-standard-4", "accelerator": "nvidia-l4", "count": 1},
+        ],
+    },
+    # 43 GB of weights: no single 48 GB GPU holds it with a useful context, so multi-GPU types.
+    "llama3.3:70b": {
+        "size_gb": 43,
+        "min_vram_gb": 64,
+        "disk_gb": 300,
+        "aws": ["g6e.12xlarge", "p4d.24xlarge", "g5.12xlarge"],
+        "gcp": [
+            {"machine_type": "a2-ultragpu-1g", "accelerator": "nvidia-a100-80gb", "count": 1},
+            {"machine_type": "a2-highgpu-2g", "accelerator": "nvidia-tesla-a100", "count": 2},
+        ],
+    },
+    "nomic-embed-text": {
+        "kind": "embedding",
+        "size_gb": 0.3,
+        "min_vram_gb": 1,
+        "disk_gb": 30,
+        "aws": ["g4dn.xlarge", "g6.xlarge"],
+        "gcp": [
+            {"machine_type": "n1-standard-4", "accelerator": "nvidia-tesla-t4", "count": 1},
+            {"machine_type": "g2-standard-4", "accelerator": "nvidia-l4", "count": 1},
+        ],
+    },
+}
+
+# AWS instance types: GPU model, GPUs, GPU memory per GPU (GB, nominal), vCPUs, RAM (GiB).
+INSTANCE_TYPES = {
+    "g4dn.xlarge": {"gpu": "T4", "gpu_count": 1, "vram_gb": 16, "vcpu": 4, "ram_gb": 16},
+    "g4dn.2xlarge": {"gpu": "T4", "gpu_count": 1, "vram_gb": 16, "vcpu": 8, "ram_gb": 32},
+    "g5.xlarge": {"gpu": "A10G", "gpu_count": 1, "vram_gb": 24, "vcpu": 4, "ram_gb": 16},
+    "g5.2xlarge": {"gpu": "A10G", "gpu_count": 1, "vram_gb": 24, "vcpu": 8, "ram_gb": 32},
+    "g5.12xlarge": {"gpu": "A10G", "gpu_count": 4, "vram_gb": 24, "vcpu": 48, "ram_gb": 192},
+    "g6.xlarge": {"gpu": "L4", "gpu_count": 1, "vram_gb": 24, "vcpu": 4, "ram_gb": 16},
+    "g6.2xlarge": {"gpu": "L4", "gpu_count": 1, "vram_gb": 24, "vcpu": 8, "ram_gb": 32},
+    "g6e.xlarge": {"gpu": "L40S", "gpu_count": 1, "vram_gb": 48, "vcpu": 4, "ram_gb": 32},
+    "g6e.2xlarge": {"gpu": "L40S", "gpu_count": 1, "vram_gb": 48, "vcpu": 8, "ram_gb": 64},
+    "g6e.12xlarge": {"gpu": "L40S", "gpu_count": 4, "vram_gb": 48, "vcpu": 48, "ram_gb": 384},
+    "p4d.24xlarge": {"gpu": "A100", "gpu_count": 8, "vram_gb": 40, "vcpu": 96, "ram_gb": 1152},
+    "p5.48xlarge": {"gpu": "H100", "gpu_count": 8, "vram_gb": 80, "vcpu": 192, "ram_gb": 2048},
+}
+
+# GCP accelerators: GPU memory per GPU (GB).
+GCP_ACCELERATORS = {
+    "nvidia-tesla-t4": 16,
+    "nvidia-l4": 24,
+    "nvidia-tesla-a100": 40,
+    "nvidia-a100-80gb": 80,
+    "nvidia-h100-80gb": 80,
+}
+
+# On-demand USD per hour, Linux, from the public price lists (2025; p4d/p5 after the June 2025
+# cut). Estimates only, for the cost preview: the live Pricing API is the truth.
+PRICES = {
+    "date": "2025",
+    "currency": "USD",
+    "aws": {
+        "region": "us-east-1",
+        "gp3_gb_month": 0.08,
+        "nat_gateway_hour": 0.045,
+        "instances": {
+            "g4dn.xlarge": 0.526,
+            "g4dn.2xlarge": 0.752,
+            "g5.xlarge": 1.006,
+            "g5.2xlarge": 1.212,
+            "g5.12xlarge": 5.672,
+            "g6.xlarge": 0.805,
+            "g6.2xlarge": 0.978,
+            "g6e.xlarge": 1.861,
+            "g6e.2xlarge": 2.242,
+            "g6e.12xlarge": 10.493,
+            "p4d.24xlarge": 21.958,
+            "p5.48xlarge": 55.040,
+        },
+    },
+    "gcp": {
+        "region": "us-central1",
+        "accelerators": {"nvidia-tesla-t4": 0.35, "nvidia-l4": 0.56, "nvidia-tesla-a100": 2.934},
+        "machines": {
+            "n1-standard-4": 0.19,
+            "n1-standard-8": 0.38,
+            "n1-standard-16": 0.76,
+            "a2-highgpu-1g": 0.739,
+        },
+    },
+}
+
+MODEL_KEYS = {"size_gb", "min_vram_gb", "disk_gb", "aws", "gcp", "kind"}
+TYPE_KEYS = {"gpu", "gpu_count", "vram_gb", "vcpu", "ram_gb"}
+OVERRIDE_KEYS = {"models", "instance_types"}
+
+
+class CatalogError(ValueError):
+    pass
+
+
+def _number(where, key, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise CatalogError(f"{where}: {key} must be a number >= {minimum:g}, got {value!r}")
+
+
+def validate_model(name, entry):
+    where = f"catalog model {name!r}"
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{where} must be a dict, got {type(entry).__name__}")
+    unknown = sorted(set(entry) - MODEL_KEYS)
+    if unknown:
+        raise CatalogError(f"{where}: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(MODEL_KEYS))})")
+    missing = sorted({"size_gb", "min_vram_gb", "disk_gb", "aws"} - set(entry))
+    if missing:
+        raise CatalogError(f"{where}: missing {', '.join(missing)} (a new model needs all of them)")
+    _number(where, "size_gb", entry["size_gb"], 0)
+    _number(where, "min_vram_gb", entry["min_vram_gb"], 0)
+    _number(where, "disk_gb", entry["disk_gb"], 8)
+    aws = entry["aws"]
+    if not isinstance(aws, list) or not aws or not all(isinstance(t, str) and t for t in aws):
+        raise CatalogError(f"{where}: aws must be a non-empty list of instance type names, got {aws!r}")
+    for option in entry.get("gcp") or []:
+        if not isinstance(option, dict) or not option.get("machine_type"):
+            raise CatalogError(f"{where}: each gcp option needs a machine_type, got {option!r}")
+
+
+def validate_type(name, entry):
+    where = f"catalog instance type {name!r}"
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{where} must be a dict, got {type(entry).__name__}")
+    missing = sorted(TYPE_KEYS - set(entry))
+    if missing:
+        raise CatalogError(f"{where}: missing {', '.join(missing)}")
+    _number(where, "gpu_count", entry["gpu_count"], 1)
+    _number(where, "vram_gb", entry["vram_gb"], 1)
+
+
+def merge(overrides=None):
+    """The built-in catalog with the user's entries merged over it, validated.
+
+    ``overrides`` is ``{"models": {name: fields}, "instance_types": {name: fields}}``; a known
+    model's fields are replaced one by one, a new model must give every required field.
+    """
+    catalog = {"models": copy.deepcopy(MODELS), "instance_types": copy.deepcopy(INSTANCE_TYPES)}
+    if not overrides:
+        return catalog
+    if not isinstance(overrides, dict):
+        raise CatalogError(f"the catalog override must be a dict with models and instance_types, got {overrides!r}")
+    unknown = sorted(set(overrides) - OVERRIDE_KEYS)
+    if unknown:
+        raise CatalogError(f"the catalog override has unknown keys {', '.join(unknown)}: use models and instance_types")
+    for section, check in (("instance_types", validate_type), ("models", validate_model)):
+        given = overrides.get(section) or {}
+        if not isinstance(given, dict):
+            raise CatalogError(f"catalog {section} must be a dict keyed by name, got {type(given).__name__}")
+        for name, fields in given.items():
+            if not isinstance(fields, dict):
+                raise CatalogError(f"catalog {section[:-1].replace('_', ' ')} {name!r} must be a dict, got {fields!r}")
+            merged = dict(catalog[section].get(name, {}), **fields)
+            check(name, merged)
+            catalog[section][name] = merged
+    return catalog
+
+
+def model_entry(catalog, model):
+    try:
+        return catalog["models"][model]
+    except KeyError:
+        raise CatalogError(
+            f"model {model!r} is not in the catalog; known models: {', '.join(sorted(catalog['models']))}. "
+            "Add it through the catalog override (size_gb, min_vram_gb, disk_gb, aws)"
+        ) from None
+
+
+def gpu_memory_gb(catalog, instance_type):
+    spec = catalog["instance_types"].get(instance_type)
+    return spec["gpu_count"] * spec["vram_gb"] if spec else None
+
+
+def check_fit(catalog, model, instance_type):
+    """Raise CatalogError with the numbers when the model does not fit the type's GPU memory."""
+    need = model_entry(catalog, model)["min_vram_gb"]
+    spec = catalog["instance_types"].get(instance_type)
+    if spec is None:
+        raise CatalogError(
+            f"instance type {instance_type!r} is not in the catalog, so its GPU memory is unknown; "
+            f"known types: {', '.join(sorted(catalog['instance_types']))}. Add it under instance_types"
+        )
+    have = spec["gpu_count"] * spec["vram_gb"]
+    if have < need:
+        raise CatalogError(
+            f"model {model} needs {need:g} GB of GPU memory but {instance_type} has {have:g} GB "
+            f"({spec['gpu_count']} x {spec['gpu']} {spec['vram_gb']:g} GB); "
+            f"pick one of {', '.join(fitting_types(catalog, model))}"
+        )
+
+
+def fitting_types(catalog, model):
+    need = model_entry(catalog, model)["min_vram_gb"]
+    fits = [t for t, s in catalog["instance_types"].items() if s["gpu_count"] * s["vram_gb"] >= need]
+    return sorted(fits, key=lambda t: PRICES["aws"]["instances"].get(t, float("inf")))
+
+
+def aws_hourly_cost(instance_type):
+    return PRICES["aws"]["instances"].get(instance_type)
+
+
+def aws_estimate(catalog, model, instance_type, nat_gateways=1):
+    """Hourly and monthly (730 h) estimate of one node: instance, its gp3 root volume, the NAT gateway."""
+    entry = model_entry(catalog, model)
+    aws = PRICES["aws"]
+    instance = aws_hourly_cost(instance_type)
+    volume = entry["disk_gb"] * aws["gp3_gb_month"] / 730
+    nat = nat_gateways * aws["nat_gateway_hour"]
+    hourly = None if instance is None else round(instance + volume + nat, 4)
+    return {
+        "instance_type": instance_type,
+        "instance_hourly": instance,
+        "volume_hourly": round(volume, 4),
+        "nat_hourly": round(nat, 4),
+        "hourly": hourly,
+        "monthly": None if hourly is None else round(hourly * 730, 2),
+        "currency": PRICES["currency"],
+        "price_date": PRICES["date"],
+        "price_region": aws["region"],
+    }

@@ -1,0 +1,566 @@
+#!/usr/bin/python
+# Copyright: ollama_cloud.engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: aws_gpu_instance
+short_description: A private EC2 GPU node for one Ollama model (the C(cloud=aws) provider)
+version_added: 0.1.0
+description:
+  - Creates, starts, stops and terminates one EC2 instance that serves a model from the
+    collection's model catalog, and returns the same node record as the local and GCP providers.
+  - The instance has no public IP, requires IMDSv2, and boots from an encrypted gp3 root volume
+    sized from the catalog. It carries our deployment, model and environment tags.
+  - Idempotent by our deployment tag plus O(name); EC2's client token is only a guard against
+    duplicate launches on retried calls.
+  - "Capacity-aware placement: the instance types of the catalog (or O(instance_types)) are tried
+    in order; for each, the subnets of O(subnet_ids) in order. A type not offered in a subnet's
+    availability zone is skipped; C(InsufficientInstanceCapacity) or C(Unsupported) moves on to the
+    next subnet, then to the next type. The result lists every placement tried."
+  - A model that does not fit a type's GPU memory fails before anything is created, with the numbers.
+  - If anything fails after the instance was launched (for example it never reaches C(running)
+    before O(wait_timeout)), the instance this run launched is terminated before the module fails.
+options:
+  name:
+    description: Node name, the instance's C(Name) tag.
+    type: str
+    required: true
+  deployment:
+    description: Deployment tag; marks the instance as ours. Lowercase letters, digits, dashes.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates the node if missing (running) and leaves an existing one as it is.
+      - V(running) and V(stopped) also start or stop it; V(absent) terminates it.
+    type: str
+    choices: [present, running, stopped, absent]
+    default: running
+  model:
+    description: Catalog model the node serves; required to create a node.
+    type: str
+  environment:
+    description: Environment tag (dev, staging, prod).
+    type: str
+  subnet_ids:
+    description:
+      - Private subnets to place the node in, in order of preference; give subnets in at least two
+        availability zones so a capacity shortage in one zone does not stop the launch.
+      - Required to create a node.
+    type: list
+    elements: str
+    default: []
+  security_group_ids:
+    description: Security groups of the node (ours has no ingress rule at all).
+    type: list
+    elements: str
+    default: []
+  instance_types:
+    description:
+      - Instance types to try, in order, instead of the catalog's list for O(model).
+      - Each must be in the catalog's instance type table (or in O(catalog)) and hold the model.
+    type: list
+    elements: str
+    default: []
+  image:
+    description:
+      - V(golden) finds our newest golden image by O(image_tags) (owned by this account).
+      - V(dlami) reads the AWS Deep Learning Base AMI id from the public SSM parameter O(dlami_parameter).
+      - Anything starting with C(ami-) is used as it is.
+    type: str
+    default: golden
+  image_tags:
+    description: Tags that identify our golden image for O(image=golden).
+    type: dict
+    default: {oce-image: ollama-node}
+  dlami_parameter:
+    description: The public SSM parameter holding the Deep Learning Base AMI id, for O(image=dlami).
+    type: str
+    default: /aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id
+  instance_profile:
+    description: IAM instance profile name (SSM, CloudWatch agent, reading the node's secret).
+    type: str
+  volume_size:
+    description: Root volume size in GB; the catalog's C(disk_gb) for O(model) when omitted.
+    type: int
+  catalog:
+    description:
+      - Catalog entries merged over the built-in catalog, C({models, instance_types}); see
+        the P(ollama_cloud.engine.model_catalog#lookup) lookup for the shape. A malformed entry fails.
+    type: dict
+    default: {}
+  user_data:
+    description:
+      - Cloud-init user data. It must not carry secrets (anyone who can describe the instance reads
+        it); the module refuses Tailscale auth keys, AWS access keys and private keys in it.
+        The node reads its secrets through its instance role instead.
+    type: str
+  tags:
+    description: Extra tags for the instance and its volume. Our C(oce-*) keys cannot be overridden.
+    type: dict
+    default: {}
+  wait:
+    description: Wait for the instance to reach the requested state.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for a state change before giving up.
+    type: int
+    default: 900
+extends_documentation_fragment:
+  - ollama_cloud.engine.aws
+attributes:
+  check_mode:
+    support: full
+    description: Creates nothing; returns the launch request it would send first (RV(launch_spec)).
+  diff_mode:
+    support: full
+    description: Shows the node state before and after.
+author:
+  - ollama_cloud.engine maintainers (@ollama-cloud)
+"""
+
+EXAMPLES = r"""
+- name: A private GPU node for codellama:34b-code
+  ollama_cloud.engine.aws_gpu_instance:
+    name: oce-demo
+    deployment: demo
+    environment: dev
+    model: codellama:34b-code
+    region: us-east-1
+    subnet_ids: [subnet-0aaa, subnet-0bbb]
+    security_group_ids: [sg-0ccc]
+    instance_profile: oce-demo-node
+  register: node
+
+- name: Stop it (the disk and the pulled models stay)
+  ollama_cloud.engine.aws_gpu_instance:
+    name: oce-demo
+    deployment: demo
+    region: us-east-1
+    state: stopped
+
+- name: Try it against a moto server
+  ollama_cloud.engine.aws_gpu_instance:
+    name: oce-test
+    deployment: test
+    model: gemma3:270m
+    image: ami-12c6146b
+    region: us-east-1
+    endpoint_url: http://127.0.0.1:5000
+    subnet_ids: [subnet-1234]
+
+- name: Terminate it
+  ollama_cloud.engine.aws_gpu_instance:
+    name: oce-demo
+    deployment: demo
+    region: us-east-1
+    state: absent
+"""
+
+RETURN = r"""
+node:
+  description:
+    - The node record, the same keys on every provider, plus C(hourly_cost) (USD, from the dated price table).
+    - Empty after V(absent).
+  returned: always
+  type: dict
+  sample:
+    cloud: aws
+    name: oce-demo
+    id: i-0123456789abcdef0
+    state: running
+    deployment: demo
+    model: codellama:34b-code
+    environment: dev
+    instance_type: g6e.xlarge
+    region: us-east-1
+    private_ip: 10.0.1.23
+    api_url: null
+    uptime_seconds: 42
+    hourly_cost: 1.861
+    availability_zone: us-east-1a
+    subnet_id: subnet-0aaa
+    image_id: ami-0123456789abcdef0
+    public_ip: null
+launch_spec:
+  description: The RunInstances request (first placement) that was or, in check mode, would be sent.
+  returned: when a node is created or would be created
+  type: dict
+placement:
+  description: Placements tried in order, each with C(instance_type), C(subnet_id), C(availability_zone) and C(result).
+  returned: when a node is created or would be created
+  type: list
+  elements: dict
+cost:
+  description: Estimated hourly and monthly cost (instance, root volume, one NAT gateway) and the date of the prices.
+  returned: when a node is created or would be created
+  type: dict
+image:
+  description: The image booted and how it was found (C(explicit), C(golden) or C(dlami:<parameter>)).
+  returned: when a node is created or would be created
+  type: dict
+  sample: {id: ami-0123456789abcdef0, source: golden}
+retries:
+  description: API calls retried after throttling or a server error, as C([operation, code, delay seconds]).
+  returned: always
+  type: list
+  elements: list
+"""
+
+import hashlib
+import re
+import uuid
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud, fleet
+
+# RunInstances errors that mean "not here": try the next subnet, then the next type.
+FALLBACK_CODES = {"InsufficientInstanceCapacity", "InsufficientHostCapacity", "InsufficientCapacity", "Unsupported"}
+
+SECRET_PATTERNS = (
+    (re.compile(r"tskey-[A-Za-z0-9-]+"), "a Tailscale auth key"),
+    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), "an AWS access key"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+)
+
+
+def secret_in(user_data):
+    for pattern, what in SECRET_PATTERNS:
+        if pattern.search(user_data or ""):
+            return what
+    return None
+
+
+def resolve_image(ec2, params, ssm=None):
+    """The image to boot: (image id, root device name, how it was found)."""
+    image = params["image"]
+    if image.startswith("ami-"):
+        image_id, source = image, "explicit"
+    elif image == "dlami":
+        if ssm is None:
+            raise cloud.CloudError("image=dlami needs an SSM client")
+        value = ssm.call("get_parameter", Name=params["dlami_parameter"])["Parameter"]["Value"]
+        image_id, source = value, "dlami:" + params["dlami_parameter"]
+    elif image == "golden":
+        filters = aws.tag_filters(params["image_tags"]) + [{"Name": "state", "Values": ["available"]}]
+        images = ec2.call("describe_images", Owners=["self"], Filters=filters)["Images"]
+        if not images:
+            raise cloud.CloudError(
+                "no golden image tagged {} in {}: build one (packer/) or set image to dlami or an AMI id".format(
+                    params["image_tags"], ec2.region
+                )
+            )
+        newest = max(images, key=lambda i: i.get("CreationDate", ""))
+        return newest["ImageId"], newest.get("RootDeviceName", "/dev/sda1"), "golden"
+    else:
+        raise cloud.CloudError(f"image {image!r} is not golden, dlami or an AMI id (ami-...)")
+    images = ec2.call("describe_images", ImageIds=[image_id])["Images"]
+    if not images:
+        raise cloud.CloudError(f"image {image_id} ({source}) does not exist in {ec2.region}")
+    return image_id, images[0].get("RootDeviceName", "/dev/sda1"), source
+
+
+def plan_create(ec2, params, cat, ssm=None):
+    """Everything checked before a launch: types that fit, subnets, offerings, image. Read-only."""
+    model = params["model"]
+    entry = catalog.model_entry(cat, model)
+    types = params["instance_types"] or entry["aws"]
+    for itype in types:
+        catalog.check_fit(cat, model, itype)
+    subnets = ec2.call("describe_subnets", SubnetIds=params["subnet_ids"])["Subnets"]
+    zone_of = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
+    order = [(sid, zone_of[sid]) for sid in params["subnet_ids"]]
+    zones = sorted(set(zone_of.values()))
+    offered = ec2.paginate(
+        "describe_instance_type_offerings",
+        "InstanceTypeOfferings",
+        LocationType="availability-zone",
+        Filters=[{"Name": "instance-type", "Values": types}, {"Name": "location", "Values": zones}],
+    )
+    offered = {(o["InstanceType"], o["Location"]) for o in offered}
+    candidates, skipped = [], []
+    for itype in types:
+        for sid, zone in order:
+            place = {"instance_type": itype, "subnet_id": sid, "availability_zone": zone}
+            if (itype, zone) in offered:
+                candidates.append(place)
+            else:
+                skipped.append(dict(place, result="not offered in this zone"))
+    if not candidates:
+        raise cloud.CloudError(
+            "none of the instance types {} is offered in the zones of subnet_ids ({}) in {}: "
+            "choose other subnets or types".format(", ".join(types), ", ".join(zones), ec2.region),
+            placement=skipped,
+        )
+    image_id, root_device, source = resolve_image(ec2, params, ssm)
+    return {
+        "candidates": candidates,
+        "skipped": skipped,
+        "image_id": image_id,
+        "image_source": source,
+        "root_device": root_device,
+        "volume_size": params["volume_size"] or entry["disk_gb"],
+        "tags": cloud.our_tags(params["deployment"], model, params["environment"], params["name"], params["tags"]),
+    }
+
+
+def launch_spec(plan, place, params, token):
+    tags = aws.to_tag_list(plan["tags"])
+    spec = {
+        "ImageId": plan["image_id"],
+        "InstanceType": place["instance_type"],
+        "MinCount": 1,
+        "MaxCount": 1,
+        "NetworkInterfaces": [
+            {
+                "DeviceIndex": 0,
+                "SubnetId": place["subnet_id"],
+                "AssociatePublicIpAddress": False,
+                "DeleteOnTermination": True,
+            }
+        ],
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": plan["root_device"],
+                "Ebs": {
+                    "VolumeSize": plan["volume_size"],
+                    "VolumeType": "gp3",
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                },
+            }
+        ],
+        "TagSpecifications": [{"ResourceType": r, "Tags": tags} for r in ("instance", "volume", "network-interface")],
+        # Guards a retried RunInstances against a double launch; one token per placement and run.
+        "ClientToken": hashlib.sha256(
+            "|".join([token, place["instance_type"], place["subnet_id"]]).encode()
+        ).hexdigest()[:64],
+    }
+    if params["security_group_ids"]:
+        spec["NetworkInterfaces"][0]["Groups"] = params["security_group_ids"]
+    if params["instance_profile"]:
+        spec["IamInstanceProfile"] = {"Name": params["instance_profile"]}
+    if params["user_data"]:
+        spec["UserData"] = params["user_data"]
+    return spec
+
+
+def launch(ec2, plan, params, token):
+    """Try the placements in order; return (instance, placement tried)."""
+    tried = list(plan["skipped"])
+    for place in plan["candidates"]:
+        try:
+            instance = ec2.call("run_instances", **launch_spec(plan, place, params, token))["Instances"][0]
+        except cloud.CloudError as exc:
+            if exc.details.get("code") not in FALLBACK_CODES:
+                exc.details["placement"] = tried
+                raise
+            tried.append(dict(place, result=exc.details["code"]))
+            continue
+        tried.append(dict(place, result="launched"))
+        return instance, tried
+    raise cloud.CloudError(
+        "no capacity for {} in any subnet: tried {}".format(
+            params["model"], "; ".join("{instance_type} in {availability_zone}: {result}".format(**t) for t in tried)
+        ),
+        placement=tried,
+    )
+
+
+def describe(ec2, instance_id):
+    return ec2.call("describe_instances", InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+
+
+def wait_state(ec2, instance_id, wanted, timeout, failed_states=()):
+    return cloud.wait_for(
+        lambda: describe(ec2, instance_id),
+        lambda i: i["State"]["Name"] == wanted,
+        f"instance {instance_id} to be {wanted}",
+        timeout,
+        clock=ec2.clock,
+        failed=lambda i: i["State"]["Name"] if i["State"]["Name"] in failed_states else None,
+    )
+
+
+def create(ec2, plan, params, token):
+    """Launch and wait; anything failing after the launch terminates what this run launched."""
+    instance, tried = launch(ec2, plan, params, token)
+    instance_id = instance["InstanceId"]
+    try:
+        if params["wait"]:
+            instance = wait_state(ec2, instance_id, "running", params["wait_timeout"], ("shutting-down", "terminated"))
+        else:
+            instance = describe(ec2, instance_id)
+    except cloud.CloudError as exc:
+        cleanup = "terminated it"
+        try:
+            ec2.call("terminate_instances", InstanceIds=[instance_id])
+        except cloud.CloudError as again:
+            cleanup = f"could not terminate it ({again.msg}); terminate {instance_id} by hand"
+        raise cloud.CloudError(f"{exc.msg}; this run launched {instance_id} and {cleanup}", placement=tried) from exc
+    return instance, tried
+
+
+def settle(ec2, instance, timeout):
+    """Wait out pending/stopping so that start and stop act on a stable state."""
+    state = instance["State"]["Name"]
+    if state == "pending":
+        return wait_state(ec2, instance["InstanceId"], "running", timeout)
+    if state == "stopping":
+        return wait_state(ec2, instance["InstanceId"], "stopped", timeout)
+    return instance
+
+
+def check_inputs(params, cat_error):
+    problems = [fleet.validate_deployment(params["deployment"]), cat_error]
+    if params["state"] != "absent":
+        if not params["model"]:
+            problems.append("model is required to create a node")
+        if not params["subnet_ids"]:
+            problems.append("subnet_ids is required to create a node (private subnets, ideally in two zones)")
+        what = secret_in(params["user_data"])
+        if what:
+            problems.append(
+                f"user_data carries {what}: anyone who can describe the instance can read user data; "
+                "store the secret in SSM Parameter Store or Secrets Manager and let the node read it "
+                "through its instance role"
+            )
+        if params["wait_timeout"] < 1:
+            problems.append("wait_timeout must be at least 1 second")
+    return [p for p in problems if p]
+
+
+def run(module, ec2, ssm=None):
+    params = module.params
+    result = {"changed": False, "node": {}, "retries": ec2.retries}
+    found = aws.find_instances(ec2, params["deployment"], params["name"])
+    if len(found) > 1:
+        raise cloud.CloudError(
+            "deployment {} has {} instances named {} ({}): terminate the extra ones or use state=absent".format(
+                params["deployment"], len(found), params["name"], ", ".join(i["InstanceId"] for i in found)
+            )
+        )
+    instance = found[0] if found else None
+    before = aws.STATES[instance["State"]["Name"]] if instance else "absent"
+    state, timeout = params["state"], params["wait_timeout"]
+
+    if state == "absent":
+        if instance:
+            result["changed"] = True
+            if not module.check_mode:
+                ec2.call("terminate_instances", InstanceIds=[instance["InstanceId"]])
+                if params["wait"]:
+                    wait_state(ec2, instance["InstanceId"], "terminated", timeout)
+        result["diff"] = {"before": {"state": before}, "after": {"state": "absent"}}
+        return result
+
+    if instance is None:
+        cat = catalog.merge(params["catalog"])
+        plan = plan_create(ec2, params, cat, ssm)
+        token = f"{params['deployment']}|{params['name']}|{uuid.uuid4()}"
+        first = plan["candidates"][0]
+        result.update(
+            changed=True,
+            launch_spec=launch_spec(plan, first, params, token),
+            cost=catalog.aws_estimate(cat, params["model"], first["instance_type"]),
+            placement=plan["skipped"] + [dict(first, result="would launch")],
+            image={"id": plan["image_id"], "source": plan["image_source"]},
+        )
+        result["launch_spec"].pop("ClientToken")
+        if module.check_mode:
+            result["diff"] = {"before": {"state": "absent"}, "after": {"state": "running"}}
+            return result
+        instance, tried = create(ec2, plan, params, token)
+        chosen = tried[-1]
+        result["placement"] = tried
+        result["launch_spec"] = launch_spec(plan, chosen, params, token)
+        result["launch_spec"].pop("ClientToken")
+        result["cost"] = catalog.aws_estimate(cat, params["model"], chosen["instance_type"])
+    elif state == "running" and before != "running":
+        result["changed"] = True
+        if not module.check_mode:
+            instance = settle(ec2, instance, timeout)
+            if instance["State"]["Name"] != "running":
+                ec2.call("start_instances", InstanceIds=[instance["InstanceId"]])
+                if params["wait"]:
+                    instance = wait_state(ec2, instance["InstanceId"], "running", timeout)
+    elif state == "stopped" and before != "stopped":
+        result["changed"] = True
+        if not module.check_mode:
+            instance = settle(ec2, instance, timeout)
+            if instance["State"]["Name"] != "stopped":
+                ec2.call("stop_instances", InstanceIds=[instance["InstanceId"]])
+                if params["wait"]:
+                    instance = wait_state(ec2, instance["InstanceId"], "stopped", timeout)
+
+    if not module.check_mode:
+        instance = describe(ec2, instance["InstanceId"])
+    node = aws.instance_node(instance, ec2.region, catalog.aws_hourly_cost(instance.get("InstanceType")))
+    result["node"] = node
+    after = state if module.check_mode and state != "present" else node["state"]
+    result["diff"] = {"before": {"state": before}, "after": {"state": after}}
+    return result
+
+
+def main():
+    argument_spec = dict(
+        aws.AWS_ARGS,
+        name={"type": "str", "required": True},
+        deployment={"type": "str", "required": True},
+        state={"type": "str", "default": "running", "choices": ["present", "running", "stopped", "absent"]},
+        model={"type": "str"},
+        environment={"type": "str"},
+        subnet_ids={"type": "list", "elements": "str", "default": []},
+        security_group_ids={"type": "list", "elements": "str", "default": []},
+        instance_types={"type": "list", "elements": "str", "default": []},
+        image={"type": "str", "default": "golden"},
+        image_tags={"type": "dict", "default": {"oce-image": "ollama-node"}},
+        dlami_parameter={
+            "type": "str",
+            "default": "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
+        },
+        instance_profile={"type": "str"},
+        volume_size={"type": "int"},
+        catalog={"type": "dict", "default": {}},
+        user_data={"type": "str"},
+        tags={"type": "dict", "default": {}},
+        wait={"type": "bool", "default": True},
+        wait_timeout={"type": "int", "default": 900},
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not aws.HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib("boto3"))
+    params = module.params
+
+    # Inputs first: a bad model, catalog or user_data fails before any API call.
+    cat_error = None
+    if params["state"] != "absent":
+        try:
+            cat = catalog.merge(params["catalog"])
+            if params["model"]:
+                catalog.model_entry(cat, params["model"])
+                for itype in params["instance_types"]:
+                    catalog.check_fit(cat, params["model"], itype)
+        except catalog.CatalogError as exc:
+            cat_error = str(exc)
+    problems = check_inputs(params, cat_error)
+    if problems:
+        module.fail_json(msg="; ".join(problems), changed=False)
+
+    try:
+        ec2 = aws.connect(params, "ec2")
+        result = run(module, ec2, aws.connect(params, "ssm") if params["image"] == "dlami" else None)
+    except (cloud.CloudError, catalog.CatalogError) as exc:
+        details = getattr(exc, "details", {})
+        module.fail_json(msg=str(exc), changed=False, **{k: v for k, v in details.items() if k != "last"})
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

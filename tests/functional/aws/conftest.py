@@ -1,0 +1,96 @@
+"""A moto server on 127.0.0.1 for the AWS modules, with fake credentials and a fresh VPC per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import types
+import urllib.request
+
+import boto3
+import pytest
+
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    # Never reach for real credentials or the instance metadata service.
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url):
+    with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=5) as r:
+        return r.status
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
+    if not exe:
+        pytest.skip("moto_server is not installed (requirements-dev.txt: moto[server])")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    url = "http://127.0.0.1:%d" % port
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            post(url + "/moto-api/reset")
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("moto_server did not start: %s" % proc.stderr.read().decode()[-2000:])
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+_AMI = []
+
+
+def _ami(ec2):
+    # moto's stock images are the same after every reset: list them once (it is slow).
+    if not _AMI:
+        found = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "root-device-type", "Values": ["ebs"]}])
+        _AMI.append(sorted(i["ImageId"] for i in found["Images"])[0])
+    return _AMI[0]
+
+
+@pytest.fixture
+def moto(moto_url, monkeypatch):
+    """Fresh moto state: a VPC with two subnets in two zones and a bootable image."""
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+    for key, value in dict(FAKE_ENV, AWS_ENDPOINT_URL=moto_url).items():
+        monkeypatch.setenv(key, value)
+    post(moto_url + "/moto-api/reset")
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_url)
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        for cidr, zone in (("10.42.1.0/24", "us-east-1a"), ("10.42.2.0/24", "us-east-1b"))
+    ]
+    ami = _ami(ec2)
+
+    def instances(states=("pending", "running", "stopping", "stopped")):
+        reservations = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": list(states)}])
+        return [i for r in reservations["Reservations"] for i in r["Instances"]]
+
+    return types.SimpleNamespace(url=moto_url, ec2=ec2, vpc=vpc, subnets=subnets, ami=ami, instances=instances)

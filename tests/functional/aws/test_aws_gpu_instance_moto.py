@@ -1,0 +1,166 @@
+"""aws_gpu_instance and aws_gpu_instance_info in-process against a moto server on loopback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.ollama_cloud.engine.plugins.modules import aws_gpu_instance, aws_gpu_instance_info
+
+
+def run(capsys, module=aws_gpu_instance, **args):
+    """Run a module in-process; return its result dict (failed results included)."""
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def node_args(moto, **extra):
+    args = {
+        "name": "oce-t1",
+        "deployment": "t1",
+        "environment": "dev",
+        "model": "gemma3:270m",
+        "image": moto.ami,
+        "subnet_ids": moto.subnets,
+        "wait_timeout": 30,
+    }
+    args.update(extra)
+    return args
+
+
+def test_lifecycle_create_stop_start_absent(moto, capsys):
+    created = run(capsys, **node_args(moto))
+    assert created["changed"] is True and not created.get("failed"), created
+    node = created["node"]
+    assert node["state"] == "running" and node["cloud"] == "aws" and node["id"].startswith("i-")
+    assert node["model"] == "gemma3:270m" and node["deployment"] == "t1" and node["environment"] == "dev"
+    assert node["instance_type"] == "g4dn.xlarge" and node["hourly_cost"] == 0.526
+    assert node["private_ip"].startswith("10.42.1.") and node["public_ip"] is None
+    assert created["placement"][-1]["result"] == "launched"
+    assert created["cost"]["price_date"] == "2025" and created["cost"]["monthly"] > 0.526 * 730
+
+    # What moto holds is private, IMDSv2-only, with an encrypted gp3 root sized from the catalog.
+    (instance,) = moto.instances()
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    assert "PublicIpAddress" not in instance
+    volume_id = instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    volume = moto.ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+    assert (volume["VolumeType"], volume["Encrypted"], volume["Size"]) == ("gp3", True, 30)
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    assert tags["oce-deployment"] == "t1" and tags["oce-model"] == "gemma3:270m" and tags["Name"] == "oce-t1"
+
+    again = run(capsys, **node_args(moto))
+    assert again["changed"] is False and again["node"]["id"] == node["id"]
+    assert len(moto.instances()) == 1
+
+    stopped = run(capsys, **node_args(moto, state="stopped"))
+    assert stopped["changed"] is True and stopped["node"]["state"] == "stopped"
+    assert stopped["diff"] == {"before": {"state": "running"}, "after": {"state": "stopped"}}
+    assert run(capsys, **node_args(moto, state="stopped"))["changed"] is False
+    # present leaves a stopped node stopped.
+    assert run(capsys, **node_args(moto, state="present"))["node"]["state"] == "stopped"
+
+    started = run(capsys, **node_args(moto, state="running"))
+    assert started["changed"] is True and started["node"]["state"] == "running"
+
+    info = run(capsys, module=aws_gpu_instance_info, deployment="t1")
+    assert [(n["name"], n["state"], n["hourly_cost"]) for n in info["nodes"]] == [("oce-t1", "running", 0.526)]
+    assert run(capsys, module=aws_gpu_instance_info, deployment="other")["nodes"] == []
+
+    gone = run(capsys, **node_args(moto, state="absent"))
+    assert gone["changed"] is True and gone["node"] == {}
+    assert moto.instances() == []
+    assert run(capsys, **node_args(moto, state="absent"))["changed"] is False
+
+
+def test_check_mode_creates_nothing_and_finds_golden_image(moto, capsys):
+    # Our golden image, found by its tags.
+    seed = moto.ec2.run_instances(ImageId=moto.ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    golden = moto.ec2.create_image(InstanceId=seed, Name="oce-node-1")["ImageId"]
+    moto.ec2.create_tags(Resources=[golden], Tags=[{"Key": "oce-image", "Value": "ollama-node"}])
+    moto.ec2.terminate_instances(InstanceIds=[seed])
+
+    res = run(capsys, _ansible_check_mode=True, **node_args(moto, image="golden", model="codellama:34b-code"))
+    assert res["changed"] is True and not res.get("failed"), res
+    spec = res["launch_spec"]
+    assert spec["ImageId"] == golden and spec["InstanceType"] == "g6e.xlarge"
+    assert res["image"] == {"id": golden, "source": "golden"}
+    assert spec["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False
+    assert spec["MetadataOptions"]["HttpTokens"] == "required"
+    assert spec["BlockDeviceMappings"][0]["Ebs"] == {
+        "VolumeSize": 200,
+        "VolumeType": "gp3",
+        "Encrypted": True,
+        "DeleteOnTermination": True,
+    }
+    assert res["cost"]["instance_hourly"] == 1.861
+    assert moto.instances() == []
+
+
+def test_unknown_type_zone_falls_back_to_next_type(moto, capsys):
+    # g6e is not offered in us-east-1f (moto follows AWS here): the first type is skipped there.
+    subnet_f = moto.ec2.create_subnet(VpcId=moto.vpc, CidrBlock="10.42.9.0/24", AvailabilityZone="us-east-1f")
+    args = node_args(moto, model="codellama:34b-code", subnet_ids=[subnet_f["Subnet"]["SubnetId"]])
+    args["instance_types"] = ["g6e.xlarge", "g5.12xlarge"]
+    res = run(capsys, **args)
+    assert res["node"]["instance_type"] == "g5.12xlarge", res
+    assert [(p["instance_type"], p["result"]) for p in res["placement"]] == [
+        ("g6e.xlarge", "not offered in this zone"),
+        ("g5.12xlarge", "launched"),
+    ]
+
+
+BAD_INPUTS = {
+    "unknown model": ({"model": "codellama:99b"}, "model 'codellama:99b' is not in the catalog"),
+    "unknown region": ({"region": "us-nowhere-1"}, "region 'us-nowhere-1' is not an AWS region"),
+    "type offered nowhere": (
+        {
+            "instance_types": ["g9.xlarge"],
+            "catalog": {
+                "instance_types": {"g9.xlarge": {"gpu": "X", "gpu_count": 1, "vram_gb": 96, "vcpu": 4, "ram_gb": 16}}
+            },
+        },
+        "none of the instance types g9.xlarge is offered in the zones of subnet_ids",
+    ),
+    "model too large": (
+        {"model": "llama3.3:70b", "instance_types": ["g5.xlarge"]},
+        "model llama3.3:70b needs 64 GB of GPU memory but g5.xlarge has 24 GB (1 x A10G 24 GB)",
+    ),
+    "malformed override": (
+        {"catalog": {"models": {"gemma3:270m": {"min_vram_gb": "lots"}}}},
+        "catalog model 'gemma3:270m': min_vram_gb must be a number >= 0, got 'lots'",
+    ),
+    "override with unknown section": ({"catalog": {"modles": {}}}, "unknown keys modles"),
+    "secret in user data": (
+        {"user_data": "#!/bin/sh\ntailscale up --auth-key=tskey-auth-abc123\n"},
+        "user_data carries a Tailscale auth key",
+    ),
+    "no subnets": ({"subnet_ids": []}, "subnet_ids is required"),
+    "missing image": ({"image": "ami-00000000"}, "describe images failed"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=str)
+def test_bad_input_fails_clearly_and_creates_nothing(moto, capsys, case):
+    extra, message = BAD_INPUTS[case]
+    res = run(capsys, **node_args(moto, **extra))
+    assert res.get("failed") is True and message in res["msg"], res["msg"]
+    assert res["changed"] is False
+    assert moto.instances() == []
+
+
+def test_missing_credentials_says_how_to_provide_them(moto, capsys, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    res = run(capsys, **node_args(moto))
+    assert res["failed"] is True
+    assert "no AWS credentials found" in res["msg"] and "AWS_ACCESS_KEY_ID" in res["msg"] and "profile" in res["msg"]
+    assert moto.instances() == []
+
+
+def test_secret_key_is_not_logged(moto, capsys):
+    res = run(capsys, **node_args(moto, secret_key="s3cr3t-value-xyz", state="absent"))
+    assert "s3cr3t-value-xyz" not in json.dumps(res)

@@ -1,0 +1,97 @@
+"""The model catalog: complete, consistent with its tables, overrides validated, fit checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog
+
+REQUIRED_MODELS = {
+    "codellama:7b-code",
+    "codellama:13b-code",
+    "codellama:34b-code",
+    "deepseek-coder:6.7b-base",
+    "llama3:8b-instruct-q5_1",
+    "qwen2.5-coder:32b",
+    "mistral:7b",
+    "gemma3:270m",
+    "llama3.3:70b",
+    "nomic-embed-text",
+}
+
+
+def test_catalog_has_the_required_models_and_every_entry_is_valid():
+    assert set(catalog.MODELS) >= REQUIRED_MODELS
+    for name, entry in catalog.MODELS.items():
+        catalog.validate_model(name, entry)
+
+
+@pytest.mark.parametrize("model", sorted(catalog.MODELS))
+def test_every_listed_machine_is_known_priced_and_fits(model):
+    cat = catalog.merge()
+    entry = catalog.MODELS[model]
+    for itype in entry["aws"]:
+        catalog.check_fit(cat, model, itype)  # raises if the catalog contradicts itself
+        assert catalog.aws_hourly_cost(itype) > 0
+    for option in entry["gcp"]:
+        assert option["count"] * catalog.GCP_ACCELERATORS[option["accelerator"]] >= entry["min_vram_gb"]
+    assert entry["size_gb"] < entry["min_vram_gb"] + 1 and entry["disk_gb"] > entry["size_gb"] * 2
+
+
+def test_70b_needs_more_than_one_gpu_or_a_big_one():
+    for itype in catalog.MODELS["llama3.3:70b"]["aws"]:
+        assert catalog.INSTANCE_TYPES[itype]["gpu_count"] > 1
+
+
+def test_prices_from_facts_are_kept_and_dated():
+    assert catalog.PRICES["date"] == "2025" and catalog.PRICES["aws"]["region"] == "us-east-1"
+    facts = {"g4dn.xlarge": 0.526, "g5.xlarge": 1.006, "g5.2xlarge": 1.212, "g6.xlarge": 0.805, "g6e.xlarge": 1.861}
+    for itype, price in facts.items():
+        assert catalog.aws_hourly_cost(itype) == price
+
+
+def test_fit_failure_gives_the_numbers():
+    with pytest.raises(catalog.CatalogError) as err:
+        catalog.check_fit(catalog.merge(), "qwen2.5-coder:32b", "g4dn.xlarge")
+    assert "needs 26 GB of GPU memory but g4dn.xlarge has 16 GB (1 x T4 16 GB)" in str(err.value)
+    assert "pick one of g6e.xlarge" in str(err.value)
+
+
+def test_override_changes_one_field_and_adds_a_model():
+    cat = catalog.merge(
+        {
+            "models": {
+                "codellama:7b-code": {"disk_gb": 60},
+                "ourco/coder:14b": {"size_gb": 9, "min_vram_gb": 12, "disk_gb": 120, "aws": ["g5.xlarge"]},
+            }
+        }
+    )
+    assert cat["models"]["codellama:7b-code"]["disk_gb"] == 60
+    assert cat["models"]["codellama:7b-code"]["aws"] == catalog.MODELS["codellama:7b-code"]["aws"]
+    assert cat["models"]["ourco/coder:14b"]["min_vram_gb"] == 12
+    assert catalog.MODELS["codellama:7b-code"]["disk_gb"] == 100  # the built-in data is untouched
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("g5.xlarge", "must be a dict with models and instance_types"),
+        ({"models": {"new:1b": {"size_gb": 1}}}, "missing aws, disk_gb, min_vram_gb (a new model needs all of them)"),
+        ({"models": {"mistral:7b": {"aws": []}}}, "aws must be a non-empty list"),
+        ({"models": {"mistral:7b": {"disk_gb": 2}}}, "disk_gb must be a number >= 8, got 2"),
+        ({"models": {"mistral:7b": {"vram": 8}}}, "unknown keys vram"),
+        ({"models": {"mistral:7b": "big"}}, "catalog model 'mistral:7b' must be a dict"),
+        ({"instance_types": {"x1.big": {"gpu": "X"}}}, "catalog instance type 'x1.big': missing gpu_count"),
+    ],
+)
+def test_malformed_overrides_fail_clearly(override, message):
+    with pytest.raises(catalog.CatalogError) as err:
+        catalog.merge(override)
+    assert message in str(err.value)
+
+
+def test_estimate_adds_volume_and_nat():
+    est = catalog.aws_estimate(catalog.merge(), "codellama:34b-code", "g6e.xlarge")
+    assert est["instance_hourly"] == 1.861 and est["nat_hourly"] == 0.045
+    assert est["hourly"] == pytest.approx(1.861 + 200 * 0.08 / 730 + 0.045, abs=1e-3)
+    assert est["monthly"] == pytest.approx(est["hourly"] * 730, abs=0.01)
