@@ -26,20 +26,31 @@ log() { printf '\033[1m[rig]\033[0m %s\n' "$*" >&2; }
 die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 1; }
 
 rig_apt() {
-  local pkgs=(podman runc debootstrap docker-registry zstd uidmap golang-go gcc g++ git curl rsync bc)
+  local pkgs=(podman runc debootstrap docker-registry zstd uidmap gcc g++ git curl rsync bc unzip python3-venv)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  # A newer Go may already be installed (Ollama needs >= 1.26); Debian's golang-go only fills a gap.
-  if command -v go >/dev/null 2>&1; then
-    missing=("${missing[@]/golang-go/}")
-  fi
-  local want=()
-  for p in "${missing[@]}"; do [ -n "$p" ] && want+=("$p"); done
-  [ ${#want[@]} -eq 0 ] && return 0
-  log "apt: installing ${want[*]}"
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Ollama's go.mod asks for Go >= 1.26; Debian ships 1.19. Use the machine's Go when it is new
+# enough, else the official toolchain module from the Go module proxy, cached by version.
+rig_go() {
+  if command -v go >/dev/null 2>&1 && go version | grep -qE 'go1\.(2[6-9]|[3-9][0-9])'; then return 0; fi
+  local dir=$OCE_CACHE/go-$OCE_GO_VERSION
+  if [ ! -x "$dir/bin/go" ]; then
+    log "go: fetching go$OCE_GO_VERSION from the Go module proxy"
+    local zip
+    zip=$(mktemp --suffix=.zip)
+    curl -fsSL -o "$zip" "https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go$OCE_GO_VERSION.linux-amd64.zip"
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    unzip -q "$zip" -d "$dir.tmp" && rm -f "$zip"
+    mv "$dir.tmp/golang.org/toolchain@v0.0.1-go$OCE_GO_VERSION.linux-amd64" "$dir" && rm -rf "$dir.tmp"
+  fi
+  export PATH=$dir/bin:$PATH
 }
 
 rig_containers_conf() {
@@ -285,6 +296,7 @@ EOF
 
 rig_setup() {
   rig_apt
+  rig_go
   rig_containers_conf
   rig_venv
   rig_ollama
