@@ -146,6 +146,16 @@ GCP_ACCELERATORS = {
     "nvidia-h100-80gb": 80,
 }
 
+# GCP machine families: the boot disk type they take, and whether their GPUs come with the
+# machine type (a2, a3, g2) or are attached as guestAccelerators (n1).
+GCP_FAMILIES = {
+    "n1": {"disk_type": "pd-balanced", "attach_accelerators": True},
+    "g2": {"disk_type": "pd-balanced", "attach_accelerators": False},
+    "a2": {"disk_type": "pd-balanced", "attach_accelerators": False},
+    "a3": {"disk_type": "pd-ssd", "attach_accelerators": False},
+}
+GCP_OPTION_KEYS = {"machine_type", "accelerator", "count", "disk_type"}
+
 # On-demand USD per hour, Linux, from the public price lists (2025; p4d/p5 after the June 2025
 # cut). Estimates only, for the cost preview: the live Pricing API is the truth.
 PRICES = {
@@ -172,12 +182,22 @@ PRICES = {
     },
     "gcp": {
         "region": "us-central1",
+        "pd_balanced_gb_month": 0.10,
+        "pd_ssd_gb_month": 0.17,
+        # Cloud NAT gateway, per VM-hour (the per-GB data processing charge comes on top).
+        "nat_vm_hour": 0.0014,
         "accelerators": {"nvidia-tesla-t4": 0.35, "nvidia-l4": 0.56, "nvidia-tesla-a100": 2.934},
+        # The host part only: a machine's GPUs are priced under accelerators (for g2 the listed
+        # total minus its L4s).
         "machines": {
             "n1-standard-4": 0.19,
             "n1-standard-8": 0.38,
             "n1-standard-16": 0.76,
+            "g2-standard-4": 0.147,
+            "g2-standard-8": 0.294,
+            "g2-standard-24": 0.88,
             "a2-highgpu-1g": 0.739,
+            "a2-highgpu-2g": 1.478,
         },
     },
 }
@@ -213,8 +233,30 @@ def validate_model(name, entry):
     if not isinstance(aws, list) or not aws or not all(isinstance(t, str) and t for t in aws):
         raise CatalogError(f"{where}: aws must be a non-empty list of instance type names, got {aws!r}")
     for option in entry.get("gcp") or []:
-        if not isinstance(option, dict) or not option.get("machine_type"):
-            raise CatalogError(f"{where}: each gcp option needs a machine_type, got {option!r}")
+        validate_gcp_option(where, option)
+
+
+def validate_gcp_option(where, option):
+    if not isinstance(option, dict) or not isinstance(option.get("machine_type"), str) or not option["machine_type"]:
+        raise CatalogError(f"{where}: each gcp option needs a machine_type, got {option!r}")
+    unknown = sorted(set(option) - GCP_OPTION_KEYS)
+    if unknown:
+        raise CatalogError(
+            f"{where}: gcp option {option['machine_type']} has unknown keys {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(GCP_OPTION_KEYS))})"
+        )
+    family = option["machine_type"].split("-")[0]
+    if family not in GCP_FAMILIES:
+        raise CatalogError(
+            f"{where}: gcp machine type {option['machine_type']} is not of a GPU family this collection knows "
+            f"({', '.join(sorted(GCP_FAMILIES))})"
+        )
+    if option.get("accelerator") not in GCP_ACCELERATORS:
+        raise CatalogError(
+            f"{where}: gcp option {option['machine_type']} needs an accelerator, one of "
+            f"{', '.join(sorted(GCP_ACCELERATORS))}; got {option.get('accelerator')!r}"
+        )
+    _number(where, "count", option.get("count", 1), 1)
 
 
 def validate_type(name, entry):
@@ -280,11 +322,18 @@ def check_fit(catalog, model, instance_type):
             f"known types: {', '.join(sorted(catalog['instance_types']))}. Add it under instance_types"
         )
     have = spec["gpu_count"] * spec["vram_gb"]
+    _fit(
+        model, need, instance_type, have, spec["gpu_count"], spec["gpu"], spec["vram_gb"], fitting_types(catalog, model)
+    )
+
+
+def _fit(model, need, machine, have, count, gpu, per_gpu, alternatives):
+    """The one fit rule of every cloud: the machine's GPU memory must hold what the model needs."""
     if have < need:
+        hint = f"pick one of {', '.join(alternatives)}" if alternatives else "add a bigger machine to the catalog"
         raise CatalogError(
-            f"model {model} needs {need:g} GB of GPU memory but {instance_type} has {have:g} GB "
-            f"({spec['gpu_count']} x {spec['gpu']} {spec['vram_gb']:g} GB); "
-            f"pick one of {', '.join(fitting_types(catalog, model))}"
+            f"model {model} needs {need:g} GB of GPU memory but {machine} has {have:g} GB "
+            f"({count} x {gpu} {per_gpu:g} GB); {hint}"
         )
 
 
@@ -316,4 +365,86 @@ def aws_estimate(catalog, model, instance_type, nat_gateways=1):
         "currency": PRICES["currency"],
         "price_date": PRICES["date"],
         "price_region": aws["region"],
+    }
+
+
+# ---------------------------------------------------------------- GCP
+
+
+def gcp_option(option):
+    """A catalog gcp option with its defaults filled in: count, family, disk type, attach."""
+    family = GCP_FAMILIES[option["machine_type"].split("-")[0]]
+    return {
+        "machine_type": option["machine_type"],
+        "accelerator": option["accelerator"],
+        "count": int(option.get("count", 1)),
+        "disk_type": option.get("disk_type") or family["disk_type"],
+        "attach_accelerators": family["attach_accelerators"],
+    }
+
+
+def gcp_options(catalog, model, machine_types=None):
+    """The model's GCP options in order of preference, or those of ``machine_types`` in that order."""
+    entry = model_entry(catalog, model)
+    options = [gcp_option(o) for o in entry.get("gcp") or []]
+    if not options:
+        raise CatalogError(f"model {model!r} has no gcp machines in the catalog: add a gcp list to its entry")
+    if machine_types:
+        by_type = {o["machine_type"]: o for o in options}
+        missing = [t for t in machine_types if t not in by_type]
+        if missing:
+            raise CatalogError(
+                f"machine type {', '.join(missing)} is not a gcp option of {model} in the catalog "
+                f"(options: {', '.join(by_type)}); add it to the model's gcp list through the catalog override"
+            )
+        options = [by_type[t] for t in machine_types]
+    for option in options:
+        check_gcp_fit(catalog, model, option)
+    return options
+
+
+def check_gcp_fit(catalog, model, option):
+    need = model_entry(catalog, model)["min_vram_gb"]
+    per_gpu = GCP_ACCELERATORS[option["accelerator"]]
+    count = int(option.get("count", 1))
+    fitting = [
+        o["machine_type"]
+        for o in model_entry(catalog, model).get("gcp") or []
+        if int(o.get("count", 1)) * GCP_ACCELERATORS.get(o.get("accelerator"), 0) >= need
+    ]
+    _fit(model, need, option["machine_type"], count * per_gpu, count, option["accelerator"], per_gpu, fitting)
+
+
+def gcp_hourly_cost(machine_type, accelerator=None, count=1):
+    """Machine plus its GPUs, USD per hour; None when either price is not in the table."""
+    gcp = PRICES["gcp"]
+    host = gcp["machines"].get(machine_type)
+    gpu = gcp["accelerators"].get(accelerator) if accelerator else 0
+    if host is None or gpu is None:
+        return None
+    return round(host + gpu * count, 4)
+
+
+def gcp_estimate(catalog, model, option, nat=True):
+    """Hourly and monthly (730 h) estimate of one node: machine + GPUs, its boot disk, Cloud NAT."""
+    entry = model_entry(catalog, model)
+    gcp = PRICES["gcp"]
+    option = gcp_option(option)
+    instance = gcp_hourly_cost(option["machine_type"], option["accelerator"], option["count"])
+    per_gb = gcp["pd_ssd_gb_month"] if option["disk_type"] == "pd-ssd" else gcp["pd_balanced_gb_month"]
+    volume = entry["disk_gb"] * per_gb / 730
+    nat_hourly = gcp["nat_vm_hour"] if nat else 0.0
+    hourly = None if instance is None else round(instance + volume + nat_hourly, 4)
+    return {
+        "instance_type": option["machine_type"],
+        "accelerator": option["accelerator"],
+        "accelerator_count": option["count"],
+        "instance_hourly": instance,
+        "volume_hourly": round(volume, 4),
+        "nat_hourly": round(nat_hourly, 4),
+        "hourly": hourly,
+        "monthly": None if hourly is None else round(hourly * 730, 2),
+        "currency": PRICES["currency"],
+        "price_date": PRICES["date"],
+        "price_region": gcp["region"],
     }

@@ -9,6 +9,7 @@ random source are parameters, so tests run the backoff and the deadlines without
 from __future__ import annotations
 
 import random
+import re
 import time
 
 from ansible_collections.ollama_cloud.engine.plugins.module_utils.fleet import (
@@ -84,7 +85,7 @@ def wait_for(probe, done, what, timeout, interval=5.0, clock=None, failed=None):
 
 def describe(value):
     if isinstance(value, dict):
-        return value.get("state") or value.get("State") or "unknown"
+        return value.get("state") or value.get("State") or value.get("status") or "unknown"
     return str(value)
 
 
@@ -98,3 +99,147 @@ def our_tags(deployment, model=None, environment=None, name=None, extra=None):
     if name:
         tags["Name"] = name
     return {str(k): str(v) for k, v in tags.items()}
+
+
+# Secrets that must never travel in user data or instance metadata: anyone who can read the
+# instance (describe-instances, compute.instances.get) reads them.
+SECRET_PATTERNS = (
+    (re.compile(r"tskey-[A-Za-z0-9-]+"), "a Tailscale auth key"),
+    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), "an AWS access key"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"\"type\"\s*:\s*\"service_account\""), "a Google service account key"),
+    (re.compile(r"\bya29\.[A-Za-z0-9_-]{20,}"), "a Google OAuth access token"),
+)
+
+
+def secret_in(*texts):
+    """What kind of secret one of ``texts`` carries (a phrase), or None."""
+    for text in texts:
+        for pattern, what in SECRET_PATTERNS:
+            if pattern.search(text or ""):
+                return what
+    return None
+
+
+def try_placements(candidates, attempt, fallback, tried=None, what="the node", label=None):
+    """Call ``attempt(place)`` for each candidate in order until one works; return (value, tried).
+
+    A CloudError whose ``code`` is in ``fallback`` (no capacity here, not offered here) moves on
+    to the next candidate; any other error stops the search. Every placement tried is recorded
+    with its result, and the final error lists them all.
+    """
+    tried = list(tried or [])
+    label = label or (lambda place: ", ".join(str(v) for v in place.values()))
+    for place in candidates:
+        try:
+            value = attempt(place)
+        except CloudError as exc:
+            code = exc.details.get("code")
+            if code not in fallback:
+                exc.details["placement"] = tried + [dict(place, result=code or "error")]
+                raise
+            tried.append(dict(place, result=code))
+            continue
+        tried.append(dict(place, result="launched"))
+        return value, tried
+    raise CloudError(
+        "no capacity for {} in any placement: tried {}".format(
+            what, "; ".join(f"{label(t)}: {t['result']}" for t in tried) or "nothing"
+        ),
+        placement=tried,
+    )
+
+
+class Provider:
+    """The hooks ``converge`` needs from one cloud; ``raw`` is the cloud's own instance object."""
+
+    def find(self):
+        """Our live instances with the module's deployment and name."""
+        raise NotImplementedError
+
+    def ident(self, raw):
+        raise NotImplementedError
+
+    def state(self, raw):
+        """The fleet state (fleet.NODE_STATES) of ``raw``."""
+        raise NotImplementedError
+
+    def plan(self):
+        """Everything checked before a create, read-only; raises CloudError with a sentence."""
+        raise NotImplementedError
+
+    def preview(self, plan):
+        """Result keys that describe the create (the request, the cost, the placement) before it runs."""
+        raise NotImplementedError
+
+    def create(self, plan):
+        """Create, wait, clean up on failure; return (raw, result keys)."""
+        raise NotImplementedError
+
+    def start(self, raw):
+        raise NotImplementedError
+
+    def stop(self, raw):
+        raise NotImplementedError
+
+    def delete(self, raw):
+        raise NotImplementedError
+
+    def settle(self, raw):
+        """Wait out a transition (pending, stopping) so that start and stop act on a stable state."""
+        return raw
+
+    def refresh(self, raw):
+        raise NotImplementedError
+
+    def node(self, raw):
+        raise NotImplementedError
+
+
+def converge(provider, state, check_mode, deployment, name):
+    """Bring one node to ``state`` (present, running, stopped, absent); the result of the module.
+
+    The same state machine for every cloud: find ours by label, refuse duplicates, create
+    through the provider's capacity-aware plan, start or stop only when needed, and in check
+    mode report what would happen without calling anything that changes the cloud.
+    """
+    result = {"changed": False, "node": {}}
+    found = provider.find()
+    if len(found) > 1:
+        raise CloudError(
+            "deployment {} has {} instances named {} ({}): delete the extra ones or use state=absent".format(
+                deployment, len(found), name, ", ".join(provider.ident(i) for i in found)
+            )
+        )
+    raw = found[0] if found else None
+    before = provider.state(raw) if raw else "absent"
+
+    if state == "absent":
+        if raw:
+            result["changed"] = True
+            if not check_mode:
+                provider.delete(raw)
+        result["diff"] = {"before": {"state": before}, "after": {"state": "absent"}}
+        return result
+
+    if raw is None:
+        plan = provider.plan()
+        result.update(provider.preview(plan), changed=True)
+        if check_mode:
+            result["diff"] = {"before": {"state": "absent"}, "after": {"state": "running"}}
+            return result
+        raw, extra = provider.create(plan)
+        result.update(extra)
+    elif state in ("running", "stopped") and before != state:
+        result["changed"] = True
+        if not check_mode:
+            raw = provider.settle(raw)
+            if provider.state(raw) != state:
+                raw = provider.start(raw) if state == "running" else provider.stop(raw)
+
+    if not check_mode:
+        raw = provider.refresh(raw)
+    result["node"] = provider.node(raw)
+    after = state if check_mode and state != "present" else result["node"]["state"]
+    result["diff"] = {"before": {"state": before}, "after": {"state": after}}
+    return result

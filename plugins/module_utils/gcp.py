@@ -1,0 +1,429 @@
+# Copyright: ollama_cloud.engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The GCP layer of our modules: auth options, credentials, the Compute REST client, errors as sentences.
+
+The Compute Engine v1 REST API is called through google-auth's AuthorizedSession (requests).
+Retries (cloud.retry, jittered backoff on 429 and 5xx), operation polling to a deadline
+(cloud.wait_for) and the placement search (cloud.try_placements) are the ones the AWS layer
+uses. Errors never carry a request body, a header or a token: only the method, the path and
+what Google said, shortened and with anything that looks like a secret masked.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog, cloud, fleet
+
+try:
+    import google.auth
+    import google.auth.exceptions
+    import requests
+    from google.auth import impersonated_credentials
+    from google.auth.credentials import AnonymousCredentials
+    from google.auth.transport.requests import AuthorizedSession
+    from google.oauth2 import service_account
+
+    HAS_GOOGLE_AUTH = True
+except ImportError:  # pragma: no cover - reported by the module through missing_required_lib
+    HAS_GOOGLE_AUTH = False
+
+DEFAULT_ENDPOINT = "https://compute.googleapis.com/compute/v1/"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+
+GCP_ARGS = {
+    "project": {
+        "type": "str",
+        "fallback": (env_fallback, ["GCP_PROJECT", "GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"]),
+    },
+    "auth_kind": {
+        "type": "str",
+        "choices": ["application", "serviceaccount", "anonymous"],
+        "default": "application",
+        "fallback": (env_fallback, ["GCP_AUTH_KIND"]),
+    },
+    "service_account_file": {"type": "path", "fallback": (env_fallback, ["GCP_SERVICE_ACCOUNT_FILE"])},
+    "impersonate_service_account": {
+        "type": "str",
+        "fallback": (env_fallback, ["CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT"]),
+    },
+    "endpoint": {
+        "type": "str",
+        "fallback": (env_fallback, ["OCE_GCE_ENDPOINT", "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE"]),
+    },
+}
+
+CREDENTIALS_HINT = (
+    "run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS, "
+    "or use auth_kind=serviceaccount with service_account_file"
+)
+
+# Timeouts of every API call: connect, read (seconds).
+TIMEOUT = (10, 60)
+# Backoff of retried calls and the pause between operation polls; tests lower them.
+RETRY_ATTEMPTS, RETRY_BASE, RETRY_CAP = 6, 1.0, 20.0
+POLL_INTERVAL = 2.0
+
+# Operation error codes that mean "not here, not now": the caller tries the next placement.
+CAPACITY_CODES = {"ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"}
+
+# What to do, by Google's error reason (HTTP errors) or code (operation errors).
+SENTENCES = {
+    "authError": "GCP rejected the credentials: " + CREDENTIALS_HINT,
+    "forbidden": "the credentials are not allowed to do this: grant the service account "
+    "roles/compute.instanceAdmin.v1 (and roles/iam.serviceAccountUser for the node's service account)",
+    "accessNotConfigured": "the Compute Engine API is not enabled in this project: "
+    "gcloud services enable compute.googleapis.com",
+    "notFound": "it does not exist",
+    "alreadyExists": "a resource with this name already exists (not ours, or in another zone): choose another name",
+    "rateLimitExceeded": "the API rate limit was hit and stayed hit: run fewer calls at once or retry later",
+    "userRateLimitExceeded": "the API rate limit was hit and stayed hit: run fewer calls at once or retry later",
+    "backendError": "Compute Engine had an internal error and kept having it: retry later",
+    "invalid": "Compute Engine refused a parameter",
+    "badRequest": "Compute Engine refused a parameter",
+    "QUOTA_EXCEEDED": "the project's quota is used up (GPUs are counted per region): request a quota increase",
+    "ZONE_RESOURCE_POOL_EXHAUSTED": "the zone has no capacity for this machine right now: try other zones",
+    "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS": "the zone has no capacity for this machine right now: try other zones",
+    "RESOURCE_NOT_FOUND": "a resource the request names does not exist",
+}
+
+# Instance statuses onto the fleet's node states. TERMINATED is GCE's word for stopped.
+STATES = {
+    "PROVISIONING": "pending",
+    "STAGING": "pending",
+    "REPAIRING": "pending",
+    "RUNNING": "running",
+    "STOPPING": "stopping",
+    "SUSPENDING": "stopping",
+    "TERMINATED": "stopped",
+    "SUSPENDED": "stopped",
+}
+
+# GCP label rules: keys and values of at most 63 lowercase letters, digits, '_' and '-'; keys
+# start with a letter.
+_LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_BAD = re.compile(r"[^a-z0-9_-]")
+_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class HttpError(Exception):
+    """A non-2xx answer, reduced to what we may show: status, reason, Google's message."""
+
+    def __init__(self, status, reason, message):
+        super().__init__(f"HTTP {status} {reason}")
+        self.status, self.reason, self.message = status, reason, message
+
+
+def label_value(value):
+    """A value made valid as a GCP label value (``gemma3:270m`` -> ``gemma3-270m``)."""
+    return _LABEL_BAD.sub("-", str(value).lower())[:63]
+
+
+MANAGED_BY = label_value(fleet.MANAGED_BY)
+
+
+def our_labels(deployment, model=None, environment=None, extra=None):
+    """Our labels (cloud.our_tags) made valid for GCP; the user's extra keys must be valid already."""
+    bad = sorted(k for k in extra or {} if not _LABEL_KEY_RE.match(str(k)))
+    if bad:
+        raise cloud.CloudError(
+            f"label keys {', '.join(map(repr, bad))} are not valid GCP label keys: "
+            "use up to 63 lowercase letters, digits, '_' or '-', starting with a letter"
+        )
+    tags = cloud.our_tags(deployment, model, environment, extra=extra)
+    return {k: label_value(v) for k, v in tags.items()}
+
+
+def valid_name(name):
+    return bool(_NAME_RE.match(name or ""))
+
+
+def last(url):
+    """The last path segment of a self link or partial URL (zones/us-central1-a -> us-central1-a)."""
+    return str(url or "").rstrip("/").rsplit("/", 1)[-1] or None
+
+
+def region_of_zone(zone):
+    return zone.rsplit("-", 1)[0] if zone else None
+
+
+def shorten(text, limit=300):
+    """Google's message, shortened and with anything that looks like a secret masked."""
+    text = " ".join(str(text or "").split())
+    for pattern, _what in cloud.SECRET_PATTERNS:
+        text = pattern.sub("<redacted>", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_transient(exc):
+    if isinstance(exc, HttpError):
+        return exc.status == 429 or exc.status >= 500
+    return HAS_GOOGLE_AUTH and isinstance(exc, (requests.ConnectionError, requests.Timeout))
+
+
+def sentence(exc, action):
+    """One sentence for a failed call; never the request body, a header or a token."""
+    if isinstance(exc, HttpError):
+        hint = SENTENCES.get(exc.reason) or (
+            "the credentials were refused: " + CREDENTIALS_HINT if exc.status == 401 else None
+        )
+        text = f"{action} failed: {hint}" if hint else f"{action} failed (HTTP {exc.status})"
+        return f"{text} (GCP said {exc.reason}: {shorten(exc.message)})" if exc.message else text
+    if HAS_GOOGLE_AUTH and isinstance(exc, google.auth.exceptions.RefreshError):
+        # The first argument is Google's short reason (invalid_grant: ...); the rest is the response.
+        reason = shorten(exc.args[0] if exc.args else "", 160)
+        return f"{action} failed: the credentials could not get an access token ({reason}): {CREDENTIALS_HINT}"
+    if HAS_GOOGLE_AUTH and isinstance(exc, requests.Timeout):
+        return f"{action} failed: Compute Engine did not answer within {TIMEOUT[1]} s; check endpoint and the network"
+    if HAS_GOOGLE_AUTH and isinstance(exc, requests.ConnectionError):
+        return f"{action} failed: could not reach the Compute Engine endpoint; check endpoint and the network"
+    return f"{action} failed: {shorten(exc)}"
+
+
+def _http_error(response):
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        error = {}
+    errors = error.get("errors") or [{}]
+    reason = errors[0].get("reason") or error.get("status") or response.reason or "error"
+    return HttpError(response.status_code, reason, error.get("message") or errors[0].get("message") or "")
+
+
+class Api:
+    """Compute Engine v1 over REST: retried calls, pages, operations polled to a deadline."""
+
+    def __init__(self, session, project, endpoint=None, clock=None):
+        self.session = session
+        self.project = project
+        self.base = (endpoint or DEFAULT_ENDPOINT).rstrip("/") + "/"
+        self.clock = clock or cloud.Clock()
+        self.retries = []  # (method path, reason, delay) for the result and the tests
+
+    def path(self, url):
+        """A path relative to the endpoint, from a relative path, a partial URL or a self link."""
+        url = str(url)
+        for prefix in (self.base, DEFAULT_ENDPOINT, "https://www.googleapis.com/compute/v1/"):
+            if url.startswith(prefix):
+                return url[len(prefix) :]
+        return url.lstrip("/")
+
+    def call(self, method, path, body=None, params=None, action=None):
+        path = self.path(path)
+        action = action or f"{method} {path}"
+
+        def once():
+            response = self.session.request(
+                method,
+                self.base + path,
+                params=params,
+                data=json.dumps(body) if body is not None else None,
+                headers={"Content-Type": "application/json"} if body is not None else None,
+                timeout=TIMEOUT,
+            )
+            if response.status_code >= 400:
+                raise _http_error(response)
+            return response.json() if response.content else {}
+
+        def on_retry(exc, attempt, delay):
+            reason = exc.reason if isinstance(exc, HttpError) else type(exc).__name__
+            self.retries.append([f"{method} {path}", reason, round(delay, 3)])
+
+        try:
+            return cloud.retry(once, is_transient, RETRY_ATTEMPTS, RETRY_BASE, RETRY_CAP, self.clock, on_retry)
+        except HttpError as exc:
+            raise cloud.CloudError(sentence(exc, action), code=exc.reason, status=exc.status) from None
+        except Exception as exc:
+            if HAS_GOOGLE_AUTH and isinstance(exc, (requests.RequestException, google.auth.exceptions.GoogleAuthError)):
+                raise cloud.CloudError(sentence(exc, action), code=type(exc).__name__) from None
+            raise
+
+    def get(self, path, action=None, missing_ok=False):
+        try:
+            return self.call("GET", path, action=action)
+        except cloud.CloudError as exc:
+            if missing_ok and exc.details.get("status") == 404:
+                return None
+            raise
+
+    def list(self, path, params=None, action=None):
+        items, token = [], None
+        while True:
+            page = self.call(
+                "GET", path, params=dict(params or {}, **({"pageToken": token} if token else {})), action=action
+            )
+            items.extend(page.get("items") or [])
+            token = page.get("nextPageToken")
+            if not token:
+                return items
+
+    def aggregated(self, resource, params=None, action=None):
+        """Items of an aggregatedList over every zone or region, one flat list."""
+        items, token = [], None
+        path = f"projects/{self.project}/aggregated/{resource}"
+        while True:
+            query = dict(params or {}, **({"pageToken": token} if token else {}))
+            page = self.call("GET", path, params=query, action=action)
+            for scoped in (page.get("items") or {}).values():
+                items.extend(scoped.get(resource) or [])
+            token = page.get("nextPageToken")
+            if not token:
+                return items
+
+    def wait(self, operation, timeout, action):
+        """Poll an operation until DONE (to ``timeout``); raise its error as a sentence."""
+        link = operation.get("selfLink") or operation["name"]
+        done = cloud.wait_for(
+            lambda: self.call("GET", link, action=f"{action} (polling its operation)"),
+            lambda op: op.get("status") == "DONE",
+            f"{action} to finish",
+            timeout,
+            interval=POLL_INTERVAL,
+            clock=self.clock,
+        )
+        errors = (done.get("error") or {}).get("errors") or []
+        if errors:
+            first = errors[0]
+            code = first.get("code") or "OPERATION_FAILED"
+            hint = SENTENCES.get(code)
+            said = "; ".join(shorten(e.get("message") or e.get("code"), 200) for e in errors)
+            text = f"{action} failed: {hint}" if hint else f"{action} failed"
+            raise cloud.CloudError(f"{text} (GCP said {code}: {said})", code=code, operation=done.get("name"))
+        return done
+
+
+def credentials(params):
+    """google-auth credentials from the module's auth options; CloudError when they cannot work."""
+    kind = params.get("auth_kind") or "application"
+    scopes = [CLOUD_PLATFORM]
+    if kind == "anonymous":
+        if not params.get("endpoint"):
+            raise cloud.CloudError(
+                "auth_kind=anonymous only works against an emulator: set endpoint (or OCE_GCE_ENDPOINT)"
+            )
+        creds = AnonymousCredentials()
+    elif kind == "serviceaccount":
+        path = params.get("service_account_file")
+        if not path:
+            raise cloud.CloudError("auth_kind=serviceaccount needs service_account_file (or GCP_SERVICE_ACCOUNT_FILE)")
+        try:
+            creds = service_account.Credentials.from_service_account_file(path, scopes=scopes)
+        except FileNotFoundError:
+            raise cloud.CloudError(f"service_account_file {path} does not exist") from None
+        except (ValueError, KeyError, TypeError, OSError):
+            raise cloud.CloudError(
+                f"service_account_file {path} is not a service account key (JSON with type service_account, "
+                "client_email and private_key): download a new key or use auth_kind=application"
+            ) from None
+    else:
+        try:
+            creds, _project = google.auth.default(scopes=scopes)
+        except google.auth.exceptions.DefaultCredentialsError:
+            raise cloud.CloudError(f"no Application Default Credentials found: {CREDENTIALS_HINT}") from None
+    target = params.get("impersonate_service_account")
+    if target:
+        if kind == "anonymous":
+            raise cloud.CloudError("impersonate_service_account needs real credentials, not auth_kind=anonymous")
+        creds = impersonated_credentials.Credentials(
+            source_credentials=creds, target_principal=target, target_scopes=scopes, lifetime=3600
+        )
+    return creds
+
+
+def connect(params, clock=None):
+    """An Api from the module's options; CloudError when project or credentials are missing."""
+    if not params.get("project"):
+        raise cloud.CloudError("no GCP project given: set project (or GCP_PROJECT / GOOGLE_CLOUD_PROJECT)")
+    session = AuthorizedSession(credentials(params))
+    return Api(session, params["project"], params.get("endpoint") or None, clock)
+
+
+def label_filter(labels, name=None):
+    parts = [f'(labels.{k} = "{v}")' for k, v in sorted(labels.items())]
+    if name:
+        parts.append(f'(name = "{name}")')
+    return " ".join(parts)
+
+
+def find_instances(api, deployment=None, name=None):
+    """Our instances in every zone (of one deployment, optionally one name), oldest first."""
+    labels = {fleet.LABEL_MANAGED_BY: MANAGED_BY}
+    if deployment:
+        labels[fleet.LABEL_DEPLOYMENT] = deployment
+    found = api.aggregated("instances", {"filter": label_filter(labels, name)}, action="list instances")
+    # The filter is the server's; check again so a lax server cannot make us touch others' VMs.
+    found = [i for i in found if all((i.get("labels") or {}).get(k) == v for k, v in labels.items())]
+    found = [i for i in found if name is None or i.get("name") == name]
+    return sorted(found, key=lambda i: (i.get("creationTimestamp") or "", i.get("name")))
+
+
+def instance_path(instance):
+    return f"projects/{last_project(instance)}/zones/{last(instance['zone'])}/instances/{instance['name']}"
+
+
+def last_project(instance):
+    match = re.search(r"projects/([^/]+)/", instance.get("selfLink") or instance.get("zone") or "")
+    return match.group(1) if match else None
+
+
+def metadata_items(instance):
+    return {i.get("key"): i.get("value") for i in (instance.get("metadata") or {}).get("items") or []}
+
+
+def _epoch(timestamp):
+    if not timestamp:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def accelerators(instance):
+    return [
+        {"type": last(a.get("acceleratorType")), "count": a.get("acceleratorCount", 1)}
+        for a in instance.get("guestAccelerators") or []
+    ]
+
+
+def instance_node(instance, hourly_cost=None):
+    labels = dict(instance.get("labels") or {})
+    meta = metadata_items(instance)
+    nic = (instance.get("networkInterfaces") or [{}])[0]
+    zone = last(instance.get("zone"))
+    public = [c.get("natIP") for c in nic.get("accessConfigs") or [] if c.get("natIP")]
+    accs = accelerators(instance)
+    extra = {
+        "hourly_cost": hourly_cost,
+        "availability_zone": zone,
+        "subnet_id": last(nic.get("subnetwork")),
+        "accelerator": accs[0]["type"] if accs else None,
+        "accelerator_count": accs[0]["count"] if accs else 0,
+        "public_ip": public[0] if public else None,
+    }
+    # Label values are sanitised (gemma3-270m); the metadata keeps the model's real name.
+    if meta.get(fleet.LABEL_MODEL):
+        extra["model"] = meta[fleet.LABEL_MODEL]
+    return fleet.node_record(
+        "gcp",
+        instance["name"],
+        STATES.get(instance.get("status"), "unknown"),
+        labels=labels,
+        instance_type=last(instance.get("machineType")),
+        private_ip=nic.get("networkIP"),
+        region=region_of_zone(zone),
+        started_at=_epoch(instance.get("lastStartTimestamp") or instance.get("creationTimestamp")),
+        node_id=str(instance.get("id") or instance["name"]),
+        extra=extra,
+    )
+
+
+def priced_node(instance):
+    """The node record with ``hourly_cost`` of its machine and GPUs from the dated price table."""
+    accs = accelerators(instance) or [{"type": None, "count": 0}]
+    cost = catalog.gcp_hourly_cost(last(instance.get("machineType")), accs[0]["type"], accs[0]["count"])
+    return instance_node(instance, cost)

@@ -1,0 +1,672 @@
+#!/usr/bin/python
+# Copyright: ollama_cloud.engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: gcp_gpu_instance
+short_description: A private Compute Engine GPU node for one Ollama model (the C(cloud=gcp) provider)
+version_added: 0.1.0
+description:
+  - Creates, starts, stops and deletes one Compute Engine VM that serves a model from the
+    collection's model catalog, and returns the same node record as the local and AWS providers.
+  - The VM has no external IP (no access config), C(onHostMaintenance=TERMINATE) (required with
+    GPUs), Shielded VM options, and a boot disk whose type and size come from the catalog. It
+    carries our deployment, model and environment labels; label values are made valid for GCP
+    (C(gemma3:270m) becomes C(gemma3-270m)), the model's real name is kept in the metadata key
+    C(oce-model).
+  - Idempotent by our deployment label plus O(name).
+  - "Capacity-aware placement: the catalog's GCP options for O(model) (or O(machine_types)) are
+    tried in order; for each, the zones of O(zones) in order. A zone that does not offer the
+    accelerator or the machine type is skipped; C(ZONE_RESOURCE_POOL_EXHAUSTED) moves on to the
+    next zone, then to the next option. The result lists every placement tried."
+  - A model that does not fit an option's GPU memory fails before any API call, with the numbers.
+  - If the VM fails after it was created (it never reaches C(RUNNING) before O(wait_timeout)),
+    the VM this run created is deleted before the module fails.
+options:
+  name:
+    description: VM name (lowercase letters, digits and dashes, starting with a letter, at most 63).
+    type: str
+    required: true
+  deployment:
+    description: Deployment label; marks the VM as ours. Lowercase letters, digits, dashes.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates the node if missing (running) and leaves an existing one as it is.
+      - V(running) and V(stopped) also start or stop it; V(absent) deletes it with its boot disk.
+    type: str
+    choices: [present, running, stopped, absent]
+    default: running
+  model:
+    description: Catalog model the node serves; required to create a node.
+    type: str
+  environment:
+    description: Environment label (dev, staging, prod).
+    type: str
+  zones:
+    description:
+      - Zones to place the node in, in order of preference, all in one region (the subnetwork's).
+        Give at least two so that a capacity shortage in one zone does not stop the launch.
+      - Required to create a node.
+    type: list
+    elements: str
+    default: []
+  subnetwork:
+    description:
+      - The private subnetwork of the node, a name in the zones' region or a path
+        C(projects/P/regions/R/subnetworks/S). Required to create a node.
+      - It should have Private Google Access on (the module warns otherwise), since the node has
+        no external IP.
+    type: str
+  machine_types:
+    description:
+      - Machine types to try, in order, instead of the catalog's GCP options for O(model). Each must
+        be one of the model's GCP options (add new ones through O(catalog)).
+    type: list
+    elements: str
+    default: []
+  image:
+    description:
+      - V(golden) boots the newest image of the family O(image_family) in O(project).
+      - Otherwise an image or image family path, for example
+        C(projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts).
+    type: str
+    default: golden
+  image_family:
+    description: The image family of our golden images, for O(image=golden).
+    type: str
+    default: ollama-node
+  disk_size:
+    description: Boot disk size in GB; the catalog's C(disk_gb) for O(model) when omitted.
+    type: int
+  service_account_email:
+    description:
+      - The node's own service account (for example one allowed to read its Tailscale key from
+        Secret Manager and to write logs and metrics). No service account when omitted.
+    type: str
+  scopes:
+    description:
+      - OAuth scopes of the node's service account. The default lets the Ops Agent write logs and
+        metrics and nothing else.
+      - Secret Manager has no narrower scope than C(https://www.googleapis.com/auth/cloud-platform);
+        with that scope the service account's IAM roles alone bound what the node can do.
+    type: list
+    elements: str
+    default:
+      - https://www.googleapis.com/auth/logging.write
+      - https://www.googleapis.com/auth/monitoring.write
+  secure_boot:
+    description:
+      - Shielded VM Secure Boot. Keep it on with signed NVIDIA modules (Canonical's
+        C(linux-modules-nvidia-*-gcp)); DKMS-built drivers need it off. vTPM and integrity
+        monitoring are always on.
+    type: bool
+    default: true
+  network_tags:
+    description: Network tags of the VM (firewall rules target them).
+    type: list
+    elements: str
+    default: []
+  metadata:
+    description:
+      - Extra instance metadata. It must not carry secrets (anyone who can read the VM reads it);
+        the module refuses Tailscale auth keys, cloud keys and private keys in it.
+      - SSH keys of the project are blocked and OS Login is on; these keys cannot be overridden.
+    type: dict
+    default: {}
+  user_data:
+    description: Cloud-init user data (metadata key C(user-data)), with the same secret check as O(metadata).
+    type: str
+  catalog:
+    description:
+      - Catalog entries merged over the built-in catalog, C({models, instance_types}); a model's
+        C(gcp) list holds options C({machine_type, accelerator, count, disk_type}). See the
+        P(ollama_cloud.engine.model_catalog#lookup) lookup. A malformed entry fails.
+    type: dict
+    default: {}
+  labels:
+    description: Extra labels for the VM and its disk. Our C(oce-*) keys cannot be overridden.
+    type: dict
+    default: {}
+  wait:
+    description:
+      - Wait for the VM to reach the requested status. Operations (insert, start, stop, delete)
+        are always followed to their end, to O(wait_timeout), so that their errors are reported.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for an operation or a status before giving up.
+    type: int
+    default: 900
+extends_documentation_fragment:
+  - ollama_cloud.engine.gcp
+attributes:
+  check_mode:
+    support: full
+    description: Creates nothing; returns the instances.insert request it would send first (RV(request)).
+  diff_mode:
+    support: full
+    description: Shows the node state before and after.
+author:
+  - ollama_cloud.engine maintainers (@ollama-cloud)
+"""
+
+EXAMPLES = r"""
+- name: A private GPU node for codellama:7b-code (n1 + T4, then g2 with L4)
+  ollama_cloud.engine.gcp_gpu_instance:
+    name: oce-demo
+    deployment: demo
+    environment: dev
+    model: codellama:7b-code
+    project: my-project
+    zones: [us-central1-a, us-central1-b, us-central1-c]
+    subnetwork: oce-demo-private
+    service_account_email: oce-demo-node@my-project.iam.gserviceaccount.com
+  register: node
+
+- name: Stop it (the disk and the pulled models stay)
+  ollama_cloud.engine.gcp_gpu_instance:
+    name: oce-demo
+    deployment: demo
+    project: my-project
+    state: stopped
+
+- name: Try it against the test emulator
+  ollama_cloud.engine.gcp_gpu_instance:
+    name: oce-test
+    deployment: test
+    model: gemma3:270m
+    project: oce-test
+    auth_kind: anonymous
+    endpoint: http://127.0.0.1:8089/compute/v1/
+    zones: [us-central1-a]
+    subnetwork: oce-private
+    image: projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts
+
+- name: Delete it
+  ollama_cloud.engine.gcp_gpu_instance:
+    name: oce-demo
+    deployment: demo
+    project: my-project
+    state: absent
+"""
+
+RETURN = r"""
+node:
+  description:
+    - The node record, the same keys on every provider, plus C(hourly_cost) (USD, machine and
+      GPUs from the dated price table; null when a price is not in the table).
+    - Empty after V(absent).
+  returned: always
+  type: dict
+  sample:
+    cloud: gcp
+    name: oce-demo
+    id: "4567890123456789012"
+    state: running
+    deployment: demo
+    model: codellama:7b-code
+    environment: dev
+    instance_type: n1-standard-8
+    region: us-central1
+    private_ip: 10.10.0.2
+    api_url: null
+    uptime_seconds: 42
+    hourly_cost: 0.73
+    availability_zone: us-central1-a
+    subnet_id: oce-demo-private
+    accelerator: nvidia-tesla-t4
+    accelerator_count: 1
+    public_ip: null
+request:
+  description: The instances.insert body (first placement) that was or, in check mode, would be sent.
+  returned: when a node is created or would be created
+  type: dict
+placement:
+  description: Placements tried in order, each with C(machine_type), C(accelerator), C(count), C(zone) and C(result).
+  returned: when a node is created or would be created
+  type: list
+  elements: dict
+cost:
+  description: Estimated hourly and monthly cost (machine and GPUs, boot disk, Cloud NAT) and the date of the prices.
+  returned: when a node is created or would be created
+  type: dict
+image:
+  description: The image booted (a path) and how it was found (C(golden) or C(explicit)).
+  returned: when a node is created or would be created
+  type: dict
+retries:
+  description: API calls retried after throttling or a server error, as C([method path, reason, delay seconds]).
+  returned: always
+  type: list
+  elements: list
+"""
+
+import uuid
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog, cloud, fleet, gcp
+
+# Metadata keys we set; the user's metadata may not override them.
+FIXED_METADATA = {"block-project-ssh-keys": "TRUE", "enable-oslogin": "TRUE"}
+
+
+class GcpNode(cloud.Provider):
+    """The gcp_gpu_instance side of cloud.converge."""
+
+    def __init__(self, api, params, warn=None):
+        self.api = api
+        self.params = params
+        self.project = api.project
+        self.timeout = params["wait_timeout"]
+        self.warn = warn or (lambda msg: None)
+
+    # --------------------------------------------------------------- reading
+
+    def find(self):
+        return gcp.find_instances(self.api, self.params["deployment"], self.params["name"])
+
+    def ident(self, raw):
+        return f"{last_zone(raw)}/{raw['name']}"
+
+    def state(self, raw):
+        return gcp.STATES.get(raw.get("status"), "unknown")
+
+    def refresh(self, raw):
+        return self.api.get(gcp.instance_path(raw), action=f"get instance {raw['name']}")
+
+    def node(self, raw):
+        return gcp.priced_node(raw)
+
+    # --------------------------------------------------------------- planning
+
+    def plan(self):
+        """Options that fit, zones that offer them, subnetwork and image: read-only checks."""
+        params, api = self.params, self.api
+        cat = catalog.merge(params["catalog"])
+        options = catalog.gcp_options(cat, params["model"], params["machine_types"])
+        regions = {}
+        for zone in params["zones"]:
+            found = api.get(f"projects/{self.project}/zones/{zone}", action=f"look up zone {zone}", missing_ok=True)
+            if found is None:
+                raise cloud.CloudError(
+                    f"zone {zone!r} does not exist in Compute Engine (project {self.project}); "
+                    "check the spelling, for example us-central1-a"
+                )
+            regions[zone] = gcp.last(found.get("region")) or gcp.region_of_zone(zone)
+        if len(set(regions.values())) > 1:
+            raise cloud.CloudError(
+                "zones {} are in different regions ({}): give zones of the subnetwork's region only".format(
+                    ", ".join(params["zones"]), ", ".join(sorted(set(regions.values())))
+                )
+            )
+        region = regions[params["zones"][0]]
+        subnet = self.subnetwork(region)
+
+        offered = {}
+        for zone in params["zones"]:
+            accs = api.list(f"projects/{self.project}/zones/{zone}/acceleratorTypes", action=f"list GPUs of {zone}")
+            offered[zone] = {a["name"] for a in accs}
+        candidates, skipped = [], []
+        for option in options:
+            for zone in params["zones"]:
+                place = placement(option, zone)
+                if option["accelerator"] not in offered[zone]:
+                    skipped.append(dict(place, result=f"{option['accelerator']} is not offered in this zone"))
+                    continue
+                machine = api.get(
+                    f"projects/{self.project}/zones/{zone}/machineTypes/{option['machine_type']}",
+                    action=f"look up machine type {option['machine_type']} in {zone}",
+                    missing_ok=True,
+                )
+                if machine is None:
+                    skipped.append(dict(place, result=f"{option['machine_type']} is not offered in this zone"))
+                    continue
+                candidates.append(dict(place, option=option))
+        if not candidates:
+            raise cloud.CloudError(
+                "none of the GCP options for {} ({}) is offered in zones {}: "
+                "choose other zones or machine types".format(
+                    params["model"],
+                    ", ".join(describe_option(o) for o in options),
+                    ", ".join(params["zones"]),
+                ),
+                placement=skipped,
+            )
+        image, source = self.image()
+        entry = catalog.model_entry(cat, params["model"])
+        return {
+            "catalog": cat,
+            "candidates": candidates,
+            "skipped": skipped,
+            "subnetwork": subnet,
+            "image": image,
+            "image_source": source,
+            "disk_size": params["disk_size"] or entry["disk_gb"],
+            "labels": gcp.our_labels(params["deployment"], params["model"], params["environment"], params["labels"]),
+        }
+
+    def subnetwork(self, region):
+        given = self.params["subnetwork"]
+        path = self.api.path(given) if "/" in given else f"projects/{self.project}/regions/{region}/subnetworks/{given}"
+        found = self.api.get(path, action=f"look up subnetwork {given}", missing_ok=True)
+        if found is None:
+            raise cloud.CloudError(
+                f"subnetwork {given!r} does not exist in region {region} of project {self.project}: "
+                "create the network first (or give its full path)"
+            )
+        if gcp.last(found.get("region")) != region:
+            raise cloud.CloudError(
+                f"subnetwork {given!r} is in region {gcp.last(found.get('region'))}, the zones are in {region}"
+            )
+        if not found.get("privateIpGoogleAccess"):
+            self.warn(
+                f"subnetwork {given} has Private Google Access off: the node (no external IP) cannot reach "
+                "Google APIs such as Secret Manager or Cloud Logging"
+            )
+        return f"projects/{self.project}/regions/{region}/subnetworks/{found['name']}"
+
+    def image(self):
+        given = self.params["image"]
+        if given == "golden":
+            path, source = f"projects/{self.project}/global/images/family/{self.params['image_family']}", "golden"
+        elif given.startswith("projects/") and "/global/images/" in given:
+            path, source = given, "explicit"
+        else:
+            raise cloud.CloudError(
+                f"image {given!r} is neither golden nor an image path "
+                "(projects/P/global/images/NAME or projects/P/global/images/family/FAMILY)"
+            )
+        found = self.api.get(path, action=f"look up image {given}", missing_ok=True)
+        if found is None:
+            if source == "golden":
+                raise cloud.CloudError(
+                    f"no golden image in family {self.params['image_family']} of project {self.project}: "
+                    "build one (packer/) or set image to projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts"
+                )
+            raise cloud.CloudError(f"image {given} does not exist (or this project may not use it)")
+        if found.get("status") not in (None, "READY"):
+            raise cloud.CloudError(f"image {found.get('name')} is {found.get('status')}, not READY")
+        return f"projects/{gcp.last_project(found) or path.split('/')[1]}/global/images/{found['name']}", source
+
+    # --------------------------------------------------------------- the request
+
+    def request(self, plan, place):
+        """The instances.insert body for one placement."""
+        params, option, zone = self.params, place["option"], place["zone"]
+        labels = plan["labels"]
+        metadata = dict(params["metadata"] or {}, **FIXED_METADATA)
+        metadata[fleet.LABEL_MODEL] = params["model"]
+        if params["user_data"]:
+            metadata["user-data"] = params["user_data"]
+        body = {
+            "name": params["name"],
+            "machineType": f"zones/{zone}/machineTypes/{option['machine_type']}",
+            "labels": labels,
+            "scheduling": {"onHostMaintenance": "TERMINATE", "automaticRestart": True, "provisioningModel": "STANDARD"},
+            # No accessConfigs: no external IP. Egress goes through Cloud NAT, if the network has it.
+            "networkInterfaces": [{"subnetwork": plan["subnetwork"]}],
+            "disks": [
+                {
+                    "boot": True,
+                    "autoDelete": True,
+                    "type": "PERSISTENT",
+                    "mode": "READ_WRITE",
+                    "initializeParams": {
+                        "sourceImage": plan["image"],
+                        "diskSizeGb": str(plan["disk_size"]),
+                        "diskType": f"zones/{zone}/diskTypes/{option['disk_type']}",
+                        "labels": labels,
+                    },
+                }
+            ],
+            "shieldedInstanceConfig": {
+                "enableSecureBoot": params["secure_boot"],
+                "enableVtpm": True,
+                "enableIntegrityMonitoring": True,
+            },
+            "metadata": {"items": [{"key": k, "value": str(v)} for k, v in sorted(metadata.items())]},
+            "serviceAccounts": [],
+        }
+        if option["attach_accelerators"]:
+            body["guestAccelerators"] = [
+                {
+                    "acceleratorType": f"zones/{zone}/acceleratorTypes/{option['accelerator']}",
+                    "acceleratorCount": option["count"],
+                }
+            ]
+        if params["service_account_email"]:
+            body["serviceAccounts"] = [{"email": params["service_account_email"], "scopes": params["scopes"]}]
+        if params["network_tags"]:
+            body["tags"] = {"items": params["network_tags"]}
+        return body
+
+    def preview(self, plan):
+        first = plan["candidates"][0]
+        return {
+            "request": self.request(plan, first),
+            "placement": [public(p) for p in plan["skipped"]] + [public(dict(first, result="would launch"))],
+            "cost": catalog.gcp_estimate(plan["catalog"], self.params["model"], first["option"]),
+            "image": {"path": plan["image"], "source": plan["image_source"]},
+        }
+
+    # --------------------------------------------------------------- changing
+
+    def insert(self, plan, place):
+        """Insert in one placement and follow the operation; a failed VM is deleted before moving on."""
+        zone, name = place["zone"], self.params["name"]
+        zone_path = f"projects/{self.project}/zones/{zone}"
+        action = f"create instance {name} ({describe_option(place['option'])}) in {zone}"
+        # One request id per placement: a retried insert (after a 503) is not a second VM.
+        op = self.api.call(
+            "POST",
+            f"{zone_path}/instances",
+            body=self.request(plan, place),
+            params={"requestId": str(uuid.uuid4())},
+            action=action,
+        )
+        try:
+            self.api.wait(op, self.timeout, action)
+        except cloud.CloudError as exc:
+            # A failed insert may leave a VM record behind; remove ours before the next try.
+            left = self.api.get(f"{zone_path}/instances/{name}", action=f"get instance {name}", missing_ok=True)
+            labels = (left or {}).get("labels") or {}
+            if (
+                labels.get(fleet.LABEL_MANAGED_BY) == gcp.MANAGED_BY
+                and labels.get(fleet.LABEL_DEPLOYMENT) == (self.params["deployment"])
+            ):
+                self.delete(left)
+            raise exc
+        return self.api.get(f"{zone_path}/instances/{name}", action=f"get instance {name}")
+
+    def create(self, plan):
+        (instance, chosen), tried = cloud.try_placements(
+            plan["candidates"],
+            lambda place: (self.insert(plan, place), place),
+            gcp.CAPACITY_CODES,
+            tried=plan["skipped"],
+            what=self.params["model"],
+            label=lambda p: f"{describe_option(p['option'])} in {p['zone']}" if "option" in p else p["zone"],
+        )
+        tried = [public(p) for p in tried]
+        extra = {
+            "placement": tried,
+            "request": self.request(plan, chosen),
+            "cost": catalog.gcp_estimate(plan["catalog"], self.params["model"], chosen["option"]),
+            "image": {"path": plan["image"], "source": plan["image_source"]},
+        }
+        if self.params["wait"]:
+            try:
+                instance = self.wait_status(instance, "RUNNING", ("TERMINATED", "SUSPENDED"))
+            except cloud.CloudError as exc:
+                cleanup = "deleted it"
+                try:
+                    self.delete(instance)
+                except cloud.CloudError as again:
+                    cleanup = f"could not delete it ({again.msg}); delete {self.ident(instance)} by hand"
+                raise cloud.CloudError(
+                    f"{exc.msg}; this run created {self.ident(instance)} and {cleanup}", placement=tried
+                ) from None
+        return instance, extra
+
+    def act(self, raw, verb, method="POST"):
+        path = gcp.instance_path(raw) + ("" if verb == "delete" else f"/{verb}")
+        action = f"{verb} instance {raw['name']}"
+        op = self.api.call(method, path, action=action)
+        self.api.wait(op, self.timeout, action)
+
+    def start(self, raw):
+        self.act(raw, "resume" if raw.get("status") == "SUSPENDED" else "start")
+        return self.wait_status(raw, "RUNNING") if self.params["wait"] else raw
+
+    def stop(self, raw):
+        self.act(raw, "stop")
+        return self.wait_status(raw, "TERMINATED") if self.params["wait"] else raw
+
+    def delete(self, raw):
+        self.act(raw, "delete", "DELETE")
+
+    def settle(self, raw):
+        status = raw.get("status")
+        if status in ("PROVISIONING", "STAGING", "REPAIRING"):
+            return self.wait_status(raw, "RUNNING")
+        if status == "STOPPING":
+            return self.wait_status(raw, "TERMINATED")
+        if status == "SUSPENDING":
+            return self.wait_status(raw, "SUSPENDED")
+        return raw
+
+    def wait_status(self, raw, wanted, failed=()):
+        return cloud.wait_for(
+            lambda: self.refresh(raw),
+            lambda i: i.get("status") == wanted,
+            f"instance {raw['name']} to be {wanted}",
+            self.timeout,
+            interval=gcp.POLL_INTERVAL,
+            clock=self.api.clock,
+            failed=lambda i: i.get("status") if i.get("status") in failed else None,
+        )
+
+
+def last_zone(raw):
+    return gcp.last(raw.get("zone"))
+
+
+def placement(option, zone):
+    return {
+        "machine_type": option["machine_type"],
+        "accelerator": option["accelerator"],
+        "count": option["count"],
+        "zone": zone,
+    }
+
+
+def public(place):
+    """A placement as the result shows it (without the catalog option it came from)."""
+    return {k: v for k, v in place.items() if k != "option"}
+
+
+def describe_option(option):
+    return f"{option['machine_type']} + {option['count']} x {option['accelerator']}"
+
+
+def check_inputs(params, cat_error):
+    problems = [fleet.validate_deployment(params["deployment"]), cat_error]
+    if not gcp.valid_name(params["name"]):
+        problems.append(
+            f"name {params['name']!r} is not a valid VM name: use 1-63 lowercase letters, digits or dashes, "
+            "starting with a letter and not ending with a dash"
+        )
+    if params["state"] != "absent":
+        if not params["model"]:
+            problems.append("model is required to create a node")
+        if not params["zones"]:
+            problems.append("zones is required to create a node (zones of one region, ideally two or more)")
+        if not params["subnetwork"]:
+            problems.append("subnetwork is required to create a node (a private subnetwork of the zones' region)")
+        values = [str(v) for v in (params["metadata"] or {}).values()] + [params["user_data"] or ""]
+        what = cloud.secret_in(*values)
+        if what:
+            problems.append(
+                f"metadata or user_data carries {what}: anyone who can read the VM can read its metadata; "
+                "store the secret in Secret Manager and let the node read it with its service account"
+            )
+        fixed = sorted(set(params["metadata"] or {}) & (set(FIXED_METADATA) | {fleet.LABEL_MODEL, "user-data"}))
+        if fixed:
+            problems.append(
+                f"metadata may not set {', '.join(fixed)}: the module sets them (use user_data for user-data)"
+            )
+        if params["wait_timeout"] < 1:
+            problems.append("wait_timeout must be at least 1 second")
+    return [p for p in problems if p]
+
+
+def main():
+    argument_spec = dict(
+        gcp.GCP_ARGS,
+        name={"type": "str", "required": True},
+        deployment={"type": "str", "required": True},
+        state={"type": "str", "default": "running", "choices": ["present", "running", "stopped", "absent"]},
+        model={"type": "str"},
+        environment={"type": "str"},
+        zones={"type": "list", "elements": "str", "default": []},
+        subnetwork={"type": "str"},
+        machine_types={"type": "list", "elements": "str", "default": []},
+        image={"type": "str", "default": "golden"},
+        image_family={"type": "str", "default": "ollama-node"},
+        disk_size={"type": "int"},
+        service_account_email={"type": "str"},
+        scopes={
+            "type": "list",
+            "elements": "str",
+            "default": [
+                "https://www.googleapis.com/auth/logging.write",
+                "https://www.googleapis.com/auth/monitoring.write",
+            ],
+        },
+        secure_boot={"type": "bool", "default": True},
+        network_tags={"type": "list", "elements": "str", "default": []},
+        metadata={"type": "dict", "default": {}},
+        user_data={"type": "str"},
+        catalog={"type": "dict", "default": {}},
+        labels={"type": "dict", "default": {}},
+        wait={"type": "bool", "default": True},
+        wait_timeout={"type": "int", "default": 900},
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not gcp.HAS_GOOGLE_AUTH:
+        module.fail_json(msg=missing_required_lib("google-auth and requests"))
+    params = module.params
+
+    # Inputs first: a bad model, catalog, name or metadata fails before any API call.
+    cat_error = None
+    if params["state"] != "absent" and params["model"]:
+        try:
+            catalog.gcp_options(catalog.merge(params["catalog"]), params["model"], params["machine_types"])
+        except catalog.CatalogError as exc:
+            cat_error = str(exc)
+    problems = check_inputs(params, cat_error)
+    if problems:
+        module.fail_json(msg="; ".join(problems), changed=False)
+
+    retries = []
+    try:
+        api = gcp.connect(params)
+        retries = api.retries
+        provider = GcpNode(api, params, warn=module.warn)
+        result = cloud.converge(provider, params["state"], module.check_mode, params["deployment"], params["name"])
+    except (cloud.CloudError, catalog.CatalogError) as exc:
+        details = getattr(exc, "details", {})
+        keep = {k: v for k, v in details.items() if k in ("placement", "code", "operation")}
+        module.fail_json(msg=str(exc), changed=False, retries=retries, **keep)
+    result["retries"] = retries
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

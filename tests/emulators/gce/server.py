@@ -1,0 +1,648 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A Compute Engine v1 emulator on 127.0.0.1 for the GCP modules' tests.
+
+Why our own and not gcplocal 0.1: gcplocal's instances are RUNNING at insert and its operations
+are DONE at once, it has no start/stop, images, accelerator types or aggregatedList, and no way
+to inject a fault. This one keeps the same REST paths as the real API, and:
+
+- routes every request through the official discovery document (schema.Discovery): a path or
+  query parameter the API does not have, or a body field the schema does not know, is a
+  *violation*; every response it sends is checked the same way. Tests assert ``violations == []``.
+- plays the API's slow parts: operations go PENDING -> RUNNING -> DONE over polls, instances
+  PROVISIONING -> STAGING -> RUNNING, STOPPING -> TERMINATED.
+- plays the API's rules we rely on: GPUs need onHostMaintenance=TERMINATE, an accelerator or a
+  machine type must be offered in the zone, names are unique per zone.
+- injects faults: HTTP errors for the next N calls of a method (429, 503), a zone whose pool is
+  exhausted (the insert operation ends in ZONE_RESOURCE_POOL_EXHAUSTED), an operation that ends
+  in any error.
+- serves a token endpoint, so service-account credentials sign a real JWT against loopback.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.server
+import itertools
+import json
+import re
+import socket
+import socketserver
+import threading
+import time
+import urllib.parse
+
+from .schema import Discovery
+
+PROJECT = "oce-test"
+IMAGE_PROJECT = "ubuntu-os-cloud"
+
+# Zone -> accelerators offered; every zone of the region offers n1, g2 needs L4, a2 A100.
+ZONES = {
+    "us-central1-a": ["nvidia-tesla-t4", "nvidia-l4", "nvidia-tesla-a100"],
+    "us-central1-b": ["nvidia-tesla-t4", "nvidia-l4"],
+    "us-central1-c": ["nvidia-tesla-t4"],
+    "us-central1-f": ["nvidia-l4"],
+    "europe-west4-a": ["nvidia-tesla-t4", "nvidia-l4"],
+}
+# Machine type -> (vCPUs, MiB, accelerator that comes with it, count).
+MACHINES = {
+    "n1-standard-4": (4, 15360, None, 0),
+    "n1-standard-8": (8, 30720, None, 0),
+    "n1-standard-16": (16, 61440, None, 0),
+    "g2-standard-4": (4, 16384, "nvidia-l4", 1),
+    "g2-standard-8": (8, 32768, "nvidia-l4", 1),
+    "g2-standard-24": (24, 98304, "nvidia-l4", 2),
+    "a2-highgpu-1g": (12, 87040, "nvidia-tesla-a100", 1),
+    "a2-highgpu-2g": (24, 174080, "nvidia-tesla-a100", 2),
+}
+
+STATUSES = ("PROVISIONING", "STAGING", "RUNNING", "STOPPING", "TERMINATED", "SUSPENDED")
+_FILTER = re.compile(r'\(\s*([A-Za-z0-9_.-]+)\s*(=|!=)\s*"?([^")]*)"?\s*\)')
+
+
+class GceError(Exception):
+    def __init__(self, status, reason, message):
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
+
+
+def now():
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000-00:00", time.gmtime())
+
+
+class Emulator:
+    def __init__(self, discovery=None, op_steps=2, page_size=2):
+        self.discovery = discovery or Discovery()
+        self.lock = threading.RLock()
+        self.op_steps = op_steps  # polls an operation takes to reach DONE
+        self.page_size = page_size  # small pages, so paging is exercised
+        self.ids = itertools.count(1000000000000000001)
+        emu = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def setup(self):
+                super().setup()
+                # Headers and body go out in two writes: without this, delayed ACKs add 40 ms a call.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, body = emu.handle(self.command, self.path, raw, self.headers)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _handle
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.endpoint = self.url + "/compute/v1/"
+        self.token_uri = self.url + "/token"
+        self.reset()
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    # ------------------------------------------------------------ state and fault hooks
+
+    def reset(self):
+        with self.lock:
+            self.instances = {}  # (zone, name) -> instance
+            self.operations = {}  # name -> [operation, polls left, on_done]
+            self.images = {}  # (project, name) -> image
+            self.subnetworks = {}  # (region, name) -> subnetwork
+            self.log = []  # (method id or path, http method, path, query, body)
+            self.violations = []  # what broke the discovery document's contract
+            self.auth = []  # Authorization headers seen
+            self.faults = {}  # method id -> [(status, reason, message)] for the next calls
+            self.exhausted = set()  # zones whose pool is exhausted (insert ends in error)
+            self.op_errors = {}  # method id -> (code, message): its next operation ends in error
+            self.never_running = False  # instances stay PROVISIONING (for deadline tests)
+            self.disk_types = {}  # (zone, name) -> the boot disk type asked for
+            self.request_ids = {}  # requestId -> operation name
+            self.add_image(IMAGE_PROJECT, "ubuntu-2204-jammy-v20251001", "ubuntu-2204-lts")
+            self.add_subnetwork("us-central1", "oce-private", private_google_access=True)
+            self.add_subnetwork("us-central1", "oce-public", private_google_access=False)
+
+    def link(self, path):
+        return self.endpoint + path
+
+    def add_image(self, project, name, family):
+        self.images[(project, name)] = {
+            "kind": "compute#image",
+            "id": str(next(self.ids)),
+            "name": name,
+            "family": family,
+            "status": "READY",
+            "diskSizeGb": "10",
+            "creationTimestamp": now(),
+            "selfLink": self.link(f"projects/{project}/global/images/{name}"),
+        }
+
+    def add_subnetwork(self, region, name, private_google_access=True):
+        self.subnetworks[(region, name)] = {
+            "kind": "compute#subnetwork",
+            "id": str(next(self.ids)),
+            "name": name,
+            "region": self.link(f"projects/{PROJECT}/regions/{region}"),
+            "network": self.link(f"projects/{PROJECT}/global/networks/oce-net"),
+            "ipCidrRange": "10.10.0.0/24",
+            "gatewayAddress": "10.10.0.1",
+            "privateIpGoogleAccess": private_google_access,
+            "creationTimestamp": now(),
+            "selfLink": self.link(f"projects/{PROJECT}/regions/{region}/subnetworks/{name}"),
+        }
+
+    def fail(self, method_id, status, reason, times=1, message=None):
+        self.faults.setdefault(method_id, []).extend(
+            [(status, reason, message or f"emulated {status} {reason}")] * times
+        )
+
+    def calls(self, method_id=None):
+        return [entry for entry in self.log if method_id is None or entry[0] == method_id]
+
+    def changing_calls(self):
+        return [e for e in self.log if e[1] != "GET"]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    # ------------------------------------------------------------ the HTTP side
+
+    def handle(self, http_method, raw_path, raw_body, headers):
+        parts = urllib.parse.urlsplit(raw_path)
+        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+        with self.lock:
+            self.auth.append(headers.get("Authorization"))
+            if parts.path == "/token" and http_method == "POST":
+                return 200, {
+                    "access_token": "ya29.emulator-token-0123456789abcdef",
+                    "expires_in": 3600,
+                    "token_type": "Bearer",
+                }
+            method, variables = self.discovery.route(http_method, parts.path)
+            if method is None:
+                self.violations.append(f"{http_method} {parts.path}: no compute.v1 method has this path")
+                return 404, error_body(404, "notFound", f"no compute.v1 method for {http_method} {parts.path}")
+            try:
+                body = json.loads(raw_body) if raw_body else None
+            except ValueError:
+                self.violations.append(f"{method.id}: the body is not JSON")
+                return 400, error_body(400, "parseError", "This API does not support parsing form-encoded input.")
+            self.log.append((method.id, http_method, parts.path, query, body))
+            problems = self.discovery.check_query(method, query)
+            if method.request:
+                if body is None:
+                    problems.append(f"{method.id}: a {method.request} body is required")
+                else:
+                    problems += self.discovery.check(method.request, body, "request", request_of=method.id)
+            elif body is not None:
+                problems.append(f"{method.id}: takes no body, got one")
+            if problems:
+                self.violations.extend(f"{method.id} request: {p}" for p in problems)
+                return 400, error_body(400, "invalid", "; ".join(problems))
+            queued = self.faults.get(method.id)
+            if queued:
+                status, reason, message = queued.pop(0)
+                return status, error_body(status, reason, message)
+            handler = getattr(self, "do_" + method.id.replace("compute.", "").replace(".", "_"), None)
+            if handler is None:
+                self.violations.append(f"{method.id}: the emulator does not serve it")
+                return 501, error_body(501, "notImplemented", f"the emulator does not serve {method.id}")
+            try:
+                status, response = 200, handler(query=query, body=body, **variables)
+            except GceError as exc:
+                return exc.status, error_body(exc.status, exc.reason, exc.message)
+            if method.response:
+                problems = self.discovery.check(method.response, response, "response")
+                self.violations.extend(f"{method.id} response: {p}" for p in problems)
+            return status, response
+
+    # ------------------------------------------------------------ helpers
+
+    def zone(self, project, zone):
+        if project != PROJECT:
+            raise GceError(403, "forbidden", f"Required 'compute.zones.get' permission for 'projects/{project}'")
+        if zone not in ZONES:
+            raise GceError(404, "notFound", f"The resource 'projects/{project}/zones/{zone}' was not found")
+        return zone
+
+    def instance(self, project, zone, name):
+        self.zone(project, zone)
+        found = self.instances.get((zone, name))
+        if found is None:
+            raise GceError(
+                404, "notFound", f"The resource 'projects/{project}/zones/{zone}/instances/{name}' was not found"
+            )
+        return found
+
+    def operation(self, zone, kind, target, target_id, on_done, error=None):
+        name = f"operation-{next(self.ids)}"
+        op = {
+            "kind": "compute#operation",
+            "id": str(next(self.ids)),
+            "name": name,
+            "zone": self.link(f"projects/{PROJECT}/zones/{zone}"),
+            "operationType": kind,
+            "targetLink": target,
+            "targetId": target_id,
+            "status": "PENDING",
+            "user": "emulator@oce-test.iam.gserviceaccount.com",
+            "progress": 0,
+            "insertTime": now(),
+            "selfLink": self.link(f"projects/{PROJECT}/zones/{zone}/operations/{name}"),
+        }
+        self.operations[name] = [op, self.op_steps, on_done, error]
+        return copy.deepcopy(op)
+
+    def _next_op_error(self, method_id):
+        return self.op_errors.pop(method_id, None)
+
+    def advance(self, instance):
+        """One status step per read, as a real VM moves on while you poll it."""
+        steps = {"PROVISIONING": "STAGING", "STAGING": "RUNNING", "STOPPING": "TERMINATED"}
+        if self.never_running and instance["status"] in ("PROVISIONING", "STAGING"):
+            return
+        if instance["status"] in steps:
+            instance["status"] = steps[instance["status"]]
+            if instance["status"] == "RUNNING":
+                instance["lastStartTimestamp"] = now()
+            if instance["status"] == "TERMINATED":
+                instance["lastStopTimestamp"] = now()
+
+    def page(self, items, query):
+        start = int((query.get("pageToken") or ["0"])[0])
+        size = int((query.get("maxResults") or [self.page_size])[0])
+        chunk = items[start : start + size]
+        more = start + size < len(items)
+        return chunk, (str(start + size) if more else None)
+
+    # ------------------------------------------------------------ compute.v1 methods
+
+    def do_zones_get(self, project, zone, query, body):
+        self.zone(project, zone)
+        region = zone.rsplit("-", 1)[0]
+        return {
+            "kind": "compute#zone",
+            "id": str(abs(hash(zone)) % 10**12),
+            "name": zone,
+            "description": zone,
+            "status": "UP",
+            "region": self.link(f"projects/{project}/regions/{region}"),
+            "creationTimestamp": "1969-12-31T16:00:00.000-08:00",
+            "selfLink": self.link(f"projects/{project}/zones/{zone}"),
+        }
+
+    def do_acceleratorTypes_list(self, project, zone, query, body):
+        self.zone(project, zone)
+        items = [
+            {
+                "kind": "compute#acceleratorType",
+                "id": str(10000 + i),
+                "name": name,
+                "description": name,
+                "zone": self.link(f"projects/{project}/zones/{zone}"),
+                "maximumCardsPerInstance": 4,
+                "creationTimestamp": "1969-12-31T16:00:00.000-08:00",
+                "selfLink": self.link(f"projects/{project}/zones/{zone}/acceleratorTypes/{name}"),
+            }
+            for i, name in enumerate(ZONES[zone])
+        ]
+        chunk, token = self.page(items, query)
+        out = {
+            "kind": "compute#acceleratorTypeList",
+            "id": f"projects/{project}/zones/{zone}/acceleratorTypes",
+            "items": chunk,
+        }
+        if token:
+            out["nextPageToken"] = token
+        out["selfLink"] = self.link(f"projects/{project}/zones/{zone}/acceleratorTypes")
+        return out
+
+    def offered(self, zone, machine):
+        spec = MACHINES.get(machine)
+        return spec is not None and (spec[2] is None or spec[2] in ZONES[zone])
+
+    def do_machineTypes_get(self, project, zone, machineType, query, body):
+        self.zone(project, zone)
+        if not self.offered(zone, machineType):
+            raise GceError(
+                404,
+                "notFound",
+                f"The resource 'projects/{project}/zones/{zone}/machineTypes/{machineType}' was not found",
+            )
+        cpus, mem, acc, count = MACHINES[machineType]
+        out = {
+            "kind": "compute#machineType",
+            "id": str(abs(hash(machineType)) % 10**9),
+            "name": machineType,
+            "description": machineType,
+            "guestCpus": cpus,
+            "memoryMb": mem,
+            "zone": zone,
+            "isSharedCpu": False,
+            "creationTimestamp": "1969-12-31T16:00:00.000-08:00",
+            "selfLink": self.link(f"projects/{project}/zones/{zone}/machineTypes/{machineType}"),
+        }
+        if acc:
+            out["accelerators"] = [{"guestAcceleratorType": acc, "guestAcceleratorCount": count}]
+        return out
+
+    def do_subnetworks_get(self, project, region, subnetwork, query, body):
+        found = self.subnetworks.get((region, subnetwork)) if project == PROJECT else None
+        if found is None:
+            raise GceError(
+                404,
+                "notFound",
+                f"The resource 'projects/{project}/regions/{region}/subnetworks/{subnetwork}' was not found",
+            )
+        return copy.deepcopy(found)
+
+    def do_images_get(self, project, image, query, body):
+        found = self.images.get((project, image))
+        if found is None:
+            raise GceError(404, "notFound", f"The resource 'projects/{project}/global/images/{image}' was not found")
+        return copy.deepcopy(found)
+
+    def do_images_getFromFamily(self, project, family, query, body):
+        found = sorted(
+            (i for (p, _n), i in self.images.items() if p == project and i["family"] == family), key=lambda i: i["name"]
+        )
+        if not found:
+            raise GceError(
+                404, "notFound", f"The resource 'projects/{project}/global/images/family/{family}' was not found"
+            )
+        return copy.deepcopy(found[-1])
+
+    def do_zoneOperations_get(self, project, zone, operation, query, body):
+        self.zone(project, zone)
+        entry = self.operations.get(operation)
+        if entry is None:
+            raise GceError(
+                404, "notFound", f"The resource 'projects/{project}/zones/{zone}/operations/{operation}' was not found"
+            )
+        op = entry[0]
+        if op["status"] != "DONE":
+            entry[1] -= 1
+            if entry[1] <= 0:
+                op.update(status="DONE", progress=100, endTime=now())
+                error = entry[3]
+                if error:
+                    status, code, message = error
+                    op["error"] = {"errors": [{"code": code, "message": message}]}
+                    op["httpErrorStatusCode"] = status
+                    op["httpErrorMessage"] = "SERVICE UNAVAILABLE" if status == 503 else "BAD REQUEST"
+                elif entry[2]:
+                    entry[2]()
+            else:
+                op.update(status="RUNNING", progress=50, startTime=op.get("startTime") or now())
+        return copy.deepcopy(op)
+
+    def do_instances_insert(self, project, zone, query, body):
+        self.zone(project, zone)
+        request_id = (query.get("requestId") or [None])[0]
+        if request_id in self.request_ids:  # the API answers a repeated request id with its first operation
+            return copy.deepcopy(self.operations[self.request_ids[request_id]][0])
+        op = self._insert(project, zone, body)
+        if request_id:
+            self.request_ids[request_id] = op["name"]
+        return op
+
+    def _insert(self, project, zone, body):
+        name = body["name"]
+        if (zone, name) in self.instances:
+            raise GceError(
+                409, "alreadyExists", f"The resource 'projects/{project}/zones/{zone}/instances/{name}' already exists"
+            )
+        machine = body["machineType"].rsplit("/", 1)[-1]
+        if not self.offered(zone, machine):
+            raise GceError(
+                400,
+                "invalid",
+                f"Invalid value for field 'resource.machineType': '{body['machineType']}'. "
+                f"Machine type with name '{machine}' does not exist in zone '{zone}'.",
+            )
+        accs = []
+        for acc in body.get("guestAccelerators") or []:
+            acc_name = acc["acceleratorType"].rsplit("/", 1)[-1]
+            if acc_name not in ZONES[zone]:
+                raise GceError(
+                    400,
+                    "invalid",
+                    "Invalid value for field 'resource.guestAccelerators[0].acceleratorType': "
+                    f"'{acc['acceleratorType']}'. Accelerator type '{acc_name}' does not exist in zone '{zone}'.",
+                )
+            accs.append(
+                {
+                    "acceleratorType": self.link(f"projects/{project}/zones/{zone}/acceleratorTypes/{acc_name}"),
+                    "acceleratorCount": acc.get("acceleratorCount", 1),
+                }
+            )
+        _cpus, _mem, built_in, count = MACHINES[machine]
+        if built_in and not accs:
+            accs = [
+                {
+                    "acceleratorType": self.link(f"projects/{project}/zones/{zone}/acceleratorTypes/{built_in}"),
+                    "acceleratorCount": count,
+                }
+            ]
+        if accs and (body.get("scheduling") or {}).get("onHostMaintenance") != "TERMINATE":
+            raise GceError(400, "invalid", "Instances with guest accelerators do not support live migration.")
+        for nic in body.get("networkInterfaces") or []:
+            sub = nic.get("subnetwork", "").rsplit("/", 1)[-1]
+            if (zone.rsplit("-", 1)[0], sub) not in self.subnetworks:
+                raise GceError(
+                    400,
+                    "invalid",
+                    "Invalid value for field 'resource.networkInterfaces[0].subnetwork': "
+                    f"'{nic.get('subnetwork')}'. The referenced subnetwork resource cannot be found.",
+                )
+        boot = (body.get("disks") or [{}])[0]
+        init = boot.get("initializeParams") or {}
+        link = self.link(f"projects/{project}/zones/{zone}/instances/{name}")
+        iid = str(next(self.ids))
+        instance = {
+            "kind": "compute#instance",
+            "id": iid,
+            "name": name,
+            "zone": self.link(f"projects/{project}/zones/{zone}"),
+            "machineType": self.link(f"projects/{project}/zones/{zone}/machineTypes/{machine}"),
+            "status": "PROVISIONING",
+            "creationTimestamp": now(),
+            "labels": dict(body.get("labels") or {}),
+            "labelFingerprint": "42WmSpB8rSM=",
+            "scheduling": dict(body.get("scheduling") or {}),
+            "shieldedInstanceConfig": dict(body.get("shieldedInstanceConfig") or {}),
+            "serviceAccounts": copy.deepcopy(body.get("serviceAccounts") or []),
+            "metadata": {
+                "kind": "compute#metadata",
+                "fingerprint": "xqX9hLzWZpk=",
+                "items": copy.deepcopy((body.get("metadata") or {}).get("items") or []),
+            },
+            "networkInterfaces": [
+                {
+                    "kind": "compute#networkInterface",
+                    "name": "nic0",
+                    "network": self.link(f"projects/{project}/global/networks/oce-net"),
+                    "subnetwork": self.link(f"projects/{project}/regions/{zone.rsplit('-', 1)[0]}/subnetworks/{sub}"),
+                    "networkIP": f"10.10.0.{len(self.instances) + 2}",
+                    "stackType": "IPV4_ONLY",
+                    "fingerprint": "Zm9vYmFy",
+                    # Copied as given: an accessConfigs entry would mean an external IP.
+                    **({"accessConfigs": nic["accessConfigs"]} if nic.get("accessConfigs") else {}),
+                }
+                for nic in body.get("networkInterfaces") or []
+            ],
+            "disks": [
+                {
+                    "kind": "compute#attachedDisk",
+                    "type": boot.get("type", "PERSISTENT"),
+                    "mode": boot.get("mode", "READ_WRITE"),
+                    "source": self.link(f"projects/{project}/zones/{zone}/disks/{name}"),
+                    "deviceName": name,
+                    "index": 0,
+                    "boot": True,
+                    "autoDelete": boot.get("autoDelete", False),
+                    "interface": "SCSI",
+                    "diskSizeGb": init.get("diskSizeGb", "10"),
+                }
+            ],
+            "canIpForward": False,
+            "deletionProtection": False,
+            "startRestricted": False,
+            "cpuPlatform": "Intel Broadwell",
+            "fingerprint": "Ym9vdA==",
+            "selfLink": link,
+        }
+        if accs:
+            instance["guestAccelerators"] = accs
+        if body.get("tags"):
+            instance["tags"] = {"items": list(body["tags"].get("items") or []), "fingerprint": "dGFncw=="}
+        error = self._next_op_error("compute.instances.insert")
+        if zone in self.exhausted:
+            error = (
+                503,
+                "ZONE_RESOURCE_POOL_EXHAUSTED",
+                f"The zone 'projects/{project}/zones/{zone}' does not have enough resources available to "
+                "fulfill the request.  Try a different zone, or try again later.",
+            )
+        self.disk_types[(zone, name)] = init.get("diskType")  # what the boot disk was asked to be
+        if error:
+            return self.operation(zone, "insert", link, iid, None, error)
+        self.instances[(zone, name)] = instance
+        return self.operation(zone, "insert", link, iid, None)
+
+    def do_instances_get(self, project, zone, instance, query, body):
+        found = self.instance(project, zone, instance)
+        self.advance(found)
+        return copy.deepcopy(found)
+
+    def _filtered(self, items, query):
+        expr = (query.get("filter") or [""])[0]
+        for field, op, value in _FILTER.findall(expr):
+
+            def get(item, field=field):
+                node = item
+                for part in field.split("."):
+                    node = node.get(part) if isinstance(node, dict) else None
+                return None if node is None else str(node)
+
+            items = [i for i in items if (get(i) == value) == (op == "=")]
+        return items
+
+    def do_instances_list(self, project, zone, query, body):
+        self.zone(project, zone)
+        items = self._filtered([copy.deepcopy(i) for (z, _n), i in sorted(self.instances.items()) if z == zone], query)
+        chunk, token = self.page(items, query)
+        out = {
+            "kind": "compute#instanceList",
+            "id": f"projects/{project}/zones/{zone}/instances",
+            "items": chunk,
+            "selfLink": self.link(f"projects/{project}/zones/{zone}/instances"),
+        }
+        if token:
+            out["nextPageToken"] = token
+        return out
+
+    def do_instances_aggregatedList(self, project, query, body):
+        if project != PROJECT:
+            raise GceError(403, "forbidden", f"Required 'compute.instances.list' permission for 'projects/{project}'")
+        items = {}
+        for zone in ZONES:
+            found = self._filtered(
+                [copy.deepcopy(i) for (z, _n), i in sorted(self.instances.items()) if z == zone], query
+            )
+            if found:
+                items[f"zones/{zone}"] = {"instances": found}
+            else:
+                items[f"zones/{zone}"] = {
+                    "warning": {
+                        "code": "NO_RESULTS_ON_PAGE",
+                        "message": "There are no results for scope 'zones/%s' on this page." % zone,
+                        "data": [{"key": "scope", "value": f"zones/{zone}"}],
+                    }
+                }
+        # Pages by scope, two zones a page.
+        scopes = sorted(items)
+        chunk, token = self.page(scopes, query)
+        out = {
+            "kind": "compute#instanceAggregatedList",
+            "id": f"projects/{project}/aggregated/instances",
+            "items": {k: items[k] for k in chunk},
+            "selfLink": self.link(f"projects/{project}/aggregated/instances"),
+        }
+        if token:
+            out["nextPageToken"] = token
+        return out
+
+    def _change(self, project, zone, instance, kind, change, allowed):
+        found = self.instance(project, zone, instance)
+        if found["status"] not in allowed:
+            raise GceError(
+                400,
+                "resourceNotReady",
+                f"The resource 'projects/{project}/zones/{zone}/instances/{instance}' is not ready",
+            )
+        error = self._next_op_error(f"compute.instances.{kind}")
+        return self.operation(zone, kind, found["selfLink"], found["id"], lambda: change(found), error)
+
+    def do_instances_stop(self, project, zone, instance, query, body):
+        return self._change(
+            project,
+            zone,
+            instance,
+            "stop",
+            lambda i: i.update(status="STOPPING"),
+            ("RUNNING", "PROVISIONING", "STAGING", "TERMINATED"),
+        )
+
+    def do_instances_start(self, project, zone, instance, query, body):
+        return self._change(
+            project, zone, instance, "start", lambda i: i.update(status="STAGING"), ("TERMINATED", "RUNNING")
+        )
+
+    def do_instances_delete(self, project, zone, instance, query, body):
+        return self._change(
+            project, zone, instance, "delete", lambda i: self.instances.pop((zone, instance), None), tuple(STATUSES)
+        )
+
+
+def error_body(status, reason, message):
+    return {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{"message": message, "domain": "global", "reason": reason}],
+        }
+    }
