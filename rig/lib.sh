@@ -20,6 +20,7 @@ export OCE_HOST_OLLAMA=$OCE_CACHE/ollama/$OCE_OLLAMA_VERSION/bin/ollama
 export OCE_GGUF=$OCE_CACHE/models/gemma-3-270m-q4_k_m.gguf
 export OCE_REGISTRY_URL=http://127.0.0.1:$OCE_REGISTRY_PORT
 export OCE_RIG_VARS=$OCE_RIG_DIR/vars.yml
+export OCE_RIG_PREVIOUS=$OCE_RIG_DIR/previous.yml
 export OCE_REGISTRY_IMAGE=localhost/oce-registry:$OCE_DEBIAN_SUITE
 
 log() { printf '\033[1m[rig]\033[0m %s\n' "$*" >&2; }
@@ -108,30 +109,40 @@ rig_llama_vendor() {
   echo "$dir"
 }
 
-rig_ollama() {
-  # Ollama from the Go module proxy at the version the role pins, packed in the release layout.
-  if [ ! -x "$OCE_HOST_OLLAMA" ]; then
-    log "ollama: building v$OCE_OLLAMA_VERSION from the Go module proxy (CPU build, several minutes)"
-    mkdir -p "$(dirname "$OCE_HOST_OLLAMA")"
+# Build Ollama VERSION from the Go module proxy and pack it as a mirror would serve it.
+rig_ollama_version() {
+  local version=$1
+  local bin=$OCE_CACHE/ollama/$version/bin/ollama
+  local mirror=$OCE_CACHE/mirror/ollama/v$version
+  local tarball=$mirror/ollama-linux-amd64.tar.zst
+  if [ ! -x "$bin" ]; then
+    log "ollama: building v$version from the Go module proxy (CPU build, several minutes)"
+    mkdir -p "$(dirname "$bin")"
     local vendor
     vendor=$(rig_llama_vendor)
-    CGO_CPPFLAGS="-I$vendor" CGO_ENABLED=1 GOBIN=$(dirname "$OCE_HOST_OLLAMA") GOFLAGS=-buildvcs=false go install -trimpath \
-      -ldflags "-s -w -X github.com/ollama/ollama/version.Version=$OCE_OLLAMA_VERSION" \
-      "github.com/ollama/ollama@v$OCE_OLLAMA_VERSION"
+    CGO_CPPFLAGS="-I$vendor" CGO_ENABLED=1 GOBIN=$(dirname "$bin") GOFLAGS=-buildvcs=false go install -trimpath \
+      -ldflags "-s -w -X github.com/ollama/ollama/version.Version=$version" \
+      "github.com/ollama/ollama@v$version"
   fi
-  if [ ! -f "$OCE_MIRROR_DIR/sha256sum.txt" ]; then
-    log "ollama: packing $OCE_OLLAMA_TARBALL"
+  if [ ! -f "$mirror/sha256sum.txt" ]; then
+    log "ollama: packing $tarball"
     local stage
     stage=$(mktemp -d)
-    mkdir -p "$stage/bin" "$stage/lib/ollama" "$OCE_MIRROR_DIR"
-    install -m 0755 "$OCE_HOST_OLLAMA" "$stage/bin/ollama"
+    mkdir -p "$stage/bin" "$stage/lib/ollama" "$mirror"
+    install -m 0755 "$bin" "$stage/bin/ollama"
     # Deterministic archive: the same build gives the same checksum.
     tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - bin lib \
-      | zstd -q -19 -T0 -o "$OCE_OLLAMA_TARBALL.tmp"
-    mv "$OCE_OLLAMA_TARBALL.tmp" "$OCE_OLLAMA_TARBALL"
-    (cd "$OCE_MIRROR_DIR" && sha256sum ./ollama-linux-amd64.tar.zst >sha256sum.txt.tmp && mv sha256sum.txt.tmp sha256sum.txt)
+      | zstd -q -19 -T0 -o "$tarball.tmp"
+    mv "$tarball.tmp" "$tarball"
+    (cd "$mirror" && sha256sum ./ollama-linux-amd64.tar.zst >sha256sum.txt.tmp && mv sha256sum.txt.tmp sha256sum.txt)
     rm -rf "$stage"
   fi
+}
+
+rig_ollama() {
+  # The version the role pins (tests, demo) and an older one (upgrade/downgrade scenario).
+  rig_ollama_version "$OCE_OLLAMA_VERSION"
+  rig_ollama_version "$OCE_OLLAMA_PREVIOUS_VERSION"
 }
 
 rig_base_image() {
@@ -291,6 +302,13 @@ node_local_image: $OCE_BASE_IMAGE
 node_local_network: $OCE_RIG_NETWORK
 node_local_extra_hosts:
   $OCE_REGISTRY_HOSTNAME: $OCE_REGISTRY_IP
+EOF
+  local prev=$OCE_CACHE/mirror/ollama/v$OCE_OLLAMA_PREVIOUS_VERSION
+  cat >"$OCE_RIG_PREVIOUS" <<EOF
+# Written by rig/setup: the older Ollama for the upgrade/downgrade scenario.
+ollama_version: "$OCE_OLLAMA_PREVIOUS_VERSION"
+ollama_download_url: $prev/ollama-linux-amd64.tar.zst
+ollama_checksum: sha256:$(cut -d' ' -f1 "$prev/sha256sum.txt")
 EOF
 }
 

@@ -77,6 +77,8 @@ def node_record(
         "private_ip": private_ip,
         "api_url": api_url,
         "uptime_seconds": max(uptime, 0),
+        # Providers with a price table fill this in; the local target costs nothing.
+        "hourly_cost": None,
         "labels": labels,
     }
     record.update(extra or {})

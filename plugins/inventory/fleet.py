@@ -1,0 +1,267 @@
+# Copyright: ollama_cloud.engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: fleet
+short_description: The Ollama nodes of ollama_cloud.engine, found by their tags
+version_added: 0.1.0
+description:
+  - Finds the nodes this collection created (EC2 instances carrying our C(oce-managed-by) tag, of
+    one deployment or all) across the configured regions, and adds each with its node record, the
+    same record as M(ollama_cloud.engine.aws_gpu_instance_info) returns.
+  - "Groups: C(cloud_<cloud>), C(region_<region>), C(model_<model>), C(state_<state>),
+    C(deployment_<deployment>) and the plain environment name (C(dev), C(staging), C(prod)), the
+    group the node role also uses, so C(group_vars/dev.yml) applies. Names are sanitised
+    (C(model_codellama_34b_code))."
+  - C(ansible_host) is the node's Tailscale name (its C(oce-tailscale-name) tag) when it has one,
+    else its private IP. With O(use_ssm), hosts connect through Session Manager instead.
+  - Terminated instances are left out. Regions are read in parallel, each with paginated calls
+    that retry throttling with jittered backoff.
+  - The inventory file must end in C(fleet.yml), C(fleet.yaml), C(.fleet.yml) or C(.fleet.yaml).
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+options:
+  plugin:
+    description: The name of this plugin; it must be V(ollama_cloud.engine.fleet).
+    type: str
+    required: true
+    choices: [ollama_cloud.engine.fleet]
+  regions:
+    description:
+      - AWS regions to search. If empty, E(AWS_REGION) then E(AWS_DEFAULT_REGION) name the one region.
+    type: list
+    elements: str
+    default: []
+  deployment:
+    description: Only the nodes of this deployment; all of ours when empty.
+    type: str
+    default: ""
+  endpoint_url:
+    description:
+      - Send API calls to this URL instead of AWS (a moto server in tests).
+    type: str
+    env:
+      - name: AWS_ENDPOINT_URL
+  profile:
+    description: A named profile of the AWS config files.
+    type: str
+    env:
+      - name: AWS_PROFILE
+  access_key:
+    description: The access key id; else the profile, the environment or the instance role.
+    type: str
+    env:
+      - name: AWS_ACCESS_KEY_ID
+  secret_key:
+    description: The secret access key. Never written to the inventory or its cache.
+    type: str
+    env:
+      - name: AWS_SECRET_ACCESS_KEY
+  session_token:
+    description: A session token for temporary credentials. Never written to the inventory or its cache.
+    type: str
+    env:
+      - name: AWS_SESSION_TOKEN
+  page_size:
+    description: Instances asked for per DescribeInstances call (AWS allows 5 to 1000).
+    type: int
+    default: 1000
+  use_ssm:
+    description:
+      - Connect through AWS Systems Manager Session Manager (C(amazon.aws.aws_ssm)) by instance id,
+        for nodes without Tailscale. Sets C(ansible_aws_ssm_instance_id) and C(ansible_aws_ssm_region).
+    type: bool
+    default: false
+  ssm_bucket_name:
+    description: With O(use_ssm), the S3 bucket the C(aws_ssm) connection moves files through.
+    type: str
+requirements:
+  - boto3 >= 1.34 and botocore >= 1.34 on the controller.
+notes:
+  - The cache (O(cache)) holds node records only, never credentials; it is written when it was
+    missed (or flushed with C(--flush-cache)), and a hit makes no API call at all.
+"""
+
+EXAMPLES = r"""
+# inventories/aws/fleet.yml: every node of ours in two regions, reached over Tailscale or SSM
+plugin: ollama_cloud.engine.fleet
+regions: [us-east-1, eu-west-1]
+
+---
+# Only one deployment, through Session Manager, cached for ten minutes
+plugin: ollama_cloud.engine.fleet
+regions: [us-east-1]
+deployment: demo
+use_ssm: true
+ssm_bucket_name: my-ssm-transfer-bucket
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/ollama-cloud-engine/inventory
+cache_timeout: 600
+
+---
+# Your own groups and variables from the node record
+plugin: ollama_cloud.engine.fleet
+regions: [us-east-1]
+keyed_groups:
+  - key: oce_gpu
+    prefix: gpu
+compose:
+  ollama_models_list: "[oce_model]"
+groups:
+  expensive: oce_hourly_cost is number and oce_hourly_cost > 1.5
+"""
+
+import concurrent.futures
+import os
+
+from ansible.errors import AnsibleParserError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud, fleet
+
+SUFFIXES = ("fleet.yml", "fleet.yaml")
+TAG_TAILSCALE = "oce-tailscale-name"
+
+# Short host variables for compose, keyed_groups and groups, next to the whole record (oce_node).
+FLAT = ("cloud", "region", "model", "state", "environment", "deployment", "instance_type", "private_ip")
+
+
+def find_nodes(api, deployment=None, page_size=1000):
+    """Our live instances in one region as node records, with GPU and Tailscale name."""
+    labels = {fleet.LABEL_MANAGED_BY: fleet.MANAGED_BY}
+    if deployment:
+        labels[fleet.LABEL_DEPLOYMENT] = deployment
+    filters = aws.tag_filters(labels) + [{"Name": "instance-state-name", "Values": aws.LIVE_STATES}]
+    reservations = api.paginate("describe_instances", "Reservations", Filters=filters, MaxResults=page_size)
+    nodes = []
+    for instance in (i for r in reservations for i in r.get("Instances", [])):
+        node = aws.instance_node(instance, api.region, catalog.aws_hourly_cost(instance.get("InstanceType")))
+        spec = catalog.INSTANCE_TYPES.get(node["instance_type"]) or {}
+        node["gpu"] = spec.get("gpu")
+        node["gpu_count"] = spec.get("gpu_count")
+        node["gpu_memory_gb"] = spec["gpu_count"] * spec["vram_gb"] if spec else None
+        node["tailscale_name"] = node["labels"].get(TAG_TAILSCALE)
+        nodes.append(node)
+    return nodes
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    NAME = "ollama_cloud.engine.fleet"
+
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith(SUFFIXES)
+
+    def _template(self, value):
+        """Template a string option that holds a template (for example a lookup of a vault file)."""
+        if isinstance(value, str) and self.templar.is_template(value):
+            return self.templar.template(value)
+        return value
+
+    def _option(self, name):
+        return self._template(self.get_option(name))
+
+    def _regions(self):
+        regions = [self._template(r) for r in self.get_option("regions") or []]
+        if not regions:
+            env = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            regions = [env] if env else []
+        if not regions:
+            raise AnsibleParserError(
+                "the fleet inventory has no region: set regions in the inventory file (or AWS_REGION)"
+            )
+        return list(dict.fromkeys(r for r in regions if r))
+
+    def _fetch(self):
+        """Node records of every region, read in parallel; the first failure is told as a sentence."""
+        params = {k: self._option(k) for k in ("endpoint_url", "profile", "access_key", "secret_key", "session_token")}
+        deployment = self._option("deployment") or None
+        page_size = self.get_option("page_size")
+        if not 5 <= page_size <= 1000:
+            raise AnsibleParserError(f"page_size must be between 5 and 1000, got {page_size}")
+
+        def one(region):
+            return find_nodes(aws.connect(dict(params, region=region), "ec2"), deployment, page_size)
+
+        regions = self._regions()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(regions), 8)) as pool:
+            futures = [pool.submit(one, region) for region in regions]
+            try:
+                found = [node for future in futures for node in future.result()]
+            except cloud.CloudError as exc:
+                raise AnsibleParserError(f"fleet inventory: {exc.msg}") from None
+        return sorted(found, key=lambda n: (n["region"], n["name"], n["id"]))
+
+    def _add(self, node, hostname):
+        inventory, strict = self.inventory, self.get_option("strict")
+        inventory.add_host(hostname)
+        groups = [
+            "cloud_" + node["cloud"],
+            "region_" + (node["region"] or "unknown"),
+            "model_" + (node["model"] or "unknown"),
+            "state_" + node["state"],
+            "deployment_" + (node["deployment"] or "unknown"),
+        ]
+        if node["environment"]:
+            groups.append(node["environment"])
+        for group in groups:
+            inventory.add_child(inventory.add_group(self._sanitize_group_name(group)), hostname)
+
+        hostvars = {"oce_node": node, "oce_instance_id": node["id"], "oce_gpu": node["gpu"]}
+        hostvars.update({"oce_" + key: node[key] for key in FLAT})
+        hostvars["oce_hourly_cost"] = node.get("hourly_cost")
+        hostvars["oce_tailscale_name"] = node["tailscale_name"]
+        hostvars["ansible_host"] = node["tailscale_name"] or node["private_ip"] or node["id"]
+        if self.get_option("use_ssm"):
+            hostvars.update(
+                ansible_connection="amazon.aws.aws_ssm",
+                ansible_aws_ssm_instance_id=node["id"],
+                ansible_aws_ssm_region=node["region"],
+            )
+            if self.get_option("ssm_bucket_name"):
+                hostvars["ansible_aws_ssm_bucket_name"] = self.get_option("ssm_bucket_name")
+        for key, value in hostvars.items():
+            inventory.set_variable(hostname, key, value)
+
+        all_vars = inventory.get_host(hostname).get_vars()
+        self._set_composite_vars(self.get_option("compose"), all_vars, hostname, strict=strict)
+        self._add_host_to_composed_groups(self.get_option("groups"), all_vars, hostname, strict=strict)
+        self._add_host_to_keyed_groups(self.get_option("keyed_groups"), all_vars, hostname, strict=strict)
+
+    def _populate(self, nodes):
+        seen = set()
+        for node in nodes:
+            # Inventory names are the node names the node role uses; a clash gets the instance id.
+            hostname = node["name"] if node["name"] not in seen else "{}-{}".format(node["name"], node["id"])
+            seen.add(hostname)
+            self._add(node, hostname)
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache=cache)
+        self._read_config_data(path)
+        if not aws.HAS_BOTO3:
+            raise AnsibleParserError(
+                "the fleet inventory needs boto3 and botocore on the controller: pip install boto3"
+            )
+
+        cache_key = self.get_cache_key(path)
+        use_cache = self.get_option("cache")
+        nodes = None
+        update_cache = use_cache and not cache  # --flush-cache
+        if use_cache and cache:
+            try:
+                nodes = self._cache[cache_key]
+            except KeyError:
+                update_cache = True
+        if nodes is None:
+            try:
+                nodes = self._fetch()
+            except cloud.CloudError as exc:
+                raise AnsibleParserError(f"fleet inventory: {to_native(exc.msg)}") from None
+        if update_cache:
+            self._cache[cache_key] = nodes
+        self._populate(nodes)

@@ -1,0 +1,224 @@
+"""The lifecycle playbooks with cloud=aws, as a user runs them, against a moto server on loopback.
+
+create (network, identity, node) for egress=nat and egress=none side by side -> create again
+(0 changed) -> stop -> start -> status -> destroy both; --check creates nothing; bad input fails
+with its sentence before anything exists; destroy leaves what is not ours alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import urllib.request
+
+import boto3
+import pytest
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+# As the moto fixture sets them (conftest.py): fake keys, no metadata service, no config files.
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+OURS = [
+    {"Name": "tag:oce-deployment", "Values": ["t-nat", "t-air", "t-check", "t-bad"]},
+    {"Name": "tag:oce-managed-by", "Values": ["ollama_cloud.engine"]},
+]
+
+
+def recap(out):
+    """(changed, failed) summed over the PLAY RECAP lines."""
+    changed = sum(int(n) for n in re.findall(r"\bchanged=(\d+)", out))
+    failed = sum(int(n) for n in re.findall(r"\bfailed=(\d+)", out))
+    return changed, failed
+
+
+class Aws:
+    """boto3 clients on moto and a runner for the playbooks (several at once, for speed)."""
+
+    def __init__(self, url):
+        self.url = url
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        self.env.update(FAKE_ENV, AWS_ENDPOINT_URL=url, ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="false")
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        self.ec2 = session.client("ec2", endpoint_url=url)
+        self.iam = session.client("iam", endpoint_url=url)
+        images = self.ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "root-device-type", "Values": ["ebs"]}])
+        self.ami = sorted(i["ImageId"] for i in images["Images"])[0]
+
+    def start(self, playbook, deployment, *extra, env=None):
+        cmd = ["ansible-playbook", "-i", "inventories/aws", "playbooks/%s.yml" % playbook]
+        cmd += ["-e", "deployment=" + deployment, "-e", "model=gemma3:270m", "-e", "node_aws_image=" + self.ami]
+        return subprocess.Popen(
+            cmd + list(extra),
+            cwd=REPO_ROOT,
+            env=dict(self.env, **(env or {})),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def run(self, *runs, ok=True):
+        """Run (playbook, deployment, *extra) tuples in parallel; return their outputs in order."""
+        procs = [self.start(*r) for r in runs]
+        outs = []
+        for proc in procs:
+            out = proc.communicate(timeout=300)[0]
+            if ok:
+                assert proc.returncode == 0, out[-5000:]
+            outs.append(out)
+        return outs if len(outs) > 1 else outs[0]
+
+    def ours(self):
+        """Everything in moto that carries our tags, by kind (empty lists when nothing)."""
+        live = {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}
+        found = {
+            "vpcs": [v["VpcId"] for v in self.ec2.describe_vpcs(Filters=OURS)["Vpcs"]],
+            "subnets": [s["SubnetId"] for s in self.ec2.describe_subnets(Filters=OURS)["Subnets"]],
+            "security_groups": [
+                g["GroupId"] for g in self.ec2.describe_security_groups(Filters=OURS)["SecurityGroups"]
+            ],
+            "route_tables": [r["RouteTableId"] for r in self.ec2.describe_route_tables(Filters=OURS)["RouteTables"]],
+            "igws": [
+                g["InternetGatewayId"] for g in self.ec2.describe_internet_gateways(Filters=OURS)["InternetGateways"]
+            ],
+            "nat_gateways": [
+                n["NatGatewayId"]
+                for n in self.ec2.describe_nat_gateways(Filters=OURS)["NatGateways"]
+                if n["State"] in ("pending", "available")
+            ],
+            "endpoints": [
+                e["VpcEndpointId"]
+                for e in self.ec2.describe_vpc_endpoints(Filters=OURS)["VpcEndpoints"]
+                if e["State"].lower() not in ("deleted", "deleting")
+            ],
+            "addresses": [a["AllocationId"] for a in self.ec2.describe_addresses(Filters=OURS)["Addresses"]],
+            "instances": [
+                i["InstanceId"]
+                for r in self.ec2.describe_instances(Filters=OURS + [live])["Reservations"]
+                for i in r["Instances"]
+            ],
+            "roles": [r["RoleName"] for r in self.iam.list_roles()["Roles"] if r["RoleName"].startswith("oce-t-")],
+            "profiles": [
+                p["InstanceProfileName"]
+                for p in self.iam.list_instance_profiles()["InstanceProfiles"]
+                if p["InstanceProfileName"].startswith("oce-t-")
+            ],
+        }
+        return {kind: ids for kind, ids in found.items() if ids}
+
+
+@pytest.fixture(scope="module")
+def aws(moto_url):
+    with urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", data=b""), timeout=10):
+        pass
+    return Aws(moto_url)
+
+
+def flat(out):
+    """The output with YAML's line folding undone (messages wrap at spaces)."""
+    return " ".join(out.split())
+
+
+def table_row(out, node):
+    return next((line for line in out.splitlines() if re.match(r"^[\s'-]*%s\s+aws\s" % node, line)), "")
+
+
+def test_check_mode_creates_nothing(aws):
+    out = aws.run(("create", "t-check", "--check"))
+    assert "Check mode: would create the VPC oce-t-check" in out
+    assert re.search(r"g4dn\.xlarge 0\.526 USD/h \+ 30 GB gp3 .* = 0\.574 USD/h, about 419 USD/month", flat(out)), out
+    assert aws.ours() == {}
+
+
+def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
+    # Not ours: a VPC of someone else's and a role of the same shape without our tags.
+    other_vpc = aws.ec2.create_vpc(CidrBlock="10.64.0.0/16")["Vpc"]["VpcId"]
+    aws.ec2.create_subnet(VpcId=other_vpc, CidrBlock="10.64.1.0/24")
+    aws.iam.create_role(RoleName="someone-else", AssumeRolePolicyDocument="{}")
+
+    nat, air = aws.run(("create", "t-nat"), ("create", "t-air", "-e", "node_aws_egress=none"))
+    assert recap(nat)[0] > 5 and "0.574 USD/h" in flat(nat)
+    assert "running" in table_row(nat, "oce-t-nat") and "0.526" in table_row(nat, "oce-t-nat")
+    assert "(no NAT: egress=none) = 0.529 USD/h" in flat(air)
+
+    found = aws.ours()
+    assert len(found["vpcs"]) == 2 and len(found["instances"]) == 2
+    assert len(found["subnets"]) == 5  # two private each, one public for the NAT
+    assert len(found["nat_gateways"]) == 1 and len(found["igws"]) == 1 and len(found["addresses"]) == 1
+    assert len(found["endpoints"]) == 7  # egress=none: S3 gateway + six interface endpoints
+    assert sorted(found["roles"]) == sorted(found["profiles"]) == ["oce-t-air-node", "oce-t-nat-node"]
+
+    # The node: private, in a private subnet, behind a group with no ingress rule, with its profile.
+    (inst,) = [
+        i
+        for r in aws.ec2.describe_instances(Filters=[{"Name": "tag:oce-deployment", "Values": ["t-nat"]}])[
+            "Reservations"
+        ]
+        for i in r["Instances"]
+    ]
+    assert "PublicIpAddress" not in inst and inst["IamInstanceProfile"]["Arn"].endswith("/oce-t-nat-node")
+    (group_id,) = [g["GroupId"] for g in inst["NetworkInterfaces"][0]["Groups"]]
+    (group,) = aws.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    assert group["GroupName"] == "oce-t-nat-node" and group["IpPermissions"] == []
+    subnet = aws.ec2.describe_subnets(SubnetIds=[inst["SubnetId"]])["Subnets"][0]
+    assert {"Key": "oce-tier", "Value": "private"} in subnet["Tags"] and not subnet["MapPublicIpOnLaunch"]
+    policy = aws.iam.get_role_policy(RoleName="oce-t-nat-node", PolicyName="oce-node")["PolicyDocument"]
+    secret = [s for s in policy["Statement"] if s["Sid"] == "ReadTheNodeSecret"][0]
+    assert secret["Resource"] == "arn:aws:secretsmanager:us-east-1:123456789012:secret:oce/t-nat/tailscale-??????"
+
+    # A second create changes nothing.
+    again = aws.run(("create", "t-nat"))
+    assert recap(again) == (0, 0), again[-3000:]
+
+    stopped = aws.run(("stop", "t-nat"))
+    assert recap(stopped) == (1, 0) and "stopped" in table_row(stopped, "oce-t-nat")
+    started = aws.run(("start", "t-nat"))
+    assert recap(started) == (1, 0) and "running" in table_row(started, "oce-t-nat")
+    status = aws.run(("status", "t-nat"))
+    assert "0.526" in table_row(status, "oce-t-nat") and "1 running node(s): 0.526 USD/h" in flat(status)
+
+    gone = aws.run(("destroy", "t-nat"), ("destroy", "t-air", "-e", "node_aws_egress=none"))
+    assert all(recap(out)[1] == 0 for out in gone)
+    assert aws.ours() == {}
+    assert aws.ec2.describe_vpcs(VpcIds=[other_vpc])["Vpcs"]
+    assert len(aws.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [other_vpc]}])["Subnets"]) == 1
+    assert aws.iam.get_role(RoleName="someone-else")["Role"]
+
+
+BAD_INPUTS = {
+    "unknown model": (["-e", "model=codellama:99b"], {}, "model 'codellama:99b' is not in the catalog"),
+    "model too large": (
+        ["-e", "model=llama3.3:70b", "-e", '{"node_aws_instance_types": ["g5.xlarge"]}'],
+        {},
+        "model llama3.3:70b needs 64 GB of GPU memory but g5.xlarge has 24 GB",
+    ),
+    "unknown region": (["-e", "node_aws_region=us-nowhere-1"], {}, "region 'us-nowhere-1' is not an AWS region"),
+    "missing credentials": ([], {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, "no AWS credentials found"),
+    "one subnet": (
+        ["-e", '{"node_aws_private_subnet_cidrs": ["10.64.1.0/24"]}'],
+        {},
+        "at least two node_aws_private_subnet_cidrs",
+    ),
+    "bad egress": (["-e", "node_aws_egress=maybe"], {}, "node_aws_egress"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=str)
+def test_bad_input_fails_clearly_and_creates_nothing(aws, case):
+    extra, env, message = BAD_INPUTS[case]
+    proc = aws.start("create", "t-bad", *extra, env=env)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0 and message in flat(out), out[-3000:]
+    assert aws.ours() == {}
+
+
+def test_start_of_a_missing_node_says_what_to_do(aws):
+    out = aws.run(("start", "t-bad"), ok=False)
+    assert "There is no AWS node oce-t-bad" in flat(out) and "run playbooks/create.yml first" in flat(out)

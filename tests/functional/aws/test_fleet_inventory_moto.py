@@ -1,0 +1,180 @@
+"""The fleet inventory plugin through ansible-inventory, against a moto server on loopback.
+
+Nodes in two regions, one that is not ours and one terminated: groups, hostvars, the SSM
+option, Constructable groups and vars, the deployment filter, and the cache (a hit makes no call).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+
+import boto3
+import pytest
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret-value",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+def plain(value):
+    """ansible-inventory --list marks values from a plugin as unsafe ({"__ansible_unsafe": v}): unwrap."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def tags(**kv):
+    return [{"Key": k.replace("_", "-"), "Value": v} for k, v in kv.items()]
+
+
+def ours(name, deployment, environment, model, **extra):
+    return tags(
+        Name=name,
+        oce_deployment=deployment,
+        oce_managed_by="ollama_cloud.engine",
+        oce_environment=environment,
+        oce_model=model,
+        **extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def fleet(moto_url, tmp_path_factory):
+    with urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", data=b""), timeout=10):
+        pass
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+    ec2 = {r: session.client("ec2", region_name=r, endpoint_url=moto_url) for r in ("us-east-1", "eu-west-1")}
+    ami = {r: c.describe_images(Owners=["amazon"])["Images"][0]["ImageId"] for r, c in ec2.items()}
+
+    def launch(region, itype, tag_list):
+        spec = [{"ResourceType": "instance", "Tags": tag_list}]
+        run = ec2[region].run_instances(
+            ImageId=ami[region], MinCount=1, MaxCount=1, InstanceType=itype, TagSpecifications=spec
+        )
+        return run["Instances"][0]["InstanceId"]
+
+    ids = {
+        "a1": launch(
+            "us-east-1",
+            "g5.xlarge",
+            ours("oce-a1", "alpha", "dev", "mistral:7b", oce_tailscale_name="oce-a1.tail0.ts.net"),
+        ),
+        "a2": launch("us-east-1", "g4dn.xlarge", ours("oce-a2", "alpha", "dev", "gemma3:270m")),
+        "b1": launch("eu-west-1", "g6e.xlarge", ours("oce-b1", "beta", "prod", "codellama:34b-code")),
+        "gone": launch("eu-west-1", "g5.xlarge", ours("oce-gone", "beta", "prod", "mistral:7b")),
+        # Someone else's instance with a look-alike deployment tag but not our managed-by tag.
+        "other": launch("us-east-1", "g5.xlarge", tags(Name="other", oce_deployment="alpha")),
+    }
+    ec2["us-east-1"].stop_instances(InstanceIds=[ids["a2"]])
+    ec2["eu-west-1"].terminate_instances(InstanceIds=[ids["gone"]])
+    work = tmp_path_factory.mktemp("fleet")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(FAKE_ENV, AWS_ENDPOINT_URL=moto_url, ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
+
+    def inventory(config, *args, ok=True, name="test.fleet.yml"):
+        path = work / name
+        path.write_text(config)
+        res = subprocess.run(
+            ["ansible-inventory", "-i", str(path), "--list", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if not ok:
+            return res
+        assert res.returncode == 0, res.stderr[-3000:]
+        return plain(json.loads(res.stdout))
+
+    return type("Fleet", (), {"ec2": ec2, "ids": ids, "work": work, "inventory": staticmethod(inventory)})
+
+
+def hosts(inv, group):
+    return sorted(inv.get(group, {}).get("hosts", []))
+
+
+BASE = "plugin: ollama_cloud.engine.fleet\nregions: [us-east-1, eu-west-1]\n"
+
+
+def test_groups_and_hostvars_across_two_regions(fleet):
+    inv = fleet.inventory(
+        BASE
+        + "use_ssm: true\nssm_bucket_name: oce-ssm\n"
+        + "keyed_groups:\n  - {key: oce_gpu, prefix: gpu}\n"
+        + "compose:\n  ollama_models_list: '[oce_model]'\n"
+        + "groups:\n  costly: oce_hourly_cost > 1.5\n"
+    )
+    assert hosts(inv, "cloud_aws") == ["oce-a1", "oce-a2", "oce-b1"]  # not "other", not "oce-gone"
+    assert hosts(inv, "region_us_east_1") == ["oce-a1", "oce-a2"] and hosts(inv, "region_eu_west_1") == ["oce-b1"]
+    assert hosts(inv, "model_codellama_34b_code") == ["oce-b1"] and hosts(inv, "model_mistral_7b") == ["oce-a1"]
+    assert hosts(inv, "state_running") == ["oce-a1", "oce-b1"] and hosts(inv, "state_stopped") == ["oce-a2"]
+    assert hosts(inv, "dev") == ["oce-a1", "oce-a2"] and hosts(inv, "prod") == ["oce-b1"]
+    assert hosts(inv, "deployment_alpha") == ["oce-a1", "oce-a2"]
+    assert hosts(inv, "gpu_L40S") == ["oce-b1"] and hosts(inv, "costly") == ["oce-b1"]
+
+    a1, a2 = inv["_meta"]["hostvars"]["oce-a1"], inv["_meta"]["hostvars"]["oce-a2"]
+    assert a1["ansible_host"] == "oce-a1.tail0.ts.net" and a1["oce_tailscale_name"] == "oce-a1.tail0.ts.net"
+    assert a2["ansible_host"] == a2["oce_private_ip"] and a2["oce_tailscale_name"] is None
+    assert (a1["oce_model"], a1["oce_instance_type"], a1["oce_gpu"], a1["oce_hourly_cost"]) == (
+        "mistral:7b",
+        "g5.xlarge",
+        "A10G",
+        1.006,
+    )
+    assert a1["oce_node"]["id"] == fleet.ids["a1"] and a1["oce_node"]["gpu_memory_gb"] == 24
+    assert a1["ansible_connection"] == "amazon.aws.aws_ssm"
+    assert (a1["ansible_aws_ssm_instance_id"], a1["ansible_aws_ssm_region"]) == (fleet.ids["a1"], "us-east-1")
+    assert a1["ansible_aws_ssm_bucket_name"] == "oce-ssm" and a1["ollama_models_list"] == ["mistral:7b"]
+
+
+def test_without_ssm_and_filtered_by_deployment(fleet):
+    inv = fleet.inventory(BASE + "deployment: beta\n")
+    assert hosts(inv, "cloud_aws") == ["oce-b1"]
+    b1 = inv["_meta"]["hostvars"]["oce-b1"]
+    assert "ansible_connection" not in b1 and b1["ansible_host"] == b1["oce_private_ip"]
+
+
+def test_cache_is_written_on_a_miss_and_a_hit_makes_no_call(fleet):
+    cache_dir = fleet.work / "cache"
+    config = BASE + f"cache: true\ncache_plugin: ansible.builtin.jsonfile\ncache_connection: {cache_dir}\n"
+    first = fleet.inventory(config, name="cached.fleet.yml")
+    assert hosts(first, "cloud_aws") == ["oce-a1", "oce-a2", "oce-b1"]
+    (cache_file,) = list(cache_dir.iterdir())
+    assert "testing-secret-value" not in cache_file.read_text()
+
+    fleet.ec2["us-east-1"].create_tags(Resources=[fleet.ids["a2"]], Tags=tags(oce_managed_by="someone-else"))
+    try:
+        hit = fleet.inventory(config, name="cached.fleet.yml")
+        assert hosts(hit, "cloud_aws") == ["oce-a1", "oce-a2", "oce-b1"]  # from the cache
+        flushed = fleet.inventory(config, "--flush-cache", name="cached.fleet.yml")
+        assert hosts(flushed, "cloud_aws") == ["oce-a1", "oce-b1"]
+        assert hosts(fleet.inventory(config, name="cached.fleet.yml"), "cloud_aws") == ["oce-a1", "oce-b1"]
+    finally:
+        fleet.ec2["us-east-1"].create_tags(Resources=[fleet.ids["a2"]], Tags=tags(oce_managed_by="ollama_cloud.engine"))
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("regions: [us-nowhere-1]\n", "region 'us-nowhere-1' is not an AWS region"),
+        ("regions: [us-east-1]\npage_size: 2\n", "page_size must be between 5 and 1000"),
+    ],
+    ids=["unknown region", "bad page size"],
+)
+def test_bad_config_fails_with_a_sentence(fleet, config, message):
+    res = fleet.inventory("plugin: ollama_cloud.engine.fleet\n" + config, ok=False)
+    assert res.returncode != 0 and message in " ".join(res.stderr.split()), res.stderr[-3000:]

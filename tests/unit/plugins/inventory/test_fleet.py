@@ -1,0 +1,62 @@
+"""verify_file and the record shape of the fleet inventory plugin (no cloud needed)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from ansible_collections.ollama_cloud.engine.plugins.inventory import fleet
+
+
+@pytest.mark.parametrize(
+    "name, ok",
+    [
+        ("fleet.yml", True),
+        ("fleet.yaml", True),
+        ("prod.fleet.yml", True),
+        ("prod.fleet.yaml", True),
+        ("hosts.yml", False),
+        ("fleet.json", False),
+        ("myfleet.ini", False),
+    ],
+)
+def test_verify_file_by_suffix(tmp_path, name, ok):
+    path = tmp_path / name
+    path.write_text("plugin: ollama_cloud.engine.fleet\n")
+    assert fleet.InventoryModule().verify_file(str(path)) is ok
+
+
+class FakeApi:
+    region = "us-east-1"
+
+    def __init__(self, pages):
+        self.pages, self.calls = pages, []
+
+    def paginate(self, operation, key, **params):
+        self.calls.append((operation, params))
+        return [r for page in self.pages for r in page[key]]
+
+
+def test_find_nodes_adds_gpu_and_tailscale_name_and_filters_by_our_tags():
+    instance = {
+        "InstanceId": "i-1",
+        "InstanceType": "g6e.xlarge",
+        "State": {"Name": "running"},
+        "PrivateIpAddress": "10.0.1.5",
+        "LaunchTime": datetime.datetime.now(datetime.timezone.utc),
+        "Tags": [
+            {"Key": "Name", "Value": "oce-x"},
+            {"Key": "oce-deployment", "Value": "x"},
+            {"Key": "oce-managed-by", "Value": "ollama_cloud.engine"},
+            {"Key": "oce-tailscale-name", "Value": "oce-x.tail0.ts.net"},
+        ],
+    }
+    api = FakeApi([{"Reservations": [{"Instances": [instance]}]}])
+    (node,) = fleet.find_nodes(api, deployment="x", page_size=500)
+    assert (node["gpu"], node["gpu_count"], node["gpu_memory_gb"]) == ("L40S", 1, 48)
+    assert node["tailscale_name"] == "oce-x.tail0.ts.net" and node["hourly_cost"] == 1.861
+    ((operation, params),) = api.calls
+    assert operation == "describe_instances" and params["MaxResults"] == 500
+    assert {"Name": "tag:oce-deployment", "Values": ["x"]} in params["Filters"]
+    assert {"Name": "tag:oce-managed-by", "Values": ["ollama_cloud.engine"]} in params["Filters"]
