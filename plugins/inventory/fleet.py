@@ -5,20 +5,24 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: fleet
-short_description: The Ollama nodes of ollama_cloud.engine, found by their tags
+short_description: The Ollama nodes of ollama_cloud.engine on AWS and GCP, found by their tags and labels
 version_added: 0.1.0
 description:
-  - Finds the nodes this collection created (EC2 instances carrying our C(oce-managed-by) tag, of
-    one deployment or all) across the configured regions, and adds each with its node record, the
-    same record as M(ollama_cloud.engine.aws_gpu_instance_info) returns.
+  - Finds the nodes this collection created, of one deployment or all, on the clouds of O(clouds),
+    EC2 instances carrying our C(oce-managed-by) tag across O(regions), and Compute Engine VMs
+    carrying our C(oce-managed-by) label in every zone of O(projects) (one aggregated list per
+    project). Each is added with its node record, the same record as
+    M(ollama_cloud.engine.aws_gpu_instance_info) and M(ollama_cloud.engine.gcp_gpu_instance_info) return.
   - "Groups: C(cloud_<cloud>), C(region_<region>), C(model_<model>), C(state_<state>),
     C(deployment_<deployment>) and the plain environment name (C(dev), C(staging), C(prod)), the
     group the node role also uses, so C(group_vars/dev.yml) applies. Names are sanitised
     (C(model_codellama_34b_code))."
-  - C(ansible_host) is the node's Tailscale name (its C(oce-tailscale-name) tag) when it has one,
-    else its private IP. With O(use_ssm), hosts connect through Session Manager instead.
-  - Terminated instances are left out. Regions are read in parallel, each with paginated calls
-    that retry throttling with jittered backoff.
+  - C(ansible_host) is the node's Tailscale name (its C(oce-tailscale-name) tag on AWS, metadata
+    key on GCP, where label values cannot hold dots) when it has one, else its private IP. With
+    O(use_ssm), AWS hosts connect through Session Manager instead.
+  - Terminated EC2 instances are left out; stopped GCP VMs (C(TERMINATED)) are kept as C(state_stopped).
+    Regions and projects are read in parallel, each with paginated calls that retry throttling and
+    server errors with jittered backoff.
   - The inventory file must end in C(fleet.yml), C(fleet.yaml), C(.fleet.yml) or C(.fleet.yaml).
 extends_documentation_fragment:
   - constructed
@@ -29,6 +33,12 @@ options:
     type: str
     required: true
     choices: [ollama_cloud.engine.fleet]
+  clouds:
+    description: The clouds to search.
+    type: list
+    elements: str
+    choices: [aws, gcp]
+    default: [aws]
   regions:
     description:
       - AWS regions to search. If empty, E(AWS_REGION) then E(AWS_DEFAULT_REGION) name the one region.
@@ -65,6 +75,34 @@ options:
     type: str
     env:
       - name: AWS_SESSION_TOKEN
+  projects:
+    description:
+      - GCP projects to search (with V(gcp) in O(clouds)). If empty, E(GCP_PROJECT) then
+        E(GOOGLE_CLOUD_PROJECT) name the one project.
+    type: list
+    elements: str
+    default: []
+  gcp_endpoint:
+    description: Send Compute Engine calls to this API root instead of Google (an emulator in tests).
+    type: str
+    env:
+      - name: OCE_GCE_ENDPOINT
+  gcp_auth_kind:
+    description:
+      - How to sign in to GCP, as the GCP modules' O(ollama_cloud.engine.gcp_gpu_instance#module:auth_kind).
+    type: str
+    choices: [application, serviceaccount, anonymous]
+    default: application
+    env:
+      - name: GCP_AUTH_KIND
+  gcp_service_account_file:
+    description: A service account key file for O(gcp_auth_kind=serviceaccount). Never written to the cache.
+    type: path
+    env:
+      - name: GCP_SERVICE_ACCOUNT_FILE
+  gcp_impersonate_service_account:
+    description: Act as this service account (email), with the credentials of O(gcp_auth_kind) as the source.
+    type: str
   page_size:
     description: Instances asked for per DescribeInstances call (AWS allows 5 to 1000).
     type: int
@@ -79,7 +117,8 @@ options:
     description: With O(use_ssm), the S3 bucket the C(aws_ssm) connection moves files through.
     type: str
 requirements:
-  - boto3 >= 1.34 and botocore >= 1.34 on the controller.
+  - boto3 >= 1.34 and botocore >= 1.34 on the controller (for AWS).
+  - google-auth >= 2.20 and requests on the controller (for GCP).
 notes:
   - The cache (O(cache)) holds node records only, never credentials; it is written when it was
     missed (or flushed with C(--flush-cache)), and a hit makes no API call at all.
@@ -103,6 +142,19 @@ cache_connection: ~/.cache/ollama-cloud-engine/inventory
 cache_timeout: 600
 
 ---
+# The GCP nodes of one project (Application Default Credentials)
+plugin: ollama_cloud.engine.fleet
+clouds: [gcp]
+projects: [my-project]
+
+---
+# Both clouds in one inventory
+plugin: ollama_cloud.engine.fleet
+clouds: [aws, gcp]
+regions: [us-east-1]
+projects: [my-project]
+
+---
 # Your own groups and variables from the node record
 plugin: ollama_cloud.engine.fleet
 regions: [us-east-1]
@@ -122,7 +174,7 @@ from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud, fleet
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud, fleet, gcp
 
 SUFFIXES = ("fleet.yml", "fleet.yaml")
 TAG_TAILSCALE = "oce-tailscale-name"
@@ -150,6 +202,22 @@ def find_nodes(api, deployment=None, page_size=1000):
     return nodes
 
 
+def find_gcp_nodes(api, deployment=None):
+    """Our VMs in every zone of one project as node records, with GPU and Tailscale name."""
+    nodes = []
+    for instance in gcp.find_instances(api, deployment):
+        node = gcp.priced_node(instance)
+        accelerator, count = node.get("accelerator"), node.get("accelerator_count") or 0
+        per_gpu = catalog.GCP_ACCELERATORS.get(accelerator)
+        # nvidia-tesla-t4 -> T4, nvidia-l4 -> L4, nvidia-a100-80gb -> A100-80GB
+        node["gpu"] = accelerator.replace("nvidia-tesla-", "").replace("nvidia-", "").upper() if accelerator else None
+        node["gpu_count"] = count or None
+        node["gpu_memory_gb"] = per_gpu * count if per_gpu and count else None
+        node["tailscale_name"] = gcp.metadata_items(instance).get(TAG_TAILSCALE)
+        nodes.append(node)
+    return nodes
+
+
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "ollama_cloud.engine.fleet"
 
@@ -165,6 +233,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _option(self, name):
         return self._template(self.get_option(name))
 
+    def _clouds(self):
+        return list(dict.fromkeys(self.get_option("clouds") or ["aws"]))
+
     def _regions(self):
         regions = [self._template(r) for r in self.get_option("regions") or []]
         if not regions:
@@ -176,25 +247,57 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             )
         return list(dict.fromkeys(r for r in regions if r))
 
+    def _projects(self):
+        projects = [self._template(p) for p in self.get_option("projects") or []]
+        if not projects:
+            env = os.environ.get("GCP_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+            projects = [env] if env else []
+        if not projects:
+            raise AnsibleParserError(
+                "the fleet inventory has no GCP project: set projects in the inventory file (or GCP_PROJECT)"
+            )
+        return list(dict.fromkeys(p for p in projects if p))
+
+    def _sources(self, deployment):
+        """One callable per region (AWS) and per project (GCP), each returning node records."""
+        sources = []
+        if "aws" in self._clouds():
+            params = {
+                k: self._option(k) for k in ("endpoint_url", "profile", "access_key", "secret_key", "session_token")
+            }
+            page_size = self.get_option("page_size")
+            if not 5 <= page_size <= 1000:
+                raise AnsibleParserError(f"page_size must be between 5 and 1000, got {page_size}")
+            for region in self._regions():
+                sources.append(
+                    lambda region=region: find_nodes(
+                        aws.connect(dict(params, region=region), "ec2"), deployment, page_size
+                    )
+                )
+        if "gcp" in self._clouds():
+            params = {
+                "endpoint": self._option("gcp_endpoint"),
+                "auth_kind": self._option("gcp_auth_kind"),
+                "service_account_file": self._option("gcp_service_account_file"),
+                "impersonate_service_account": self._option("gcp_impersonate_service_account"),
+            }
+            for project in self._projects():
+                sources.append(
+                    lambda project=project: find_gcp_nodes(gcp.connect(dict(params, project=project)), deployment)
+                )
+        return sources
+
     def _fetch(self):
-        """Node records of every region, read in parallel; the first failure is told as a sentence."""
-        params = {k: self._option(k) for k in ("endpoint_url", "profile", "access_key", "secret_key", "session_token")}
+        """Node records of every region and project, read in parallel; the first failure is told as a sentence."""
         deployment = self._option("deployment") or None
-        page_size = self.get_option("page_size")
-        if not 5 <= page_size <= 1000:
-            raise AnsibleParserError(f"page_size must be between 5 and 1000, got {page_size}")
-
-        def one(region):
-            return find_nodes(aws.connect(dict(params, region=region), "ec2"), deployment, page_size)
-
-        regions = self._regions()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(regions), 8)) as pool:
-            futures = [pool.submit(one, region) for region in regions]
+        sources = self._sources(deployment)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(sources), 8)) as pool:
+            futures = [pool.submit(source) for source in sources]
             try:
                 found = [node for future in futures for node in future.result()]
             except cloud.CloudError as exc:
                 raise AnsibleParserError(f"fleet inventory: {exc.msg}") from None
-        return sorted(found, key=lambda n: (n["region"], n["name"], n["id"]))
+        return sorted(found, key=lambda n: (n["cloud"], n["region"] or "", n["name"], n["id"]))
 
     def _add(self, node, hostname):
         inventory, strict = self.inventory, self.get_option("strict")
@@ -216,7 +319,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         hostvars["oce_hourly_cost"] = node.get("hourly_cost")
         hostvars["oce_tailscale_name"] = node["tailscale_name"]
         hostvars["ansible_host"] = node["tailscale_name"] or node["private_ip"] or node["id"]
-        if self.get_option("use_ssm"):
+        if self.get_option("use_ssm") and node["cloud"] == "aws":
             hostvars.update(
                 ansible_connection="amazon.aws.aws_ssm",
                 ansible_aws_ssm_instance_id=node["id"],
@@ -243,9 +346,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache=cache)
         self._read_config_data(path)
-        if not aws.HAS_BOTO3:
+        if "aws" in self._clouds() and not aws.HAS_BOTO3:
             raise AnsibleParserError(
                 "the fleet inventory needs boto3 and botocore on the controller: pip install boto3"
+            )
+        if "gcp" in self._clouds() and not gcp.HAS_GOOGLE_AUTH:
+            raise AnsibleParserError(
+                "the fleet inventory needs google-auth and requests on the controller for GCP: pip install google-auth"
             )
 
         cache_key = self.get_cache_key(path)

@@ -12,7 +12,7 @@ import os
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, fleet
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog, cloud, fleet
 
 try:
     import boto3
@@ -52,8 +52,9 @@ THROTTLING = {
     "Unavailable",
 }
 
-# Capacity answers come as HTTP 500 but waiting does not help: the caller moves to another placement.
-NOT_TRANSIENT = {"InsufficientInstanceCapacity", "InsufficientHostCapacity", "InsufficientCapacity", "Unsupported"}
+# "Not here": no capacity, or the type is not supported in this zone. Capacity answers come as
+# HTTP 500 but waiting does not help; the caller moves to the next placement (cloud.try_placements).
+CAPACITY_CODES = {"InsufficientInstanceCapacity", "InsufficientHostCapacity", "InsufficientCapacity", "Unsupported"}
 
 CREDENTIALS_HINT = (
     "set access_key and secret_key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), "
@@ -131,7 +132,7 @@ def is_transient(exc):
     if isinstance(exc, bexc.ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         code = error_code(exc)
-        return code not in NOT_TRANSIENT and (code in THROTTLING or status >= 500)
+        return code not in CAPACITY_CODES and (code in THROTTLING or status >= 500)
     return isinstance(exc, (bexc.EndpointConnectionError, bexc.ConnectionClosedError, bexc.ReadTimeoutError))
 
 
@@ -250,3 +251,8 @@ def instance_node(instance, region, hourly_cost=None):
             "public_ip": instance.get("PublicIpAddress"),
         },
     )
+
+
+def priced_node(instance, region):
+    """The node record with ``hourly_cost`` of its instance type from the dated price table."""
+    return instance_node(instance, region, catalog.aws_hourly_cost(instance.get("InstanceType")))

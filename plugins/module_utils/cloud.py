@@ -18,6 +18,18 @@ from ansible_collections.ollama_cloud.engine.plugins.module_utils.fleet import (
     deployment_labels,
 )
 
+# The options every cloud's node module (aws_gpu_instance, gcp_gpu_instance) has, alike.
+NODE_ARGS = {
+    "name": {"type": "str", "required": True},
+    "deployment": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "running", "choices": ["present", "running", "stopped", "absent"]},
+    "model": {"type": "str"},
+    "environment": {"type": "str"},
+    "catalog": {"type": "dict", "default": {}},
+    "wait": {"type": "bool", "default": True},
+    "wait_timeout": {"type": "int", "default": 900},
+}
+
 
 class CloudError(Exception):
     """A failure told as a sentence a person can act on; ``details`` go to the result, not the message."""
@@ -121,12 +133,12 @@ def secret_in(*texts):
     return None
 
 
-def try_placements(candidates, attempt, fallback, tried=None, what="the node", label=None):
+def try_placements(candidates, attempt, fallback, tried=None, what="the node", label=None, where="placement"):
     """Call ``attempt(place)`` for each candidate in order until one works; return (value, tried).
 
     A CloudError whose ``code`` is in ``fallback`` (no capacity here, not offered here) moves on
     to the next candidate; any other error stops the search. Every placement tried is recorded
-    with its result, and the final error lists them all.
+    with its result, and the final error ("no capacity for <what> in any <where>") lists them all.
     """
     tried = list(tried or [])
     label = label or (lambda place: ", ".join(str(v) for v in place.values()))
@@ -143,15 +155,32 @@ def try_placements(candidates, attempt, fallback, tried=None, what="the node", l
         tried.append(dict(place, result="launched"))
         return value, tried
     raise CloudError(
-        "no capacity for {} in any placement: tried {}".format(
-            what, "; ".join(f"{label(t)}: {t['result']}" for t in tried) or "nothing"
+        "no capacity for {} in any {}: tried {}".format(
+            what, where, "; ".join(f"{label(t)}: {t['result']}" for t in tried) or "nothing"
         ),
         placement=tried,
     )
 
 
+def undo_failed(exc, ident, undo, made="created", verb="delete", done="deleted", **details):
+    """The error to raise when what this run ``made`` failed afterwards (never became ready).
+
+    Calls ``undo()`` (delete what was made) and tells in one sentence whether that worked, or
+    what to remove by hand. ``details`` (the placement tried) go to the error.
+    """
+    cleanup = f"{done} it"
+    try:
+        undo()
+    except CloudError as again:
+        cleanup = f"could not {verb} it ({again.msg}); {verb} {ident} by hand"
+    return CloudError(f"{exc.msg}; this run {made} {ident} and {cleanup}", **details)
+
+
 class Provider:
     """The hooks ``converge`` needs from one cloud; ``raw`` is the cloud's own instance object."""
+
+    # The cloud's word for removing an instance, in messages ("terminate" on EC2).
+    remove_verb = "delete"
 
     def find(self):
         """Our live instances with the module's deployment and name."""
@@ -207,8 +236,8 @@ def converge(provider, state, check_mode, deployment, name):
     found = provider.find()
     if len(found) > 1:
         raise CloudError(
-            "deployment {} has {} instances named {} ({}): delete the extra ones or use state=absent".format(
-                deployment, len(found), name, ", ".join(provider.ident(i) for i in found)
+            "deployment {} has {} instances named {} ({}): {} the extra ones or use state=absent".format(
+                deployment, len(found), name, ", ".join(provider.ident(i) for i in found), provider.remove_verb
             )
         )
     raw = found[0] if found else None

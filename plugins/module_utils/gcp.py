@@ -89,6 +89,8 @@ SENTENCES = {
     "ZONE_RESOURCE_POOL_EXHAUSTED": "the zone has no capacity for this machine right now: try other zones",
     "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS": "the zone has no capacity for this machine right now: try other zones",
     "RESOURCE_NOT_FOUND": "a resource the request names does not exist",
+    "resourceInUseByAnotherResource": "something still uses it: delete the deployment's nodes first "
+    "(playbooks/destroy.yml does), or what GCP names below if it is not ours",
 }
 
 # Instance statuses onto the fleet's node states. TERMINATED is GCE's word for stopped.
@@ -136,6 +138,20 @@ def our_labels(deployment, model=None, environment=None, extra=None):
         )
     tags = cloud.our_tags(deployment, model, environment, extra=extra)
     return {k: label_value(v) for k, v in tags.items()}
+
+
+def marker(deployment):
+    """What marks a resource without labels (networks, subnetworks, routers, firewalls) as ours.
+
+    These resources have no labels in compute v1: their description carries our two labels.
+    """
+    return f"{fleet.LABEL_DEPLOYMENT}={deployment} {fleet.LABEL_MANAGED_BY}={fleet.MANAGED_BY}"
+
+
+def is_marked(resource, deployment):
+    """True when ``resource`` (a dict from the API) carries the marker of ``deployment``."""
+    words = str((resource or {}).get("description") or "").replace(";", " ").replace(",", " ").split()
+    return f"{fleet.LABEL_DEPLOYMENT}={deployment}" in words and f"{fleet.LABEL_MANAGED_BY}={fleet.MANAGED_BY}" in words
 
 
 def valid_name(name):

@@ -95,7 +95,7 @@ options:
   user_data:
     description:
       - Cloud-init user data. It must not carry secrets (anyone who can describe the instance reads
-        it); the module refuses Tailscale auth keys, AWS access keys and private keys in it.
+        it); the module refuses Tailscale auth keys, cloud access keys and private keys in it.
         The node reads its secrets through its instance role instead.
     type: str
   tags:
@@ -212,28 +212,14 @@ retries:
 """
 
 import hashlib
-import re
 import uuid
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud, fleet
 
-# RunInstances errors that mean "not here": try the next subnet, then the next type.
-FALLBACK_CODES = {"InsufficientInstanceCapacity", "InsufficientHostCapacity", "InsufficientCapacity", "Unsupported"}
-
-SECRET_PATTERNS = (
-    (re.compile(r"tskey-[A-Za-z0-9-]+"), "a Tailscale auth key"),
-    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), "an AWS access key"),
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
-)
-
-
-def secret_in(user_data):
-    for pattern, what in SECRET_PATTERNS:
-        if pattern.search(user_data or ""):
-            return what
-    return None
+# The one secret check of every cloud (user data here, metadata on GCP).
+secret_in = cloud.secret_in
 
 
 def resolve_image(ec2, params, ssm=None):
@@ -299,6 +285,7 @@ def plan_create(ec2, params, cat, ssm=None):
         )
     image_id, root_device, source = resolve_image(ec2, params, ssm)
     return {
+        "catalog": cat,
         "candidates": candidates,
         "skipped": skipped,
         "image_id": image_id,
@@ -353,23 +340,14 @@ def launch_spec(plan, place, params, token):
 
 def launch(ec2, plan, params, token):
     """Try the placements in order; return (instance, placement tried)."""
-    tried = list(plan["skipped"])
-    for place in plan["candidates"]:
-        try:
-            instance = ec2.call("run_instances", **launch_spec(plan, place, params, token))["Instances"][0]
-        except cloud.CloudError as exc:
-            if exc.details.get("code") not in FALLBACK_CODES:
-                exc.details["placement"] = tried
-                raise
-            tried.append(dict(place, result=exc.details["code"]))
-            continue
-        tried.append(dict(place, result="launched"))
-        return instance, tried
-    raise cloud.CloudError(
-        "no capacity for {} in any subnet: tried {}".format(
-            params["model"], "; ".join("{instance_type} in {availability_zone}: {result}".format(**t) for t in tried)
-        ),
-        placement=tried,
+    return cloud.try_placements(
+        plan["candidates"],
+        lambda place: ec2.call("run_instances", **launch_spec(plan, place, params, token))["Instances"][0],
+        aws.CAPACITY_CODES,  # not here: the next subnet, then the next type
+        tried=plan["skipped"],
+        what=params["model"],
+        label=lambda t: "{instance_type} in {availability_zone}".format(**t),
+        where="subnet",
     )
 
 
@@ -398,23 +376,16 @@ def create(ec2, plan, params, token):
         else:
             instance = describe(ec2, instance_id)
     except cloud.CloudError as exc:
-        cleanup = "terminated it"
-        try:
-            ec2.call("terminate_instances", InstanceIds=[instance_id])
-        except cloud.CloudError as again:
-            cleanup = f"could not terminate it ({again.msg}); terminate {instance_id} by hand"
-        raise cloud.CloudError(f"{exc.msg}; this run launched {instance_id} and {cleanup}", placement=tried) from exc
+        raise cloud.undo_failed(
+            exc,
+            instance_id,
+            lambda: ec2.call("terminate_instances", InstanceIds=[instance_id]),
+            made="launched",
+            verb="terminate",
+            done="terminated",
+            placement=tried,
+        ) from exc
     return instance, tried
-
-
-def settle(ec2, instance, timeout):
-    """Wait out pending/stopping so that start and stop act on a stable state."""
-    state = instance["State"]["Name"]
-    if state == "pending":
-        return wait_state(ec2, instance["InstanceId"], "running", timeout)
-    if state == "stopping":
-        return wait_state(ec2, instance["InstanceId"], "stopped", timeout)
-    return instance
 
 
 def check_inputs(params, cat_error):
@@ -424,7 +395,7 @@ def check_inputs(params, cat_error):
             problems.append("model is required to create a node")
         if not params["subnet_ids"]:
             problems.append("subnet_ids is required to create a node (private subnets, ideally in two zones)")
-        what = secret_in(params["user_data"])
+        what = cloud.secret_in(params["user_data"])
         if what:
             problems.append(
                 f"user_data carries {what}: anyone who can describe the instance can read user data; "
@@ -436,86 +407,78 @@ def check_inputs(params, cat_error):
     return [p for p in problems if p]
 
 
-def run(module, ec2, ssm=None):
-    params = module.params
-    result = {"changed": False, "node": {}, "retries": ec2.retries}
-    found = aws.find_instances(ec2, params["deployment"], params["name"])
-    if len(found) > 1:
-        raise cloud.CloudError(
-            "deployment {} has {} instances named {} ({}): terminate the extra ones or use state=absent".format(
-                params["deployment"], len(found), params["name"], ", ".join(i["InstanceId"] for i in found)
-            )
-        )
-    instance = found[0] if found else None
-    before = aws.STATES[instance["State"]["Name"]] if instance else "absent"
-    state, timeout = params["state"], params["wait_timeout"]
+class AwsNode(cloud.Provider):
+    """The aws_gpu_instance side of cloud.converge."""
 
-    if state == "absent":
-        if instance:
-            result["changed"] = True
-            if not module.check_mode:
-                ec2.call("terminate_instances", InstanceIds=[instance["InstanceId"]])
-                if params["wait"]:
-                    wait_state(ec2, instance["InstanceId"], "terminated", timeout)
-        result["diff"] = {"before": {"state": before}, "after": {"state": "absent"}}
-        return result
+    remove_verb = "terminate"
 
-    if instance is None:
-        cat = catalog.merge(params["catalog"])
-        plan = plan_create(ec2, params, cat, ssm)
-        token = f"{params['deployment']}|{params['name']}|{uuid.uuid4()}"
+    def __init__(self, ec2, params, ssm=None):
+        self.ec2 = ec2
+        self.params = params
+        self.ssm = ssm
+        self.timeout = params["wait_timeout"]
+        # One client token base per run (see launch_spec).
+        self.token = f"{params['deployment']}|{params['name']}|{uuid.uuid4()}"
+
+    def find(self):
+        return aws.find_instances(self.ec2, self.params["deployment"], self.params["name"])
+
+    def ident(self, raw):
+        return raw["InstanceId"]
+
+    def state(self, raw):
+        return aws.STATES.get(raw["State"]["Name"], "unknown")
+
+    def refresh(self, raw):
+        return describe(self.ec2, raw["InstanceId"])
+
+    def node(self, raw):
+        return aws.priced_node(raw, self.ec2.region)
+
+    def plan(self):
+        return plan_create(self.ec2, self.params, catalog.merge(self.params["catalog"]), self.ssm)
+
+    def outcome(self, plan, place, placement):
+        """Result keys of a launch in ``place``: the request (without its token), the cost, the placement."""
+        spec = launch_spec(plan, place, self.params, self.token)
+        spec.pop("ClientToken")
+        return {
+            "launch_spec": spec,
+            "cost": catalog.aws_estimate(plan["catalog"], self.params["model"], place["instance_type"]),
+            "placement": placement,
+            "image": {"id": plan["image_id"], "source": plan["image_source"]},
+        }
+
+    def preview(self, plan):
         first = plan["candidates"][0]
-        result.update(
-            changed=True,
-            launch_spec=launch_spec(plan, first, params, token),
-            cost=catalog.aws_estimate(cat, params["model"], first["instance_type"]),
-            placement=plan["skipped"] + [dict(first, result="would launch")],
-            image={"id": plan["image_id"], "source": plan["image_source"]},
-        )
-        result["launch_spec"].pop("ClientToken")
-        if module.check_mode:
-            result["diff"] = {"before": {"state": "absent"}, "after": {"state": "running"}}
-            return result
-        instance, tried = create(ec2, plan, params, token)
-        chosen = tried[-1]
-        result["placement"] = tried
-        result["launch_spec"] = launch_spec(plan, chosen, params, token)
-        result["launch_spec"].pop("ClientToken")
-        result["cost"] = catalog.aws_estimate(cat, params["model"], chosen["instance_type"])
-    elif state == "running" and before != "running":
-        result["changed"] = True
-        if not module.check_mode:
-            instance = settle(ec2, instance, timeout)
-            if instance["State"]["Name"] != "running":
-                ec2.call("start_instances", InstanceIds=[instance["InstanceId"]])
-                if params["wait"]:
-                    instance = wait_state(ec2, instance["InstanceId"], "running", timeout)
-    elif state == "stopped" and before != "stopped":
-        result["changed"] = True
-        if not module.check_mode:
-            instance = settle(ec2, instance, timeout)
-            if instance["State"]["Name"] != "stopped":
-                ec2.call("stop_instances", InstanceIds=[instance["InstanceId"]])
-                if params["wait"]:
-                    instance = wait_state(ec2, instance["InstanceId"], "stopped", timeout)
+        return self.outcome(plan, first, plan["skipped"] + [dict(first, result="would launch")])
 
-    if not module.check_mode:
-        instance = describe(ec2, instance["InstanceId"])
-    node = aws.instance_node(instance, ec2.region, catalog.aws_hourly_cost(instance.get("InstanceType")))
-    result["node"] = node
-    after = state if module.check_mode and state != "present" else node["state"]
-    result["diff"] = {"before": {"state": before}, "after": {"state": after}}
-    return result
+    def create(self, plan):
+        instance, tried = create(self.ec2, plan, self.params, self.token)
+        return instance, self.outcome(plan, tried[-1], tried)
+
+    def change(self, raw, operation, wanted):
+        self.ec2.call(operation, InstanceIds=[raw["InstanceId"]])
+        return wait_state(self.ec2, raw["InstanceId"], wanted, self.timeout) if self.params["wait"] else raw
+
+    def start(self, raw):
+        return self.change(raw, "start_instances", "running")
+
+    def stop(self, raw):
+        return self.change(raw, "stop_instances", "stopped")
+
+    def delete(self, raw):
+        self.change(raw, "terminate_instances", "terminated")
+
+    def settle(self, raw):
+        wanted = {"pending": "running", "stopping": "stopped"}.get(raw["State"]["Name"])
+        return wait_state(self.ec2, raw["InstanceId"], wanted, self.timeout) if wanted else raw
 
 
 def main():
     argument_spec = dict(
         aws.AWS_ARGS,
-        name={"type": "str", "required": True},
-        deployment={"type": "str", "required": True},
-        state={"type": "str", "default": "running", "choices": ["present", "running", "stopped", "absent"]},
-        model={"type": "str"},
-        environment={"type": "str"},
+        **cloud.NODE_ARGS,
         subnet_ids={"type": "list", "elements": "str", "default": []},
         security_group_ids={"type": "list", "elements": "str", "default": []},
         instance_types={"type": "list", "elements": "str", "default": []},
@@ -527,11 +490,8 @@ def main():
         },
         instance_profile={"type": "str"},
         volume_size={"type": "int"},
-        catalog={"type": "dict", "default": {}},
         user_data={"type": "str"},
         tags={"type": "dict", "default": {}},
-        wait={"type": "bool", "default": True},
-        wait_timeout={"type": "int", "default": 900},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not aws.HAS_BOTO3:
@@ -555,7 +515,9 @@ def main():
 
     try:
         ec2 = aws.connect(params, "ec2")
-        result = run(module, ec2, aws.connect(params, "ssm") if params["image"] == "dlami" else None)
+        provider = AwsNode(ec2, params, aws.connect(params, "ssm") if params["image"] == "dlami" else None)
+        result = cloud.converge(provider, params["state"], module.check_mode, params["deployment"], params["name"])
+        result["retries"] = ec2.retries
     except (cloud.CloudError, catalog.CatalogError) as exc:
         details = getattr(exc, "details", {})
         module.fail_json(msg=str(exc), changed=False, **{k: v for k, v in details.items() if k != "last"})

@@ -49,7 +49,7 @@ nodes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, cloud
 
 
 def main():
@@ -61,7 +61,7 @@ def main():
         found = aws.find_instances(ec2, module.params["deployment"])
     except cloud.CloudError as exc:
         module.fail_json(msg=exc.msg)
-    nodes = [aws.instance_node(i, ec2.region, catalog.aws_hourly_cost(i.get("InstanceType"))) for i in found]
+    nodes = [aws.priced_node(i, ec2.region) for i in found]
     module.exit_json(changed=False, nodes=sorted(nodes, key=lambda n: (n["name"], n["id"])))
 
 

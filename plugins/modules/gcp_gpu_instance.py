@@ -358,7 +358,8 @@ class GcpNode(cloud.Provider):
         if found is None:
             raise cloud.CloudError(
                 f"subnetwork {given!r} does not exist in region {region} of project {self.project}: "
-                "create the network first (or give its full path)"
+                "create the network first (or give its full path)",
+                code="SUBNETWORK_NOT_FOUND",
             )
         if gcp.last(found.get("region")) != region:
             raise cloud.CloudError(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import http.server
+import ipaddress
 import itertools
 import json
 import re
@@ -120,7 +121,10 @@ class Emulator:
             self.instances = {}  # (zone, name) -> instance
             self.operations = {}  # name -> [operation, polls left, on_done]
             self.images = {}  # (project, name) -> image
+            self.networks = {}  # name -> network
             self.subnetworks = {}  # (region, name) -> subnetwork
+            self.routers = {}  # (region, name) -> router (with its Cloud NATs)
+            self.firewalls = {}  # name -> firewall rule
             self.log = []  # (method id or path, http method, path, query, body)
             self.violations = []  # what broke the discovery document's contract
             self.auth = []  # Authorization headers seen
@@ -131,6 +135,8 @@ class Emulator:
             self.disk_types = {}  # (zone, name) -> the boot disk type asked for
             self.request_ids = {}  # requestId -> operation name
             self.add_image(IMAGE_PROJECT, "ubuntu-2204-jammy-v20251001", "ubuntu-2204-lts")
+            # Someone else's network (not ours: no deployment marker), with two subnetworks and a rule.
+            self.add_network("oce-net")
             self.add_subnetwork("us-central1", "oce-private", private_google_access=True)
             self.add_subnetwork("us-central1", "oce-public", private_google_access=False)
 
@@ -149,15 +155,29 @@ class Emulator:
             "selfLink": self.link(f"projects/{project}/global/images/{name}"),
         }
 
-    def add_subnetwork(self, region, name, private_google_access=True):
+    def add_network(self, name):
+        self.networks[name] = {
+            "kind": "compute#network",
+            "id": str(next(self.ids)),
+            "name": name,
+            "autoCreateSubnetworks": False,
+            "routingConfig": {"routingMode": "REGIONAL"},
+            "mtu": 1460,
+            "subnetworks": [],
+            "creationTimestamp": now(),
+            "selfLink": self.link(f"projects/{PROJECT}/global/networks/{name}"),
+        }
+
+    def add_subnetwork(self, region, name, private_google_access=True, network="oce-net", cidr="10.10.0.0/24"):
         self.subnetworks[(region, name)] = {
             "kind": "compute#subnetwork",
             "id": str(next(self.ids)),
             "name": name,
             "region": self.link(f"projects/{PROJECT}/regions/{region}"),
-            "network": self.link(f"projects/{PROJECT}/global/networks/oce-net"),
-            "ipCidrRange": "10.10.0.0/24",
-            "gatewayAddress": "10.10.0.1",
+            "network": self.link(f"projects/{PROJECT}/global/networks/{network}"),
+            "ipCidrRange": cidr,
+            "gatewayAddress": str(ipaddress.ip_network(cidr)[1]),
+            "fingerprint": "c3VibmV0",
             "privateIpGoogleAccess": private_google_access,
             "creationTimestamp": now(),
             "selfLink": self.link(f"projects/{PROJECT}/regions/{region}/subnetworks/{name}"),
@@ -231,6 +251,10 @@ class Emulator:
 
     # ------------------------------------------------------------ helpers
 
+    def project(self, project):
+        if project != PROJECT:
+            raise GceError(403, "forbidden", f"Required 'compute.networks.get' permission for 'projects/{project}'")
+
     def zone(self, project, zone):
         if project != PROJECT:
             raise GceError(403, "forbidden", f"Required 'compute.zones.get' permission for 'projects/{project}'")
@@ -247,13 +271,22 @@ class Emulator:
             )
         return found
 
-    def operation(self, zone, kind, target, target_id, on_done, error=None):
+    def operation(self, zone, kind, target, target_id, on_done, error=None, region=None):
+        """An operation in a zone, a region (``region``) or global (``zone`` None)."""
         name = f"operation-{next(self.ids)}"
+        if zone:
+            scope = {"zone": self.link(f"projects/{PROJECT}/zones/{zone}")}
+            path = f"projects/{PROJECT}/zones/{zone}/operations/{name}"
+        elif region:
+            scope = {"region": self.link(f"projects/{PROJECT}/regions/{region}")}
+            path = f"projects/{PROJECT}/regions/{region}/operations/{name}"
+        else:
+            scope, path = {}, f"projects/{PROJECT}/global/operations/{name}"
         op = {
             "kind": "compute#operation",
             "id": str(next(self.ids)),
             "name": name,
-            "zone": self.link(f"projects/{PROJECT}/zones/{zone}"),
+            **scope,
             "operationType": kind,
             "targetLink": target,
             "targetId": target_id,
@@ -261,7 +294,7 @@ class Emulator:
             "user": "emulator@oce-test.iam.gserviceaccount.com",
             "progress": 0,
             "insertTime": now(),
-            "selfLink": self.link(f"projects/{PROJECT}/zones/{zone}/operations/{name}"),
+            "selfLink": self.link(path),
         }
         self.operations[name] = [op, self.op_steps, on_done, error]
         return copy.deepcopy(op)
@@ -302,6 +335,22 @@ class Emulator:
             "region": self.link(f"projects/{project}/regions/{region}"),
             "creationTimestamp": "1969-12-31T16:00:00.000-08:00",
             "selfLink": self.link(f"projects/{project}/zones/{zone}"),
+        }
+
+    def do_regions_get(self, project, region, query, body):
+        self.project(project)
+        zones = sorted(z for z in ZONES if z.rsplit("-", 1)[0] == region)
+        if not zones:
+            raise self._missing(f"projects/{project}/regions/{region}")
+        return {
+            "kind": "compute#region",
+            "id": str(abs(hash(region)) % 10**12),
+            "name": region,
+            "description": region,
+            "status": "UP",
+            "zones": [self.link(f"projects/{project}/zones/{z}") for z in zones],
+            "creationTimestamp": "1969-12-31T16:00:00.000-08:00",
+            "selfLink": self.link(f"projects/{project}/regions/{region}"),
         }
 
     def do_acceleratorTypes_list(self, project, zone, query, body):
@@ -387,11 +436,20 @@ class Emulator:
 
     def do_zoneOperations_get(self, project, zone, operation, query, body):
         self.zone(project, zone)
+        return self._poll(f"projects/{project}/zones/{zone}/operations/{operation}", operation)
+
+    def do_regionOperations_get(self, project, region, operation, query, body):
+        self.project(project)
+        return self._poll(f"projects/{project}/regions/{region}/operations/{operation}", operation)
+
+    def do_globalOperations_get(self, project, operation, query, body):
+        self.project(project)
+        return self._poll(f"projects/{project}/global/operations/{operation}", operation)
+
+    def _poll(self, path, operation):
         entry = self.operations.get(operation)
-        if entry is None:
-            raise GceError(
-                404, "notFound", f"The resource 'projects/{project}/zones/{zone}/operations/{operation}' was not found"
-            )
+        if entry is None or not entry[0]["selfLink"].endswith(path):
+            raise GceError(404, "notFound", f"The resource '{path}' was not found")
         op = entry[0]
         if op["status"] != "DONE":
             entry[1] -= 1
@@ -461,7 +519,8 @@ class Emulator:
             raise GceError(400, "invalid", "Instances with guest accelerators do not support live migration.")
         for nic in body.get("networkInterfaces") or []:
             sub = nic.get("subnetwork", "").rsplit("/", 1)[-1]
-            if (zone.rsplit("-", 1)[0], sub) not in self.subnetworks:
+            subnet = self.subnetworks.get((zone.rsplit("-", 1)[0], sub))
+            if subnet is None:
                 raise GceError(
                     400,
                     "invalid",
@@ -494,9 +553,9 @@ class Emulator:
                 {
                     "kind": "compute#networkInterface",
                     "name": "nic0",
-                    "network": self.link(f"projects/{project}/global/networks/oce-net"),
-                    "subnetwork": self.link(f"projects/{project}/regions/{zone.rsplit('-', 1)[0]}/subnetworks/{sub}"),
-                    "networkIP": f"10.10.0.{len(self.instances) + 2}",
+                    "network": subnet["network"],
+                    "subnetwork": subnet["selfLink"],
+                    "networkIP": str(ipaddress.ip_network(subnet["ipCidrRange"])[len(self.instances) + 2]),
                     "stackType": "IPV4_ONLY",
                     "fingerprint": "Zm9vYmFy",
                     # Copied as given: an accessConfigs entry would mean an external IP.
@@ -635,6 +694,305 @@ class Emulator:
     def do_instances_delete(self, project, zone, instance, query, body):
         return self._change(
             project, zone, instance, "delete", lambda i: self.instances.pop((zone, instance), None), tuple(STATUSES)
+        )
+
+    # ------------------------------------------------------------ networks, subnetworks, routers, firewalls
+
+    def _list(self, kind, path, items, query):
+        items = self._filtered(items, query)
+        chunk, token = self.page(items, query)
+        out = {"kind": f"compute#{kind}List", "id": path, "items": chunk, "selfLink": self.link(path)}
+        if token:
+            out["nextPageToken"] = token
+        return out
+
+    def _missing(self, path):
+        return GceError(404, "notFound", f"The resource '{path}' was not found")
+
+    def _network_of(self, project, link, field):
+        name = str(link or "").rsplit("/", 1)[-1]
+        if name not in self.networks:
+            raise GceError(
+                400,
+                "invalid",
+                f"Invalid value for field 'resource.{field}': '{link}'. "
+                "The referenced network resource cannot be found.",
+            )
+        return self.networks[name]
+
+    def _users_of(self, link):
+        """Resources that refer to ``link`` (a network or subnetwork self link) and block its deletion."""
+        users = [s["selfLink"] for s in self.subnetworks.values() if s["network"] == link]
+        users += [f["selfLink"] for f in self.firewalls.values() if f["network"] == link]
+        users += [r["selfLink"] for r in self.routers.values() if r["network"] == link]
+        users += [
+            i["selfLink"]
+            for i in self.instances.values()
+            if any(link in (n.get("subnetwork"), n.get("network")) for n in i["networkInterfaces"])
+        ]
+        users += [
+            r["selfLink"]
+            for r in self.routers.values()
+            if any(link == s.get("name") for n in r.get("nats") or [] for s in n.get("subnetworks") or [])
+        ]
+        return users
+
+    def _in_use(self, link, users):
+        return GceError(
+            400,
+            "resourceInUseByAnotherResource",
+            f"The resource '{link.replace(self.endpoint, '')}' is already being used by "
+            f"'{users[0].replace(self.endpoint, '')}'",
+        )
+
+    def do_networks_insert(self, project, query, body):
+        self.project(project)
+        name = body["name"]
+        if name in self.networks:
+            raise GceError(
+                409, "alreadyExists", f"The resource 'projects/{project}/global/networks/{name}' already exists"
+            )
+        if body.get("autoCreateSubnetworks") is not False:
+            raise GceError(400, "invalid", "the emulator only plays custom-mode networks (autoCreateSubnetworks=false)")
+        net = {
+            "kind": "compute#network",
+            "id": str(next(self.ids)),
+            "name": name,
+            "description": body.get("description", ""),
+            "autoCreateSubnetworks": False,
+            "routingConfig": dict(body.get("routingConfig") or {"routingMode": "REGIONAL"}),
+            "mtu": body.get("mtu", 1460),
+            "subnetworks": [],
+            "creationTimestamp": now(),
+            "selfLink": self.link(f"projects/{project}/global/networks/{name}"),
+        }
+        return self.operation(None, "insert", net["selfLink"], net["id"], lambda: self.networks.update({name: net}))
+
+    def do_networks_get(self, project, network, query, body):
+        self.project(project)
+        found = self.networks.get(network)
+        if found is None:
+            raise self._missing(f"projects/{project}/global/networks/{network}")
+        out = copy.deepcopy(found)
+        out["subnetworks"] = [s["selfLink"] for s in self.subnetworks.values() if s["network"] == found["selfLink"]]
+        return out
+
+    def do_networks_delete(self, project, network, query, body):
+        found = self.do_networks_get(project, network, query, body)
+        users = self._users_of(found["selfLink"])
+        if users:
+            raise self._in_use(found["selfLink"], users)
+        return self.operation(None, "delete", found["selfLink"], found["id"], lambda: self.networks.pop(network, None))
+
+    def do_subnetworks_insert(self, project, region, query, body):
+        self.project(project)
+        name = body["name"]
+        if (region, name) in self.subnetworks:
+            raise GceError(
+                409,
+                "alreadyExists",
+                f"The resource 'projects/{project}/regions/{region}/subnetworks/{name}' already exists",
+            )
+        net = self._network_of(project, body.get("network"), "network")
+        try:
+            cidr = ipaddress.ip_network(body.get("ipCidrRange") or "")
+        except ValueError:
+            raise GceError(
+                400, "invalid", f"Invalid value for field 'resource.ipCidrRange': '{body.get('ipCidrRange')}'."
+            ) from None
+        for other in self.subnetworks.values():
+            if other["network"] == net["selfLink"] and ipaddress.ip_network(other["ipCidrRange"]).overlaps(cidr):
+                raise GceError(
+                    400,
+                    "invalid",
+                    f"Invalid IPCidrRange: {cidr} conflicts with existing subnetwork '{other['name']}' "
+                    f"in region '{region}'.",
+                )
+        sub = {
+            "kind": "compute#subnetwork",
+            "id": str(next(self.ids)),
+            "name": name,
+            "description": body.get("description", ""),
+            "region": self.link(f"projects/{project}/regions/{region}"),
+            "network": net["selfLink"],
+            "ipCidrRange": str(cidr),
+            "gatewayAddress": str(cidr[1]),
+            "privateIpGoogleAccess": bool(body.get("privateIpGoogleAccess")),
+            "stackType": body.get("stackType", "IPV4_ONLY"),
+            "purpose": "PRIVATE",
+            "fingerprint": "c3VibmV0",
+            "creationTimestamp": now(),
+            "selfLink": self.link(f"projects/{project}/regions/{region}/subnetworks/{name}"),
+        }
+        if body.get("logConfig"):
+            sub["logConfig"] = dict(body["logConfig"])
+        return self.operation(
+            None,
+            "insert",
+            sub["selfLink"],
+            sub["id"],
+            lambda: self.subnetworks.update({(region, name): sub}),
+            region=region,
+        )
+
+    def do_subnetworks_delete(self, project, region, subnetwork, query, body):
+        found = self.do_subnetworks_get(project, region, subnetwork, query, body)
+        users = self._users_of(found["selfLink"])
+        if users:
+            raise self._in_use(found["selfLink"], users)
+        return self.operation(
+            None,
+            "delete",
+            found["selfLink"],
+            found["id"],
+            lambda: self.subnetworks.pop((region, subnetwork), None),
+            region=region,
+        )
+
+    def do_subnetworks_setPrivateIpGoogleAccess(self, project, region, subnetwork, query, body):
+        found = self.do_subnetworks_get(project, region, subnetwork, query, None)
+        flag = bool(body.get("privateIpGoogleAccess"))
+        return self.operation(
+            None,
+            "setPrivateIpGoogleAccess",
+            found["selfLink"],
+            found["id"],
+            lambda: self.subnetworks[(region, subnetwork)].update(privateIpGoogleAccess=flag),
+            region=region,
+        )
+
+    def _router_body(self, project, region, body, existing=None):
+        router = copy.deepcopy(existing) if existing else {}
+        router.update({k: copy.deepcopy(v) for k, v in body.items()})
+        net = self._network_of(project, router.get("network"), "network")
+        router["network"] = net["selfLink"]
+        for nat in router.get("nats") or []:
+            for item in nat.get("subnetworks") or []:
+                link = item.get("name", "")
+                if (region, link.rsplit("/", 1)[-1]) not in self.subnetworks:
+                    raise GceError(
+                        400,
+                        "invalid",
+                        f"Invalid value for field 'resource.nats[0].subnetworks[0].name': '{link}'. "
+                        "The referenced subnetwork resource cannot be found.",
+                    )
+                item["name"] = self.subnetworks[(region, link.rsplit("/", 1)[-1])]["selfLink"]
+            if nat.get("sourceSubnetworkIpRangesToNat") == "LIST_OF_SUBNETWORKS" and not nat.get("subnetworks"):
+                raise GceError(400, "invalid", "LIST_OF_SUBNETWORKS needs at least one subnetwork")
+        return router
+
+    def do_routers_insert(self, project, region, query, body):
+        self.project(project)
+        name = body["name"]
+        if (region, name) in self.routers:
+            raise GceError(
+                409,
+                "alreadyExists",
+                f"The resource 'projects/{project}/regions/{region}/routers/{name}' already exists",
+            )
+        router = self._router_body(project, region, body)
+        router.update(
+            kind="compute#router",
+            id=str(next(self.ids)),
+            region=self.link(f"projects/{project}/regions/{region}"),
+            creationTimestamp=now(),
+            selfLink=self.link(f"projects/{project}/regions/{region}/routers/{name}"),
+        )
+        return self.operation(
+            None,
+            "insert",
+            router["selfLink"],
+            router["id"],
+            lambda: self.routers.update({(region, name): router}),
+            region=region,
+        )
+
+    def do_routers_get(self, project, region, router, query, body):
+        self.project(project)
+        found = self.routers.get((region, router))
+        if found is None:
+            raise self._missing(f"projects/{project}/regions/{region}/routers/{router}")
+        return copy.deepcopy(found)
+
+    def do_routers_list(self, project, region, query, body):
+        self.project(project)
+        items = [copy.deepcopy(r) for (reg, _n), r in sorted(self.routers.items()) if reg == region]
+        return self._list("router", f"projects/{project}/regions/{region}/routers", items, query)
+
+    def do_routers_patch(self, project, region, router, query, body):
+        found = self.do_routers_get(project, region, router, query, None)
+        patched = self._router_body(project, region, body, found)
+        return self.operation(
+            None,
+            "patch",
+            found["selfLink"],
+            found["id"],
+            lambda: self.routers.update({(region, router): patched}),
+            region=region,
+        )
+
+    def do_routers_delete(self, project, region, router, query, body):
+        found = self.do_routers_get(project, region, router, query, None)
+        return self.operation(
+            None,
+            "delete",
+            found["selfLink"],
+            found["id"],
+            lambda: self.routers.pop((region, router), None),
+            region=region,
+        )
+
+    def _firewall_body(self, project, body, existing=None):
+        rule = copy.deepcopy(existing) if existing else {"direction": "INGRESS", "priority": 1000, "disabled": False}
+        rule.update({k: copy.deepcopy(v) for k, v in body.items()})
+        rule["network"] = self._network_of(project, rule.get("network"), "network")["selfLink"]
+        if bool(rule.get("allowed")) == bool(rule.get("denied")):
+            raise GceError(400, "invalid", "Exactly one of 'allowed' or 'denied' must be specified.")
+        if rule["direction"] == "INGRESS" and not (rule.get("sourceRanges") or rule.get("sourceTags")):
+            rule["sourceRanges"] = ["0.0.0.0/0"]
+        return rule
+
+    def do_firewalls_insert(self, project, query, body):
+        self.project(project)
+        name = body["name"]
+        if name in self.firewalls:
+            raise GceError(
+                409, "alreadyExists", f"The resource 'projects/{project}/global/firewalls/{name}' already exists"
+            )
+        rule = self._firewall_body(project, body)
+        rule.update(
+            kind="compute#firewall",
+            id=str(next(self.ids)),
+            creationTimestamp=now(),
+            selfLink=self.link(f"projects/{project}/global/firewalls/{name}"),
+        )
+        return self.operation(None, "insert", rule["selfLink"], rule["id"], lambda: self.firewalls.update({name: rule}))
+
+    def do_firewalls_get(self, project, firewall, query, body):
+        self.project(project)
+        found = self.firewalls.get(firewall)
+        if found is None:
+            raise self._missing(f"projects/{project}/global/firewalls/{firewall}")
+        return copy.deepcopy(found)
+
+    def do_firewalls_list(self, project, query, body):
+        self.project(project)
+        items = [copy.deepcopy(f) for _n, f in sorted(self.firewalls.items())]
+        return self._list("firewall", f"projects/{project}/global/firewalls", items, query)
+
+    def do_firewalls_patch(self, project, firewall, query, body):
+        found = self.do_firewalls_get(project, firewall, query, None)
+        if body.get("name") != firewall:
+            raise GceError(400, "invalid", "Invalid value for field 'resource.name': the name cannot change.")
+        patched = self._firewall_body(project, body, found)
+        return self.operation(
+            None, "patch", found["selfLink"], found["id"], lambda: self.firewalls.update({firewall: patched})
+        )
+
+    def do_firewalls_delete(self, project, firewall, query, body):
+        found = self.do_firewalls_get(project, firewall, query, None)
+        return self.operation(
+            None, "delete", found["selfLink"], found["id"], lambda: self.firewalls.pop(firewall, None)
         )
 
 

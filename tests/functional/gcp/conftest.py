@@ -74,3 +74,29 @@ def sa_key(gce, tmp_path):
         )
     )
     return types.SimpleNamespace(path=str(path), pem=pem)
+
+
+@pytest.fixture(scope="module")
+def gce_cli(discovery, tmp_path_factory):
+    """An emulator for ansible-playbook and ansible-inventory run as a user runs them (subprocesses).
+
+    Operations finish on their first poll (op_steps=1), since the modules' poll interval cannot be
+    lowered in another process. The environment has no way to real Google credentials.
+    """
+    emu = server.Emulator(discovery, op_steps=1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GCP_", "GOOGLE_", "CLOUDSDK_", "OCE_GCE_"))}
+    env.update(
+        OCE_GCE_ENDPOINT=emu.endpoint,
+        GCP_PROJECT=server.PROJECT,
+        GCP_AUTH_KIND="anonymous",
+        CLOUDSDK_CONFIG=str(tmp_path_factory.mktemp("gcloud")),
+        NO_GCE_CHECK="True",
+        GCE_METADATA_HOST="127.0.0.1:9",
+        GCE_METADATA_IP="127.0.0.1:9",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_DEPRECATION_WARNINGS="false",
+    )
+    emu.cli_env = env
+    yield emu
+    emu.stop()
+    assert emu.violations == [], "\n".join(emu.violations)

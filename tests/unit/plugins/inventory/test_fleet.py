@@ -60,3 +60,48 @@ def test_find_nodes_adds_gpu_and_tailscale_name_and_filters_by_our_tags():
     assert operation == "describe_instances" and params["MaxResults"] == 500
     assert {"Name": "tag:oce-deployment", "Values": ["x"]} in params["Filters"]
     assert {"Name": "tag:oce-managed-by", "Values": ["ollama_cloud.engine"]} in params["Filters"]
+
+
+class FakeGcpApi:
+    project = "p"
+
+    def __init__(self, instances):
+        self.instances, self.calls = instances, []
+
+    def aggregated(self, resource, params=None, action=None):
+        self.calls.append((resource, params))
+        return self.instances
+
+
+def test_find_gcp_nodes_adds_gpu_and_tailscale_name_and_filters_by_our_labels():
+    labels = {"oce-deployment": "x", "oce-managed-by": "ollama_cloud-engine", "oce-model": "mistral-7b"}
+    base = "https://compute.googleapis.com/compute/v1/projects/p/zones/us-central1-a"
+    instance = {
+        "id": "42",
+        "name": "oce-x",
+        "status": "RUNNING",
+        "zone": base,
+        "machineType": base + "/machineTypes/g2-standard-24",
+        "labels": labels,
+        "guestAccelerators": [{"acceleratorType": base + "/acceleratorTypes/nvidia-l4", "acceleratorCount": 2}],
+        "metadata": {
+            "items": [{"key": "oce-model", "value": "mistral:7b"}, {"key": "oce-tailscale-name", "value": "x.ts.net"}]
+        },
+        "networkInterfaces": [{"networkIP": "10.64.0.2", "subnetwork": base + "/subnetworks/oce-x-private"}],
+    }
+    # A look-alike without our managed-by label is dropped even if the server's filter let it through.
+    other = dict(instance, name="other", labels={"oce-deployment": "x"})
+    api = FakeGcpApi([instance, other])
+    (node,) = fleet.find_gcp_nodes(api, deployment="x")
+    assert (node["cloud"], node["region"], node["model"], node["state"]) == (
+        "gcp",
+        "us-central1",
+        "mistral:7b",
+        "running",
+    )
+    assert (node["gpu"], node["gpu_count"], node["gpu_memory_gb"]) == ("L4", 2, 48)
+    assert node["tailscale_name"] == "x.ts.net" and node["hourly_cost"] == 0.88 + 2 * 0.56
+    ((resource, params),) = api.calls
+    assert resource == "instances"
+    assert '(labels.oce-deployment = "x")' in params["filter"]
+    assert '(labels.oce-managed-by = "ollama_cloud-engine")' in params["filter"]

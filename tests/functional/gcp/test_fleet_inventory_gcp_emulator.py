@@ -1,0 +1,127 @@
+"""The fleet inventory plugin's GCP side through ansible-inventory, against the GCE emulator.
+
+VMs in two regions, one stopped, one that is not ours: groups, hostvars (the same as AWS), the
+Tailscale name from metadata, Constructable groups and the deployment filter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+OURS = {"oce-managed-by": "ollama_cloud-engine"}
+
+
+def plain(value):
+    """ansible-inventory --list marks values from a plugin as unsafe ({"__ansible_unsafe": v}): unwrap."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def vm(emu, zone, name, machine, labels, model=None, tailscale=None, status="RUNNING", accelerator=None):
+    metadata = {"oce-model": model, "oce-tailscale-name": tailscale}
+    body = {
+        "name": name,
+        "machineType": f"zones/{zone}/machineTypes/{machine}",
+        "labels": labels,
+        "scheduling": {"onHostMaintenance": "TERMINATE"},
+        "metadata": {"items": [{"key": k, "value": v} for k, v in metadata.items() if v]},
+        "networkInterfaces": [{"subnetwork": f"regions/{zone[:-2]}/subnetworks/{zone[:-2]}-private"}],
+    }
+    if accelerator:
+        body["guestAccelerators"] = [{"acceleratorType": f"zones/{zone}/acceleratorTypes/{accelerator}"}]
+    emu.do_instances_insert(project=server.PROJECT, zone=zone, query={}, body=body)
+    emu.instances[(zone, name)]["status"] = status
+
+
+@pytest.fixture(scope="module")
+def fleet(gce_cli, tmp_path_factory):
+    emu = gce_cli
+    emu.reset()
+    emu.add_subnetwork("us-central1", "us-central1-private", network="oce-net", cidr="10.30.0.0/24")
+    emu.add_subnetwork("europe-west4", "europe-west4-private", network="oce-net", cidr="10.40.0.0/24")
+    alpha = dict(OURS, **{"oce-deployment": "alpha", "oce-environment": "dev"})
+    vm(emu, "us-central1-a", "oce-a1", "n1-standard-4", dict(alpha, **{"oce-model": "mistral-7b"}), "mistral:7b",
+       tailscale="oce-a1.tail0.ts.net", accelerator="nvidia-tesla-t4")  # fmt: skip
+    vm(emu, "us-central1-b", "oce-a2", "g2-standard-4", dict(alpha, **{"oce-model": "gemma3-270m"}), "gemma3:270m",
+       status="TERMINATED")  # fmt: skip
+    beta = dict(OURS, **{"oce-deployment": "beta", "oce-environment": "prod", "oce-model": "codellama-34b-code"})
+    vm(emu, "europe-west4-a", "oce-b1", "g2-standard-24", beta, "codellama:34b-code")
+    # Someone else's VM with a look-alike deployment label but not our managed-by label.
+    vm(emu, "us-central1-a", "other", "n1-standard-4", {"oce-deployment": "alpha"})
+    work = tmp_path_factory.mktemp("fleet-gcp")
+
+    def inventory(config, ok=True):
+        path = work / "test.fleet.yml"
+        path.write_text("plugin: ollama_cloud.engine.fleet\nclouds: [gcp]\n" + config)
+        res = subprocess.run(
+            ["ansible-inventory", "-i", str(path), "--list"],
+            cwd=REPO_ROOT,
+            env=dict(emu.cli_env, ANSIBLE_INVENTORY_UNPARSED_FAILED="true"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if not ok:
+            return res
+        assert res.returncode == 0, res.stderr[-3000:]
+        return plain(json.loads(res.stdout))
+
+    return inventory
+
+
+def hosts(inv, group):
+    return sorted(inv.get(group, {}).get("hosts", []))
+
+
+def test_groups_and_hostvars_across_two_regions(fleet):
+    inv = fleet(
+        f"projects: [{server.PROJECT}]\n"
+        + "keyed_groups:\n  - {key: oce_gpu, prefix: gpu}\n"
+        + "compose:\n  ollama_models_list: '[oce_model]'\n"
+        + "groups:\n  costly: oce_hourly_cost > 1.5\n"
+    )
+    assert hosts(inv, "cloud_gcp") == ["oce-a1", "oce-a2", "oce-b1"]  # not "other"
+    assert hosts(inv, "region_us_central1") == ["oce-a1", "oce-a2"] and hosts(inv, "region_europe_west4") == ["oce-b1"]
+    assert hosts(inv, "model_codellama_34b_code") == ["oce-b1"] and hosts(inv, "model_mistral_7b") == ["oce-a1"]
+    assert hosts(inv, "state_running") == ["oce-a1", "oce-b1"] and hosts(inv, "state_stopped") == ["oce-a2"]
+    assert hosts(inv, "dev") == ["oce-a1", "oce-a2"] and hosts(inv, "prod") == ["oce-b1"]
+    assert hosts(inv, "deployment_alpha") == ["oce-a1", "oce-a2"]
+    assert hosts(inv, "gpu_L4") == ["oce-a2", "oce-b1"] and hosts(inv, "gpu_T4") == ["oce-a1"]
+    assert hosts(inv, "costly") == ["oce-b1"]
+
+    a1, a2, b1 = (inv["_meta"]["hostvars"][h] for h in ("oce-a1", "oce-a2", "oce-b1"))
+    assert a1["ansible_host"] == "oce-a1.tail0.ts.net" and a1["oce_tailscale_name"] == "oce-a1.tail0.ts.net"
+    assert a2["ansible_host"] == a2["oce_private_ip"] and a2["oce_private_ip"].startswith("10.30.0.")
+    assert (a1["oce_cloud"], a1["oce_model"], a1["oce_instance_type"], a1["oce_gpu"], a1["oce_hourly_cost"]) == (
+        "gcp",
+        "mistral:7b",
+        "n1-standard-4",
+        "T4",
+        0.54,
+    )
+    assert a1["oce_node"]["availability_zone"] == "us-central1-a" and a1["oce_node"]["gpu_memory_gb"] == 16
+    assert b1["oce_node"]["gpu_memory_gb"] == 48 and b1["oce_hourly_cost"] == pytest.approx(0.88 + 2 * 0.56)
+    assert a1["ollama_models_list"] == ["mistral:7b"] and "ansible_connection" not in a1
+
+
+def test_filtered_by_deployment_and_project_from_the_environment(fleet):
+    inv = fleet("deployment: beta\n")  # the project comes from GCP_PROJECT
+    assert hosts(inv, "cloud_gcp") == ["oce-b1"] and "cloud_aws" not in inv
+
+
+def test_a_project_we_may_not_read_fails_with_a_sentence(fleet):
+    res = fleet("projects: [someone-else]\n", ok=False)
+    assert res.returncode != 0 and "the credentials are not allowed to do this" in " ".join(res.stderr.split())

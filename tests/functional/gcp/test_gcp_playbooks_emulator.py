@@ -1,0 +1,201 @@
+"""The lifecycle playbooks with cloud=gcp, as a user runs them, against the GCE emulator on loopback.
+
+create (network + node) for egress=nat and for egress=none with IAP SSH side by side -> create
+again (0 changed) -> stop -> start -> status -> destroy both; --check creates nothing; bad input
+fails with its sentence before anything exists; destroy leaves what is not ours alone. The
+emulator holds every request and response to the compute.v1 discovery document.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+UBUNTU = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts"
+MARK = re.compile(r"oce-deployment=t-[a-z]+ oce-managed-by=ollama_cloud\.engine")
+
+
+def recap(out):
+    """(changed, failed) summed over the PLAY RECAP lines."""
+    changed = sum(int(n) for n in re.findall(r"\bchanged=(\d+)", out))
+    failed = sum(int(n) for n in re.findall(r"\bfailed=(\d+)", out))
+    return changed, failed
+
+
+def flat(out):
+    return " ".join(out.split())
+
+
+def table_row(out, node):
+    return next((line for line in out.splitlines() if re.match(r"^[\s'-]*%s\s+gcp\s" % node, line)), "")
+
+
+def start(emu, playbook, deployment, *extra, env=None):
+    cmd = ["ansible-playbook", "-i", "inventories/gcp", "playbooks/%s.yml" % playbook]
+    cmd += ["-e", "deployment=" + deployment, "-e", "model=gemma3:270m", "-e", "node_gcp_image=" + UBUNTU]
+    return subprocess.Popen(
+        cmd + list(extra),
+        cwd=REPO_ROOT,
+        env=dict(emu.cli_env, **(env or {})),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def run(emu, *runs, ok=True):
+    """Run (playbook, deployment, *extra) tuples in parallel; return their outputs in order."""
+    procs = [start(emu, *r) for r in runs]
+    outs = []
+    for proc in procs:
+        out = proc.communicate(timeout=300)[0]
+        if ok:
+            assert proc.returncode == 0, out[-5000:]
+        outs.append(out)
+    return outs if len(outs) > 1 else outs[0]
+
+
+def ours(emu):
+    """Everything in the emulator that carries a test deployment's marker or labels, by kind."""
+    with emu.lock:
+        found = {
+            "networks": [n for n, v in emu.networks.items() if MARK.search(v.get("description", ""))],
+            "subnetworks": [n for (_r, n), v in emu.subnetworks.items() if MARK.search(v.get("description", ""))],
+            "routers": [n for (_r, n), v in emu.routers.items() if MARK.search(v.get("description", ""))],
+            "firewalls": [n for n, v in emu.firewalls.items() if MARK.search(v.get("description", ""))],
+            "instances": [
+                n
+                for (_z, n), v in emu.instances.items()
+                if v["labels"].get("oce-managed-by") == "ollama_cloud-engine"
+                and v["labels"].get("oce-deployment", "").startswith("t-")
+            ],
+        }
+    return {kind: sorted(names) for kind, names in found.items() if names}
+
+
+@pytest.fixture(scope="module")
+def emu(gce_cli):
+    gce_cli.reset()
+    return gce_cli
+
+
+def test_check_mode_creates_nothing(emu):
+    emu.log.clear()
+    out = run(emu, ("create", "t-check", "--check"))
+    assert "Check mode: would create the network oce-t-check in us-central1 (nat egress)" in flat(out), out[-3000:]
+    assert "create router oce-t-check-router with Cloud NAT oce-t-check-nat" in flat(out)
+    assert ours(emu) == {} and emu.changing_calls() == []
+
+
+def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(emu):
+    # Not ours: a rule in someone else's network, and a VM with our deployment label but not our managed-by.
+    emu.firewalls["allow-office"] = {
+        "kind": "compute#firewall",
+        "id": "1",
+        "name": "allow-office",
+        "network": emu.networks["oce-net"]["selfLink"],
+        "direction": "INGRESS",
+        "priority": 1000,
+        "allowed": [{"IPProtocol": "tcp", "ports": ["443"]}],
+        "sourceRanges": ["192.0.2.0/24"],
+        "selfLink": emu.link(f"projects/{server.PROJECT}/global/firewalls/allow-office"),
+    }
+    body = {
+        "name": "lookalike",
+        "machineType": "zones/us-central1-c/machineTypes/n1-standard-4",
+        "labels": {"oce-deployment": "t-nat"},
+        "networkInterfaces": [{"subnetwork": "regions/us-central1/subnetworks/oce-private"}],
+    }
+    emu.do_instances_insert(project=server.PROJECT, zone="us-central1-c", query={}, body=body)
+
+    nat, air = run(
+        emu,
+        ("create", "t-nat"),
+        (
+            "create",
+            "t-air",
+            "-e",
+            "node_gcp_egress=none",
+            "-e",
+            "node_gcp_iap_ssh=true",
+            "-e",
+            "node_gcp_subnet_cidr=10.65.0.0/20",
+        ),
+    )
+    assert recap(nat) == (2, 0) and "running" in table_row(nat, "oce-t-nat") and "0.540" in table_row(nat, "oce-t-nat")
+    assert "+ Cloud NAT 0.0014 USD/h = 0.545 USD/h, about 398 USD/month" in flat(nat)
+    assert "(no NAT: egress=none) = 0.544 USD/h" in flat(air)
+    assert ours(emu) == {
+        "networks": ["oce-t-air", "oce-t-nat"],
+        "subnetworks": ["oce-t-air-private", "oce-t-nat-private"],
+        "routers": ["oce-t-nat-router"],
+        "firewalls": ["oce-t-air-deny-ingress", "oce-t-air-iap-ssh", "oce-t-nat-deny-ingress"],
+        "instances": ["oce-t-air", "oce-t-nat"],
+    }
+    # The nodes: private, in their subnetworks, tagged for the IAP rule (which admits only that tag).
+    vm = emu.instances[("us-central1-a", "oce-t-air")]
+    assert "accessConfigs" not in vm["networkInterfaces"][0] and vm["tags"]["items"] == ["oce-t-air-node"]
+    assert vm["networkInterfaces"][0]["subnetwork"].endswith("/subnetworks/oce-t-air-private")
+    assert emu.firewalls["oce-t-air-iap-ssh"]["targetTags"] == ["oce-t-air-node"]
+
+    again = run(emu, ("create", "t-nat"))
+    assert recap(again) == (0, 0), again[-3000:]
+
+    stopped = run(emu, ("stop", "t-nat"))
+    assert recap(stopped) == (1, 0) and "stopped" in table_row(stopped, "oce-t-nat")
+    started = run(emu, ("start", "t-nat"))
+    assert recap(started) == (1, 0) and "running" in table_row(started, "oce-t-nat")
+    status = run(emu, ("status", "t-nat"))
+    assert recap(status) == (0, 0) and "1 running node(s): 0.540 USD/h" in flat(status)
+
+    gone = run(emu, ("destroy", "t-nat"), ("destroy", "t-air", "-e", "node_gcp_egress=none"))
+    assert all(recap(out) == (2, 0) for out in gone), gone[0][-3000:]
+    assert ours(emu) == {}
+    assert "allow-office" in emu.firewalls and ("us-central1-c", "lookalike") in emu.instances
+    assert "oce-net" in emu.networks and ("us-central1", "oce-private") in emu.subnetworks
+    again = run(emu, ("destroy", "t-nat"))
+    assert recap(again) == (0, 0)
+
+
+BAD_INPUTS = {
+    "unknown model": (["-e", "model=codellama:99b"], {}, "model 'codellama:99b' is not in the catalog"),
+    "unknown zone": (
+        ["-e", '{"node_gcp_zones": ["us-central1-z"]}'],
+        {},
+        "zone 'us-central1-z' does not exist in Compute Engine",
+    ),
+    "zones outside the region": (
+        ["-e", '{"node_gcp_zones": ["europe-west4-a"]}'],
+        {},
+        "node_gcp_zones in node_gcp_region us-central1 (got europe-west4-a)",
+    ),
+    "machine type not an option": (
+        ["-e", '{"node_gcp_machine_types": ["n1-standard-96"]}'],
+        {},
+        "machine type n1-standard-96 is not a gcp option",
+    ),
+    "missing credentials": ([], {"GCP_AUTH_KIND": "application"}, "no Application Default Credentials found"),
+    "bad egress": (["-e", "node_gcp_egress=maybe"], {}, "node_gcp_egress"),
+}
+
+
+def test_bad_input_fails_clearly_and_creates_nothing(emu):
+    emu.log.clear()
+    procs = {case: start(emu, "create", "t-bad", *extra, env=env) for case, (extra, env, _m) in BAD_INPUTS.items()}
+    for case, proc in procs.items():
+        out = proc.communicate(timeout=120)[0]
+        assert proc.returncode != 0 and BAD_INPUTS[case][2] in flat(out), (case, out[-3000:])
+    assert ours(emu) == {} and emu.changing_calls() == []
+
+
+def test_start_of_a_missing_node_says_what_to_do(emu):
+    out = run(emu, ("start", "t-bad"), ok=False)
+    assert "There is no GCP node oce-t-bad in deployment t-bad" in flat(
+        out
+    ) and "run playbooks/create.yml first" in flat(out)
