@@ -192,7 +192,7 @@ def find_nodes(api, deployment=None, page_size=1000):
     reservations = api.paginate("describe_instances", "Reservations", Filters=filters, MaxResults=page_size)
     nodes = []
     for instance in (i for r in reservations for i in r.get("Instances", [])):
-        node = aws.instance_node(instance, api.region, catalog.aws_hourly_cost(instance.get("InstanceType")))
+        node = aws.priced_node(instance, api.region)
         spec = catalog.INSTANCE_TYPES.get(node["instance_type"]) or {}
         node["gpu"] = spec.get("gpu")
         node["gpu_count"] = spec.get("gpu_count")

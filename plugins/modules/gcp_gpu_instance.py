@@ -505,13 +505,8 @@ class GcpNode(cloud.Provider):
             try:
                 instance = self.wait_status(instance, "RUNNING", ("TERMINATED", "SUSPENDED"))
             except cloud.CloudError as exc:
-                cleanup = "deleted it"
-                try:
-                    self.delete(instance)
-                except cloud.CloudError as again:
-                    cleanup = f"could not delete it ({again.msg}); delete {self.ident(instance)} by hand"
-                raise cloud.CloudError(
-                    f"{exc.msg}; this run created {self.ident(instance)} and {cleanup}", placement=tried
+                raise cloud.undo_failed(
+                    exc, self.ident(instance), lambda: self.delete(instance), placement=tried
                 ) from None
         return instance, extra
 
@@ -610,11 +605,7 @@ def check_inputs(params, cat_error):
 def main():
     argument_spec = dict(
         gcp.GCP_ARGS,
-        name={"type": "str", "required": True},
-        deployment={"type": "str", "required": True},
-        state={"type": "str", "default": "running", "choices": ["present", "running", "stopped", "absent"]},
-        model={"type": "str"},
-        environment={"type": "str"},
+        **cloud.NODE_ARGS,
         zones={"type": "list", "elements": "str", "default": []},
         subnetwork={"type": "str"},
         machine_types={"type": "list", "elements": "str", "default": []},
@@ -634,10 +625,7 @@ def main():
         network_tags={"type": "list", "elements": "str", "default": []},
         metadata={"type": "dict", "default": {}},
         user_data={"type": "str"},
-        catalog={"type": "dict", "default": {}},
         labels={"type": "dict", "default": {}},
-        wait={"type": "bool", "default": True},
-        wait_timeout={"type": "int", "default": 900},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not gcp.HAS_GOOGLE_AUTH:
