@@ -96,6 +96,7 @@ def test_start_of_a_missing_node_says_what_to_do(play):
     assert "run playbooks/create.yml first" in out
 
 
-def test_cloud_without_provider_stops_before_creating(play):
-    out = play("site.yml", "-e", "cloud=gcp", ok=False)
-    assert "cloud=gcp is not available" in out
+def test_unknown_cloud_stops_before_creating(play):
+    out = play("site.yml", "-e", "cloud=azure", ok=False)
+    assert "value of node_cloud must be one of: local, aws, gcp, got: azure" in out
+    assert recap(out)[0] == 0
