@@ -10,8 +10,10 @@ version_added: 0.1.0
 description:
   - Returns catalog entries for the given models, each with C(name), C(size_gb), C(min_vram_gb),
     C(disk_gb), C(aws) (instance types in order), C(gcp) (machine + accelerator options in order),
-    C(aws_types) (the instance type table rows of C(aws)) and C(estimate) (hourly and monthly cost
-    of the first AWS type from the dated price table).
+    C(aws_types) (the instance type table rows of C(aws)) and C(estimate).
+  - C(estimate) is the hourly and monthly cost of the node C(create) would make on I(cloud) (machine
+    and GPUs, root disk, NAT) from the collection's dated price table, the same keys for every cloud,
+    with C(lines) to print (the sum with its parts, then the price date and that it is an estimate).
   - Without terms, returns the whole merged catalog C({models, instance_types, prices}).
   - A malformed override or an unknown model fails with a sentence that says what is wrong.
 options:
@@ -25,8 +27,26 @@ options:
         model are replaced one by one; a new model needs C(size_gb), C(min_vram_gb), C(disk_gb) and C(aws).
     type: dict
     default: {}
+  cloud:
+    description:
+      - The cloud of C(estimate), C(aws) or C(gcp); any other fails with a sentence (no price table).
+    type: str
+    default: aws
+  machine:
+    description:
+      - The first choice of machine, an AWS instance type or a GCP machine type (one of the model's
+        C(gcp) options); without it, the catalog's first choice for I(cloud).
+      - Each model must fit its GPU memory, else the lookup fails with the numbers.
+    type: str
   instance_type:
-    description: Check that each model fits this AWS instance type's GPU memory; fail with the numbers if not.
+    description: The same as I(machine), kept for the AWS callers; I(machine) wins when both are given.
+    type: str
+  nat:
+    description: Whether the deployment's network has NAT egress (C(false) for C(egress=none)).
+    type: bool
+    default: true
+  node:
+    description: The node's name, for C(estimate.lines).
     type: str
 """
 
@@ -44,6 +64,14 @@ EXAMPLES = r"""
     overrides:
       models:
         ourco/coder:14b: {size_gb: 9, min_vram_gb: 12, disk_gb: 120, aws: [g5.xlarge, g6.xlarge]}
+
+- name: The cost preview of a GCP node on its second catalog option, without NAT
+  ansible.builtin.debug:
+    msg: "{{ entry.estimate.lines }}"
+  vars:
+    entry: >-
+      {{ lookup('ollama_cloud.engine.model_catalog', 'codellama:7b-code',
+                cloud='gcp', machine='g2-standard-8', nat=false, node='oce-demo') }}
 """
 
 RETURN = r"""
@@ -59,22 +87,19 @@ from ansible.plugins.lookup import LookupBase
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog
 
 
-def entry(cat, model, instance_type=None):
+def entry(cat, model, instance_type=None, cloud="aws", nat=True, node=None):
     found = dict(catalog.model_entry(cat, model), name=model)
-    if instance_type:
-        catalog.check_fit(cat, model, instance_type)
-    first = instance_type or found["aws"][0]
     found["aws_types"] = {t: cat["instance_types"].get(t) for t in found["aws"]}
-    found["estimate"] = catalog.aws_estimate(cat, model, first)
+    found["estimate"] = catalog.estimate(cat, model, cloud, instance_type, nat=nat, node=node)
     return found
 
 
-def lookup(terms, overrides=None, instance_type=None):
+def lookup(terms, overrides=None, instance_type=None, cloud="aws", nat=True, node=None):
     try:
         cat = catalog.merge(overrides)
         if not terms:
             return [dict(cat, prices=catalog.PRICES)]
-        return [entry(cat, term, instance_type) for term in terms]
+        return [entry(cat, term, instance_type, cloud, nat, node) for term in terms]
     except catalog.CatalogError as exc:
         raise AnsibleLookupError(str(exc)) from None
 
@@ -82,4 +107,11 @@ def lookup(terms, overrides=None, instance_type=None):
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
-        return lookup(terms, self.get_option("overrides"), self.get_option("instance_type"))
+        return lookup(
+            terms,
+            self.get_option("overrides"),
+            self.get_option("machine") or self.get_option("instance_type"),
+            self.get_option("cloud"),
+            self.get_option("nat"),
+            self.get_option("node"),
+        )

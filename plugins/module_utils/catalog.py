@@ -205,6 +205,7 @@ PRICES = {
 MODEL_KEYS = {"size_gb", "min_vram_gb", "disk_gb", "aws", "gcp", "kind"}
 TYPE_KEYS = {"gpu", "gpu_count", "vram_gb", "vcpu", "ram_gb"}
 OVERRIDE_KEYS = {"models", "instance_types"}
+HOURS_PER_MONTH = 730
 
 
 class CatalogError(ValueError):
@@ -352,20 +353,39 @@ def aws_estimate(catalog, model, instance_type, nat_gateways=1):
     entry = model_entry(catalog, model)
     aws = PRICES["aws"]
     instance = aws_hourly_cost(instance_type)
-    volume = entry["disk_gb"] * aws["gp3_gb_month"] / 730
+    volume = entry["disk_gb"] * aws["gp3_gb_month"] / HOURS_PER_MONTH
     nat = nat_gateways * aws["nat_gateway_hour"]
-    hourly = None if instance is None else round(instance + volume + nat, 4)
-    return {
-        "instance_type": instance_type,
-        "instance_hourly": instance,
-        "volume_hourly": round(volume, 4),
-        "nat_hourly": round(nat, 4),
-        "hourly": hourly,
-        "monthly": None if hourly is None else round(hourly * 730, 2),
-        "currency": PRICES["currency"],
-        "price_date": PRICES["date"],
-        "price_region": aws["region"],
-    }
+    return _estimate(
+        "aws",
+        instance_type,
+        instance,
+        disk=(entry["disk_gb"], "gp3", volume),
+        nat=(nat_gateways > 0, nat),
+        instance_type=instance_type,
+    )
+
+
+def _estimate(cloud, machine, instance, disk, nat, **extra):
+    """The one shape of every cloud's estimate (the cost preview prints it with ``estimate_lines``)."""
+    disk_gb, disk_type, volume = disk
+    has_nat, nat_hourly = nat
+    hourly = None if instance is None else round(instance + volume + nat_hourly, 4)
+    return dict(
+        extra,
+        cloud=cloud,
+        machine=machine,
+        instance_hourly=instance,
+        disk_gb=disk_gb,
+        disk_type=disk_type,
+        volume_hourly=round(volume, 4),
+        nat=has_nat,
+        nat_hourly=round(nat_hourly, 4),
+        hourly=hourly,
+        monthly=None if hourly is None else round(hourly * HOURS_PER_MONTH, 2),
+        currency=PRICES["currency"],
+        price_date=PRICES["date"],
+        price_region=PRICES[cloud]["region"],
+    )
 
 
 # ---------------------------------------------------------------- GCP
@@ -432,19 +452,68 @@ def gcp_estimate(catalog, model, option, nat=True):
     option = gcp_option(option)
     instance = gcp_hourly_cost(option["machine_type"], option["accelerator"], option["count"])
     per_gb = gcp["pd_ssd_gb_month"] if option["disk_type"] == "pd-ssd" else gcp["pd_balanced_gb_month"]
-    volume = entry["disk_gb"] * per_gb / 730
-    nat_hourly = gcp["nat_vm_hour"] if nat else 0.0
-    hourly = None if instance is None else round(instance + volume + nat_hourly, 4)
-    return {
-        "instance_type": option["machine_type"],
-        "accelerator": option["accelerator"],
-        "accelerator_count": option["count"],
-        "instance_hourly": instance,
-        "volume_hourly": round(volume, 4),
-        "nat_hourly": round(nat_hourly, 4),
-        "hourly": hourly,
-        "monthly": None if hourly is None else round(hourly * 730, 2),
-        "currency": PRICES["currency"],
-        "price_date": PRICES["date"],
-        "price_region": gcp["region"],
-    }
+    return _estimate(
+        "gcp",
+        f"{option['machine_type']} + {option['count']} x {option['accelerator']}",
+        instance,
+        disk=(entry["disk_gb"], option["disk_type"], entry["disk_gb"] * per_gb / HOURS_PER_MONTH),
+        nat=(bool(nat), gcp["nat_vm_hour"] if nat else 0.0),
+        instance_type=option["machine_type"],
+        accelerator=option["accelerator"],
+        accelerator_count=option["count"],
+    )
+
+
+# ---------------------------------------------------------------- the cost preview, both clouds
+
+CLOUD_NAMES = {"aws": "AWS", "gcp": "GCP"}
+NAT_NAMES = {"aws": "NAT gateway", "gcp": "Cloud NAT"}
+NOT_INCLUDED = {
+    "aws": "data transfer, NAT data processing and VPC endpoints",
+    "gcp": "data transfer and NAT data processing",
+}
+
+
+def estimate(catalog, model, cloud, machine=None, nat=True, node=None):
+    """The estimate of the node ``create`` would make, on either cloud, with the lines to print.
+
+    ``machine`` is the first choice (an AWS instance type or a GCP machine type), checked against
+    the model's GPU memory as the modules check it; without it, the catalog's first choice.
+    ``nat`` is whether the deployment's network has NAT egress.
+    """
+    if cloud not in CLOUD_NAMES:
+        raise CatalogError(
+            f"there is no price table for cloud {cloud!r}: the cost estimate covers {', '.join(CLOUD_NAMES)}"
+        )
+    if cloud == "aws":
+        if machine:
+            check_fit(catalog, model, machine)
+        found = aws_estimate(catalog, model, machine or model_entry(catalog, model)["aws"][0], 1 if nat else 0)
+    else:
+        option = gcp_options(catalog, model, [machine] if machine else None)[0]
+        found = gcp_estimate(catalog, model, option, nat=nat)
+    found["lines"] = estimate_lines(found, model, node)
+    return found
+
+
+def estimate_lines(est, model, node=None):
+    """Two lines, the same for every cloud: the sum with its parts, then the date and what it leaves out."""
+    who = f"{node} ({model})" if node else model
+    disk = f"{est['disk_gb']:g} GB {est['disk_type']} {est['volume_hourly']:g} USD/h"
+    nat = f"+ {NAT_NAMES[est['cloud']]} {est['nat_hourly']:g} USD/h" if est["nat"] else "(no NAT: egress=none)"
+    if est["hourly"] is None:
+        first = (
+            f"{who} on {CLOUD_NAMES[est['cloud']]}: {est['machine']} is not in the collection's price table, "
+            f"so there is no estimate of its total; the rest is {disk} {nat}."
+        )
+    else:
+        first = (
+            f"{who} on {CLOUD_NAMES[est['cloud']]}, estimated: {est['machine']} {est['instance_hourly']:g} USD/h "
+            f"+ {disk} {nat} = {est['hourly']:.3f} USD/h, about {est['monthly']:.0f} USD/month "
+            f"({HOURS_PER_MONTH} h)."
+        )
+    return [
+        first,
+        f"This is an estimate from on-demand {est['price_region']} prices of {est['price_date']} in the "
+        f"collection's price table; {NOT_INCLUDED[est['cloud']]} are not included.",
+    ]

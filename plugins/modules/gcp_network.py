@@ -162,6 +162,7 @@ retries:
 """
 
 import ipaddress
+import uuid
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -223,7 +224,10 @@ class Network:
         self.actions.append(action)
         if self.check:
             return
-        op = self.api.call(method, path, body=body, action=action)
+        # A request id per insert: one retried after a lost answer (503) is not refused as a
+        # second, foreign copy of what the first attempt created.
+        params = {"requestId": str(uuid.uuid4())} if method == "POST" else None
+        op = self.api.call(method, path, body=body, params=params, action=action)
         self.api.wait(op, self.timeout, action)
 
     def firewalls(self, network):
@@ -511,7 +515,13 @@ def main():
     except cloud.CloudError as exc:
         done = net.actions if net and not module.check_mode else []
         module.fail_json(
-            msg=exc.msg + (f" (done before the failure: {'; '.join(done[:-1])})" if len(done) > 1 else ""),
+            msg=exc.msg
+            + (
+                f" (done before the failure: {'; '.join(done[:-1])}; run again to finish the network, "
+                "or state=absent (playbooks/destroy.yml) to remove what was made)"
+                if len(done) > 1
+                else ""
+            ),
             changed=len(done) > 1,
             actions=done,
             retries=retries,

@@ -14,7 +14,8 @@ to inject a fault. This one keeps the same REST paths as the real API, and:
   machine type must be offered in the zone, names are unique per zone.
 - injects faults: HTTP errors for the next N calls of a method (429, 503), a zone whose pool is
   exhausted (the insert operation ends in ZONE_RESOURCE_POOL_EXHAUSTED), an operation that ends
-  in any error.
+  in any error (``op_errors``: instance insert/stop/start/delete, and the inserts of networks,
+  subnetworks, routers and firewall rules; a failed insert creates nothing, as in the API).
 - serves a token endpoint, so service-account credentials sign a real JWT against loopback.
 """
 
@@ -130,7 +131,7 @@ class Emulator:
             self.auth = []  # Authorization headers seen
             self.faults = {}  # method id -> [(status, reason, message)] for the next calls
             self.exhausted = set()  # zones whose pool is exhausted (insert ends in error)
-            self.op_errors = {}  # method id -> (code, message): its next operation ends in error
+            self.op_errors = {}  # method id -> (status, code, message): its next operation ends in error
             self.never_running = False  # instances stay PROVISIONING (for deadline tests)
             self.disk_types = {}  # (zone, name) -> the boot disk type asked for
             self.request_ids = {}  # requestId -> operation name
@@ -467,15 +468,19 @@ class Emulator:
                 op.update(status="RUNNING", progress=50, startTime=op.get("startTime") or now())
         return copy.deepcopy(op)
 
-    def do_instances_insert(self, project, zone, query, body):
-        self.zone(project, zone)
+    def _once(self, query, insert):
+        """``insert()`` unless the request id was seen: the API answers a repeat with its first operation."""
         request_id = (query.get("requestId") or [None])[0]
-        if request_id in self.request_ids:  # the API answers a repeated request id with its first operation
+        if request_id in self.request_ids:
             return copy.deepcopy(self.operations[self.request_ids[request_id]][0])
-        op = self._insert(project, zone, body)
+        op = insert()
         if request_id:
             self.request_ids[request_id] = op["name"]
         return op
+
+    def do_instances_insert(self, project, zone, query, body):
+        self.zone(project, zone)
+        return self._once(query, lambda: self._insert(project, zone, body))
 
     def _insert(self, project, zone, body):
         name = body["name"]
@@ -746,6 +751,9 @@ class Emulator:
         )
 
     def do_networks_insert(self, project, query, body):
+        return self._once(query, lambda: self._networks_insert(project, body))
+
+    def _networks_insert(self, project, body):
         self.project(project)
         name = body["name"]
         if name in self.networks:
@@ -766,7 +774,10 @@ class Emulator:
             "creationTimestamp": now(),
             "selfLink": self.link(f"projects/{project}/global/networks/{name}"),
         }
-        return self.operation(None, "insert", net["selfLink"], net["id"], lambda: self.networks.update({name: net}))
+        error = self._next_op_error("compute.networks.insert")
+        return self.operation(
+            None, "insert", net["selfLink"], net["id"], lambda: self.networks.update({name: net}), error
+        )
 
     def do_networks_get(self, project, network, query, body):
         self.project(project)
@@ -785,6 +796,9 @@ class Emulator:
         return self.operation(None, "delete", found["selfLink"], found["id"], lambda: self.networks.pop(network, None))
 
     def do_subnetworks_insert(self, project, region, query, body):
+        return self._once(query, lambda: self._subnetworks_insert(project, region, body))
+
+    def _subnetworks_insert(self, project, region, body):
         self.project(project)
         name = body["name"]
         if (region, name) in self.subnetworks:
@@ -832,6 +846,7 @@ class Emulator:
             sub["selfLink"],
             sub["id"],
             lambda: self.subnetworks.update({(region, name): sub}),
+            self._next_op_error("compute.subnetworks.insert"),
             region=region,
         )
 
@@ -882,6 +897,9 @@ class Emulator:
         return router
 
     def do_routers_insert(self, project, region, query, body):
+        return self._once(query, lambda: self._routers_insert(project, region, body))
+
+    def _routers_insert(self, project, region, body):
         self.project(project)
         name = body["name"]
         if (region, name) in self.routers:
@@ -904,6 +922,7 @@ class Emulator:
             router["selfLink"],
             router["id"],
             lambda: self.routers.update({(region, name): router}),
+            self._next_op_error("compute.routers.insert"),
             region=region,
         )
 
@@ -953,6 +972,9 @@ class Emulator:
         return rule
 
     def do_firewalls_insert(self, project, query, body):
+        return self._once(query, lambda: self._firewalls_insert(project, body))
+
+    def _firewalls_insert(self, project, body):
         self.project(project)
         name = body["name"]
         if name in self.firewalls:
@@ -966,7 +988,10 @@ class Emulator:
             creationTimestamp=now(),
             selfLink=self.link(f"projects/{project}/global/firewalls/{name}"),
         )
-        return self.operation(None, "insert", rule["selfLink"], rule["id"], lambda: self.firewalls.update({name: rule}))
+        error = self._next_op_error("compute.firewalls.insert")
+        return self.operation(
+            None, "insert", rule["selfLink"], rule["id"], lambda: self.firewalls.update({name: rule}), error
+        )
 
     def do_firewalls_get(self, project, firewall, query, body):
         self.project(project)

@@ -90,6 +90,12 @@ def test_check_mode_creates_nothing(emu):
     out = run(emu, ("create", "t-check", "--check"))
     assert "Check mode: would create the network oce-t-check in us-central1 (nat egress)" in flat(out), out[-3000:]
     assert "create router oce-t-check-router with Cloud NAT oce-t-check-nat" in flat(out)
+    # The cost preview comes first, from the dated table, and says it is an estimate.
+    preview = flat(out).index(
+        "oce-t-check (gemma3:270m) on GCP, estimated: n1-standard-4 + 1 x nvidia-tesla-t4 0.54 USD/h"
+    )
+    assert preview < flat(out).index("TASK [ollama_cloud.engine.node : Find the deployment's instances")
+    assert "This is an estimate from on-demand us-central1 prices of 2025 in the collection's price table" in flat(out)
     assert ours(emu) == {} and emu.changing_calls() == []
 
 
@@ -179,6 +185,17 @@ BAD_INPUTS = {
         ["-e", '{"node_gcp_machine_types": ["n1-standard-96"]}'],
         {},
         "machine type n1-standard-96 is not a gcp option",
+    ),
+    "model too large": (
+        [
+            "-e",
+            "model=llama3.3:70b",
+            "-e",
+            '{"node_gcp_catalog": {"models": {"llama3.3:70b": {"gcp": '
+            '[{"machine_type": "n1-standard-8", "accelerator": "nvidia-tesla-t4"}]}}}}',
+        ],
+        {},
+        "model llama3.3:70b needs 64 GB of GPU memory but n1-standard-8 has 16 GB (1 x nvidia-tesla-t4 16 GB)",
     ),
     "missing credentials": ([], {"GCP_AUTH_KIND": "application"}, "no Application Default Credentials found"),
     "bad egress": (["-e", "node_gcp_egress=maybe"], {}, "node_gcp_egress"),

@@ -45,11 +45,108 @@ def test_errors_are_sentences(terms, kwargs, message):
         lookup(terms, **kwargs)
 
 
-def test_through_ansible_with_inventory_style_override():
-    expr = (
-        "{{ lookup('ollama_cloud.engine.model_catalog', 'mistral:7b', "
-        "overrides={'models': {'mistral:7b': {'disk_gb': 64}}}) }}"
+# ---------------------------------------------------------------- the cost preview of create, both clouds
+
+
+@pytest.mark.parametrize(
+    "cloud, kwargs, first",
+    [
+        (
+            "aws",
+            {},
+            "oce-t (gemma3:270m) on AWS, estimated: g4dn.xlarge 0.526 USD/h + 30 GB gp3 0.0033 USD/h "
+            "+ NAT gateway 0.045 USD/h = 0.574 USD/h, about 419 USD/month (730 h).",
+        ),
+        (
+            "aws",
+            {"instance_type": "g6.xlarge", "nat": False},
+            "oce-t (gemma3:270m) on AWS, estimated: g6.xlarge 0.805 USD/h + 30 GB gp3 0.0033 USD/h "
+            "(no NAT: egress=none) = 0.808 USD/h, about 590 USD/month (730 h).",
+        ),
+        (
+            "gcp",
+            {},
+            "oce-t (gemma3:270m) on GCP, estimated: n1-standard-4 + 1 x nvidia-tesla-t4 0.54 USD/h "
+            "+ 30 GB pd-balanced 0.0041 USD/h + Cloud NAT 0.0014 USD/h = 0.545 USD/h, about 398 USD/month (730 h).",
+        ),
+        (
+            "gcp",
+            {"instance_type": "g2-standard-4", "nat": False},
+            "oce-t (gemma3:270m) on GCP, estimated: g2-standard-4 + 1 x nvidia-l4 0.707 USD/h "
+            "+ 30 GB pd-balanced 0.0041 USD/h (no NAT: egress=none) = 0.711 USD/h, about 519 USD/month (730 h).",
+        ),
+    ],
+)
+def test_cost_preview_has_one_shape_for_both_clouds(cloud, kwargs, first):
+    (entry,) = lookup(["gemma3:270m"], cloud=cloud, node="oce-t", **kwargs)
+    est = entry["estimate"]
+    assert est["cloud"] == cloud and est["lines"][0] == first
+    assert est["lines"][1].startswith("This is an estimate from on-demand ") and " prices of 2025 " in est["lines"][1]
+    assert est["monthly"] == pytest.approx(est["hourly"] * 730, abs=0.01)
+
+
+def test_cost_preview_keys_are_the_same_for_both_clouds_plus_the_gcp_accelerator():
+    (aws,) = lookup(["gemma3:270m"], cloud="aws")
+    (gcp,) = lookup(["gemma3:270m"], cloud="gcp")
+    assert set(gcp["estimate"]) - set(aws["estimate"]) == {"accelerator", "accelerator_count"}
+    assert set(aws["estimate"]) <= set(gcp["estimate"])
+    assert (aws["estimate"]["price_region"], gcp["estimate"]["price_region"]) == ("us-east-1", "us-central1")
+
+
+def test_cost_preview_of_a_machine_missing_from_the_price_table_says_so():
+    (entry,) = lookup(["llama3.3:70b"], cloud="gcp", node="oce-t")
+    assert entry["estimate"]["hourly"] is None and entry["estimate"]["monthly"] is None
+    assert entry["estimate"]["lines"][0].startswith(
+        "oce-t (llama3.3:70b) on GCP: a2-ultragpu-1g + 1 x nvidia-a100-80gb is not in the collection's price table"
     )
+    assert "This is an estimate" in entry["estimate"]["lines"][1]
+
+
+TOO_SMALL_ON_GCP = {
+    "models": {"llama3.3:70b": {"gcp": [{"machine_type": "n1-standard-8", "accelerator": "nvidia-tesla-t4"}]}}
+}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"cloud": "aws", "instance_type": "g5.xlarge"},
+            r"model llama3.3:70b needs 64 GB of GPU memory but g5.xlarge has 24 GB \(1 x A10G 24 GB\); "
+            r"pick one of g5.12xlarge, g6e.12xlarge",
+        ),
+        (
+            {"cloud": "gcp", "overrides": TOO_SMALL_ON_GCP},
+            r"model llama3.3:70b needs 64 GB of GPU memory but n1-standard-8 has 16 GB "
+            r"\(1 x nvidia-tesla-t4 16 GB\); add a bigger machine to the catalog",
+        ),
+        (
+            {"cloud": "gcp", "instance_type": "n1-standard-96"},
+            "machine type n1-standard-96 is not a gcp option of llama3.3:70b in the catalog",
+        ),
+        ({"cloud": "azure"}, "there is no price table for cloud 'azure': the cost estimate covers aws, gcp"),
+        (
+            {"cloud": "gcp", "instance_type": "x", "overrides": {"models": {"llama3.3:70b": {"gcp": [{}]}}}},
+            "needs a machine_type",
+        ),
+    ],
+    ids=["aws too small", "gcp too small", "gcp not an option", "unknown cloud", "gcp malformed override"],
+)
+def test_cost_preview_refuses_what_create_would_refuse(kwargs, message):
+    with pytest.raises(AnsibleLookupError, match=message):
+        lookup(["llama3.3:70b"], **kwargs)
+
+
+def test_cost_preview_through_ansible_options():
+    out = _ansible_debug(
+        "{{ (lookup('ollama_cloud.engine.model_catalog', 'codellama:7b-code', cloud='gcp', "
+        "machine='g2-standard-8', nat=false, node='oce-x')).estimate }}"
+    )
+    assert out["machine"] == "g2-standard-8 + 1 x nvidia-l4" and out["nat"] is False
+    assert out["lines"][0].startswith("oce-x (codellama:7b-code) on GCP, estimated: g2-standard-8")
+
+
+def _ansible_debug(expr):
     env = dict(
         os.environ,
         ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO_ROOT, "collections"),
@@ -66,5 +163,12 @@ def test_through_ansible_with_inventory_style_override():
         check=False,
     )
     assert out.returncode == 0, out.stderr + out.stdout
-    result = json.loads(out.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
+    return json.loads(out.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
+
+
+def test_through_ansible_with_inventory_style_override():
+    result = _ansible_debug(
+        "{{ lookup('ollama_cloud.engine.model_catalog', 'mistral:7b', "
+        "overrides={'models': {'mistral:7b': {'disk_gb': 64}}}) }}"
+    )
     assert result["disk_gb"] == 64 and result["aws"][0] == "g5.xlarge"

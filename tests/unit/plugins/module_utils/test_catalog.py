@@ -95,3 +95,19 @@ def test_estimate_adds_volume_and_nat():
     assert est["instance_hourly"] == 1.861 and est["nat_hourly"] == 0.045
     assert est["hourly"] == pytest.approx(1.861 + 200 * 0.08 / 730 + 0.045, abs=1e-3)
     assert est["monthly"] == pytest.approx(est["hourly"] * 730, abs=0.01)
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_estimate_of_every_model_on_both_clouds_reads_as_an_estimate(cloud):
+    cat = catalog.merge()
+    for model in catalog.MODELS:
+        est = catalog.estimate(cat, model, cloud, nat=False)
+        assert est["nat"] is False and est["nat_hourly"] == 0
+        assert len(est["lines"]) == 2 and "prices of 2025" in est["lines"][1] and "estimate" in est["lines"][1]
+        if est["hourly"] is not None:
+            assert f"= {est['hourly']:.3f} USD/h" in est["lines"][0] and "(no NAT: egress=none)" in est["lines"][0]
+
+
+def test_estimate_refuses_an_unknown_cloud():
+    with pytest.raises(catalog.CatalogError, match="there is no price table for cloud 'local'"):
+        catalog.estimate(catalog.merge(), "mistral:7b", "local")
