@@ -1,8 +1,9 @@
 """The lifecycle playbooks with cloud=aws, as a user runs them, against a moto server on loopback.
 
-create (network, identity, node) for egress=nat and egress=none side by side -> create again
-(0 changed) -> stop -> start -> status -> destroy both; --check creates nothing; bad input fails
-with its sentence before anything exists; destroy leaves what is not ours alone.
+create (network, identity, node, CloudWatch log group, alarms, SNS topic) for egress=nat and
+egress=none side by side -> create again (0 changed) -> stop -> start -> status -> destroy both;
+--check creates nothing; bad input fails with its sentence before anything exists; destroy leaves
+what is not ours alone (a VPC, a role, log groups, an alarm and a topic of someone else's).
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ FAKE_ENV = {
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
+DEPLOYMENTS = ["t-nat", "t-air", "t-check", "t-bad"]
 OURS = [
-    {"Name": "tag:oce-deployment", "Values": ["t-nat", "t-air", "t-check", "t-bad"]},
+    {"Name": "tag:oce-deployment", "Values": DEPLOYMENTS},
     {"Name": "tag:oce-managed-by", "Values": ["ollama_cloud.engine"]},
 ]
+
+
+def is_ours(tags):
+    return tags.get("oce-deployment") in DEPLOYMENTS and tags.get("oce-managed-by") == "ollama_cloud.engine"
 
 
 def recap(out):
@@ -49,6 +55,9 @@ class Aws:
         )
         self.ec2 = session.client("ec2", endpoint_url=url)
         self.iam = session.client("iam", endpoint_url=url)
+        self.logs = session.client("logs", endpoint_url=url)
+        self.cloudwatch = session.client("cloudwatch", endpoint_url=url)
+        self.sns = session.client("sns", endpoint_url=url)
         images = self.ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "root-device-type", "Values": ["ebs"]}])
         self.ami = sorted(i["ImageId"] for i in images["Images"])[0]
 
@@ -110,6 +119,23 @@ class Aws:
                 for p in self.iam.list_instance_profiles()["InstanceProfiles"]
                 if p["InstanceProfileName"].startswith("oce-t-")
             ],
+            "log_groups": [
+                g["logGroupName"]
+                for g in self.logs.describe_log_groups()["logGroups"]
+                if is_ours(self.logs.list_tags_log_group(logGroupName=g["logGroupName"])["tags"])
+            ],
+            "alarms": [
+                a["AlarmName"]
+                for a in self.cloudwatch.describe_alarms()["MetricAlarms"]
+                if a.get("AlarmDescription", "").endswith(" oce-managed-by=ollama_cloud.engine]")
+            ],
+            "topics": [
+                t["TopicArn"]
+                for t in self.sns.list_topics()["Topics"]
+                if is_ours(
+                    {x["Key"]: x["Value"] for x in self.sns.list_tags_for_resource(ResourceArn=t["TopicArn"])["Tags"]}
+                )
+            ],
         }
         return {kind: ids for kind, ids in found.items() if ids}
 
@@ -131,8 +157,10 @@ def table_row(out, node):
 
 
 def test_check_mode_creates_nothing(aws):
-    out = aws.run(("create", "t-check", "--check"))
+    out = aws.run(("create", "t-check", "--check", "-e", "node_aws_alarm_email=ops@example.com"))
     assert "Check mode: would create the VPC oce-t-check" in out
+    assert "its alarms oce-t-check-status-check-failed and oce-t-check-gpu-idle" in flat(out)
+    assert "would create the SNS topic oce-t-check-alerts for ops@example.com" in flat(out)
     assert re.search(r"g4dn\.xlarge 0\.526 USD/h \+ 30 GB gp3 .* = 0\.574 USD/h, about 419 USD/month", flat(out)), out
     assert aws.ours() == {}
 
@@ -142,8 +170,28 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
     other_vpc = aws.ec2.create_vpc(CidrBlock="10.64.0.0/16")["Vpc"]["VpcId"]
     aws.ec2.create_subnet(VpcId=other_vpc, CidrBlock="10.64.1.0/24")
     aws.iam.create_role(RoleName="someone-else", AssumeRolePolicyDocument="{}")
+    # ... and CloudWatch of someone else's: a log group of t-air's name (used, never tagged nor
+    # deleted), one of a longer name, an alarm of a similar name, a topic t-air's alarms notify.
+    aws.logs.create_log_group(logGroupName="/oce/t-air")
+    aws.logs.create_log_group(logGroupName="/oce/t-nat-old", tags={"oce-managed-by": "ollama_cloud.engine"})
+    aws.cloudwatch.put_metric_alarm(
+        AlarmName="oce-t-nat-cpu",
+        AlarmDescription="someone else's",
+        Namespace="AWS/EC2",
+        MetricName="CPUUtilization",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=90,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    their_topic = aws.sns.create_topic(Name="someone-elses-alerts")["TopicArn"]
+    email = ("-e", "node_aws_alarm_email=ops@example.com")
 
-    nat, air = aws.run(("create", "t-nat"), ("create", "t-air", "-e", "node_aws_egress=none"))
+    nat, air = aws.run(
+        ("create", "t-nat", *email),
+        ("create", "t-air", "-e", "node_aws_egress=none", "-e", "node_aws_alarm_topic_arn=" + their_topic),
+    )
     assert recap(nat)[0] > 5 and "0.574 USD/h" in flat(nat)
     assert "running" in table_row(nat, "oce-t-nat") and "0.526" in table_row(nat, "oce-t-nat")
     assert "(no NAT: egress=none) = 0.529 USD/h" in flat(air)
@@ -173,8 +221,44 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
     secret = [s for s in policy["Statement"] if s["Sid"] == "ReadTheNodeSecret"][0]
     assert secret["Resource"] == "arn:aws:secretsmanager:us-east-1:123456789012:secret:oce/t-nat/tailscale-??????"
 
+    # CloudWatch: t-nat's log group with its retention, its topic with the email, two alarms per node.
+    assert found["log_groups"] == ["/oce/t-nat"]
+    (log_group,) = [g for g in aws.logs.describe_log_groups()["logGroups"] if g["logGroupName"] == "/oce/t-nat"]
+    assert log_group["retentionInDays"] == 30
+    (theirs,) = [g for g in aws.logs.describe_log_groups()["logGroups"] if g["logGroupName"] == "/oce/t-air"]
+    assert "retentionInDays" not in theirs and aws.logs.list_tags_log_group(logGroupName="/oce/t-air")["tags"] == {}
+    assert "/oce/t-air exists without the tags of this deployment" in flat(air)
+    (topic,) = found["topics"]
+    assert topic.endswith(":oce-t-nat-alerts")
+    subs = aws.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert [(x["Protocol"], x["Endpoint"]) for x in subs] == [("email", "ops@example.com")]
+    assert sorted(found["alarms"]) == [
+        "oce-t-air-gpu-idle",
+        "oce-t-air-status-check-failed",
+        "oce-t-nat-gpu-idle",
+        "oce-t-nat-status-check-failed",
+    ]
+    alarms = {a["AlarmName"]: a for a in aws.cloudwatch.describe_alarms(AlarmNamePrefix="oce-t-")["MetricAlarms"]}
+    status, idle = alarms["oce-t-nat-status-check-failed"], alarms["oce-t-nat-gpu-idle"]
+    for alarm in status, idle:
+        assert alarm["Dimensions"] == [{"Name": "InstanceId", "Value": inst["InstanceId"]}]
+        assert alarm["AlarmActions"] == [topic] and alarm["TreatMissingData"] == "notBreaching"
+    assert (status["Namespace"], status["MetricName"], status["ComparisonOperator"]) == (
+        "AWS/EC2",
+        "StatusCheckFailed",
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert (status["Threshold"], status["Period"], status["EvaluationPeriods"]) == (1, 60, 2)
+    assert (idle["Namespace"], idle["MetricName"], idle["ComparisonOperator"]) == (
+        "CWAgent",
+        "nvidia_smi_utilization_gpu",
+        "LessThanOrEqualToThreshold",
+    )
+    assert idle["Threshold"] == 5 and idle["Period"] * idle["EvaluationPeriods"] == 2 * 3600
+    assert alarms["oce-t-air-gpu-idle"]["AlarmActions"] == [their_topic]
+
     # A second create changes nothing.
-    again = aws.run(("create", "t-nat"))
+    again = aws.run(("create", "t-nat", *email))
     assert recap(again) == (0, 0), again[-3000:]
 
     stopped = aws.run(("stop", "t-nat"))
@@ -190,6 +274,12 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
     assert aws.ec2.describe_vpcs(VpcIds=[other_vpc])["Vpcs"]
     assert len(aws.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [other_vpc]}])["Subnets"]) == 1
     assert aws.iam.get_role(RoleName="someone-else")["Role"]
+    left = sorted(g["logGroupName"] for g in aws.logs.describe_log_groups(logGroupNamePrefix="/oce/")["logGroups"])
+    assert left == ["/oce/t-air", "/oce/t-nat-old"]
+    assert [a["AlarmName"] for a in aws.cloudwatch.describe_alarms(AlarmNamePrefix="oce-t-")["MetricAlarms"]] == [
+        "oce-t-nat-cpu"
+    ]
+    assert [t["TopicArn"] for t in aws.sns.list_topics()["Topics"]] == [their_topic]
 
 
 BAD_INPUTS = {
@@ -207,6 +297,8 @@ BAD_INPUTS = {
         "at least two node_aws_private_subnet_cidrs",
     ),
     "bad egress": (["-e", "node_aws_egress=maybe"], {}, "node_aws_egress"),
+    "bad retention": (["-e", "node_aws_log_retention_days=42"], {}, "node_aws_log_retention_days must be one of"),
+    "idle too long": (["-e", "node_aws_gpu_idle_hours=25"], {}, "node_aws_gpu_idle_hours must be 1 to 24"),
 }
 
 
@@ -222,3 +314,13 @@ def test_bad_input_fails_clearly_and_creates_nothing(aws, case):
 def test_start_of_a_missing_node_says_what_to_do(aws):
     out = aws.run(("start", "t-bad"), ok=False)
     assert "There is no AWS node oce-t-bad" in flat(out) and "run playbooks/create.yml first" in flat(out)
+
+
+def test_a_topic_of_our_name_that_is_not_ours_is_refused(aws):
+    theirs = aws.sns.create_topic(Name="oce-t-bad-alerts")["TopicArn"]
+    try:
+        out = aws.run(("create", "t-bad", "-e", "node_aws_alarm_topic_create=true"), ok=False)
+        assert "The SNS topic oce-t-bad-alerts exists without the tags of this deployment" in flat(out), out[-3000:]
+        assert aws.ours() == {} and aws.sns.list_tags_for_resource(ResourceArn=theirs)["Tags"] == []
+    finally:
+        aws.sns.delete_topic(TopicArn=theirs)
