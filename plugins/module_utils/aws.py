@@ -193,6 +193,10 @@ def connect(params, service, clock=None):
     return Api(client, region, clock)
 
 
+# Tag keys AWS itself sets (aws:cloudformation:stack-name, ...); they cannot be changed or removed.
+RESERVED_TAG_PREFIXES = ("aws:",)
+
+
 def to_tag_list(tags):
     return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 

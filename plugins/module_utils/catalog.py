@@ -348,25 +348,89 @@ def aws_hourly_cost(instance_type):
     return PRICES["aws"]["instances"].get(instance_type)
 
 
-def aws_estimate(catalog, model, instance_type, nat_gateways=1):
-    """Hourly and monthly (730 h) estimate of one node: instance, its gp3 root volume, the NAT gateway."""
+# Live prices: the ``prices`` of the aws_price_info module (the AWS Pricing API, read when asked).
+LIVE_PRICE_KEYS = {"instance_hourly", "gp3_gb_month", "nat_gateway_hour", "region", "source", "date"}
+TABLE_SOURCE = "collection price table"
+
+
+def live_aws_prices(prices):
+    """``prices`` checked against the shape aws_price_info returns; None when none were given."""
+    if not prices:
+        return None
+    where = "the live prices (the prices of ollama_cloud.engine.aws_price_info)"
+    if not isinstance(prices, dict):
+        raise CatalogError(f"{where} must be a dict, got {type(prices).__name__}")
+    unknown = sorted(set(prices) - LIVE_PRICE_KEYS)
+    if unknown:
+        hint = " (pass the module result's prices, not the whole result)" if "prices" in prices else ""
+        raise CatalogError(
+            f"{where} have unknown keys {', '.join(unknown)}{hint}; known: {', '.join(sorted(LIVE_PRICE_KEYS))}"
+        )
+    for key in ("region", "date"):
+        if not isinstance(prices.get(key), str) or not prices[key]:
+            raise CatalogError(f"{where} need {key}, the {key} the prices are of; got {prices.get(key)!r}")
+    hourly = prices.get("instance_hourly") or {}
+    if not isinstance(hourly, dict):
+        raise CatalogError(f"{where}: instance_hourly must be a dict of instance type to USD per hour, got {hourly!r}")
+    for itype, price in hourly.items():
+        _number(where, f"instance_hourly[{itype}]", price, 0)
+    for key in ("gp3_gb_month", "nat_gateway_hour"):
+        if prices.get(key) is not None:
+            _number(where, key, prices[key], 0)
+    return prices
+
+
+def _pick(live, key, table):
+    """(the live figure when ``live`` has one, else the table's; whether it was live)."""
+    if live is not None and live.get(key) is not None:
+        return live[key], True
+    return table, False
+
+
+def aws_estimate(catalog, model, instance_type, nat_gateways=1, prices=None):
+    """Hourly and monthly (730 h) estimate of one node: instance, its gp3 root volume, the NAT gateway.
+
+    ``prices`` (aws_price_info's ``prices``) replaces the table figures it covers; the estimate
+    then names its source, date and region, and which parts still come from the table.
+    """
     entry = model_entry(catalog, model)
     aws = PRICES["aws"]
-    instance = aws_hourly_cost(instance_type)
-    volume = entry["disk_gb"] * aws["gp3_gb_month"] / HOURS_PER_MONTH
-    nat = nat_gateways * aws["nat_gateway_hour"]
+    live = live_aws_prices(prices)
+    instance, live_instance = _pick(live and live.get("instance_hourly"), instance_type, aws_hourly_cost(instance_type))
+    per_gb, live_disk = _pick(live, "gp3_gb_month", aws["gp3_gb_month"])
+    nat_hour, live_nat = _pick(live, "nat_gateway_hour", aws["nat_gateway_hour"])
+    volume = entry["disk_gb"] * per_gb / HOURS_PER_MONTH
+    nat = nat_gateways * nat_hour
+    source = None
+    if live is not None:
+        table_parts = [
+            part
+            for part, is_live in ((instance_type, live_instance), ("gp3 volume", live_disk), ("NAT gateway", live_nat))
+            if not is_live and (part != "NAT gateway" or nat_gateways > 0)
+        ]
+        source = {
+            "price_source": live.get("source") or "AWS Pricing API",
+            "price_date": live["date"],
+            "price_region": live["region"],
+            "price_table_parts": table_parts,
+        }
     return _estimate(
         "aws",
         instance_type,
         instance,
         disk=(entry["disk_gb"], "gp3", volume),
         nat=(nat_gateways > 0, nat),
+        source=source,
         instance_type=instance_type,
     )
 
 
-def _estimate(cloud, machine, instance, disk, nat, **extra):
-    """The one shape of every cloud's estimate (the cost preview prints it with ``estimate_lines``)."""
+def _estimate(cloud, machine, instance, disk, nat, source=None, **extra):
+    """The one shape of every cloud's estimate (the cost preview prints it with ``estimate_lines``).
+
+    ``source`` names live prices (price_source, price_date, price_region, price_table_parts);
+    without it the figures are the collection's dated table.
+    """
     disk_gb, disk_type, volume = disk
     has_nat, nat_hourly = nat
     hourly = None if instance is None else round(instance + volume + nat_hourly, 4)
@@ -383,8 +447,15 @@ def _estimate(cloud, machine, instance, disk, nat, **extra):
         hourly=hourly,
         monthly=None if hourly is None else round(hourly * HOURS_PER_MONTH, 2),
         currency=PRICES["currency"],
-        price_date=PRICES["date"],
-        price_region=PRICES[cloud]["region"],
+        **(
+            source
+            or {
+                "price_source": TABLE_SOURCE,
+                "price_date": PRICES["date"],
+                "price_region": PRICES[cloud]["region"],
+                "price_table_parts": [],
+            }
+        ),
     )
 
 
@@ -474,21 +545,28 @@ NOT_INCLUDED = {
 }
 
 
-def estimate(catalog, model, cloud, machine=None, nat=True, node=None):
+def estimate(catalog, model, cloud, machine=None, nat=True, node=None, prices=None):
     """The estimate of the node ``create`` would make, on either cloud, with the lines to print.
 
     ``machine`` is the first choice (an AWS instance type or a GCP machine type), checked against
     the model's GPU memory as the modules check it; without it, the catalog's first choice.
-    ``nat`` is whether the deployment's network has NAT egress.
+    ``nat`` is whether the deployment's network has NAT egress. ``prices`` are live AWS prices
+    (aws_price_info's ``prices``) that replace the table figures they cover; cloud=aws only.
     """
     if cloud not in CLOUD_NAMES:
         raise CatalogError(
             f"there is no price table for cloud {cloud!r}: the cost estimate covers {', '.join(CLOUD_NAMES)}"
         )
+    if prices and cloud != "aws":
+        raise CatalogError(
+            f"live prices come from the AWS Pricing API and price only cloud=aws; cloud {cloud} is priced "
+            "from the collection's dated table, so leave prices out"
+        )
     if cloud == "aws":
         if machine:
             check_fit(catalog, model, machine)
-        found = aws_estimate(catalog, model, machine or model_entry(catalog, model)["aws"][0], 1 if nat else 0)
+        itype = machine or model_entry(catalog, model)["aws"][0]
+        found = aws_estimate(catalog, model, itype, 1 if nat else 0, prices=prices)
     else:
         option = gcp_options(catalog, model, [machine] if machine else None)[0]
         found = gcp_estimate(catalog, model, option, nat=nat)
@@ -501,9 +579,15 @@ def estimate_lines(est, model, node=None):
     who = f"{node} ({model})" if node else model
     disk = f"{est['disk_gb']:g} GB {est['disk_type']} {est['volume_hourly']:g} USD/h"
     nat = f"+ {NAT_NAMES[est['cloud']]} {est['nat_hourly']:g} USD/h" if est["nat"] else "(no NAT: egress=none)"
+    live = est["price_source"] != TABLE_SOURCE
     if est["hourly"] is None:
+        where = (
+            "is in neither the live prices nor the collection's price table"
+            if live
+            else "is not in the collection's price table"
+        )
         first = (
-            f"{who} on {CLOUD_NAMES[est['cloud']]}: {est['machine']} is not in the collection's price table, "
+            f"{who} on {CLOUD_NAMES[est['cloud']]}: {est['machine']} {where}, "
             f"so there is no estimate of its total; the rest is {disk} {nat}."
         )
     else:
@@ -512,8 +596,13 @@ def estimate_lines(est, model, node=None):
             f"+ {disk} {nat} = {est['hourly']:.3f} USD/h, about {est['monthly']:.0f} USD/month "
             f"({HOURS_PER_MONTH} h)."
         )
-    return [
-        first,
-        f"This is an estimate from on-demand {est['price_region']} prices of {est['price_date']} in the "
-        f"collection's price table; {NOT_INCLUDED[est['cloud']]} are not included.",
-    ]
+    if not live:
+        source = f"on-demand {est['price_region']} prices of {est['price_date']} in the collection's price table"
+    else:
+        source = f"live {est['price_source']} prices of {est['price_date']} for {est['price_region']} (on-demand)"
+        if est["price_table_parts"]:
+            source += (
+                f", {' and '.join(est['price_table_parts'])} from the collection's "
+                f"{PRICES[est['cloud']]['region']} price table of {PRICES['date']}"
+            )
+    return [first, f"This is an estimate from {source}; {NOT_INCLUDED[est['cloud']]} are not included."]

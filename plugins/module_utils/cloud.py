@@ -113,6 +113,51 @@ def our_tags(deployment, model=None, environment=None, name=None, extra=None):
     return {str(k): str(v) for k, v in tags.items()}
 
 
+# The keys that make a resource ours: set when it is created, never changed or removed after.
+OWNERSHIP_KEYS = frozenset({LABEL_DEPLOYMENT, LABEL_MANAGED_BY})
+
+
+def tag_drift(current, desired, purge=False, reserved=()):
+    """How the tags (AWS) or labels (GCP) ``current`` must change to carry ``desired``.
+
+    Returns ``(changes, removals)``: ``changes`` maps every desired key whose value is missing or
+    different to the value wanted; ``removals`` lists, only with ``purge``, the keys present but
+    not desired, sorted. Our ownership keys and keys starting with one of ``reserved`` (a cloud's
+    own prefixes such as ``aws:`` or ``goog-``) are never changed nor removed. Both empty: no drift.
+    """
+    current = current or {}
+    reserved = tuple(reserved)
+
+    def kept(key):
+        return key in OWNERSHIP_KEYS or bool(reserved) and key.startswith(reserved)
+
+    changes = {k: v for k, v in sorted(desired.items()) if not kept(k) and current.get(k) != v}
+    removals = sorted(k for k in current if purge and k not in desired and not kept(k))
+    return changes, removals
+
+
+def with_drift(current, changes, removals):
+    """``current`` with ``changes`` and ``removals`` applied: the whole set, as GCP's setLabels wants it."""
+    after = {k: v for k, v in (current or {}).items() if k not in removals}
+    after.update(changes)
+    return dict(sorted(after.items()))
+
+
+def report_drift(result, what, current, changes, removals):
+    """Add a tag or label update to a ``converge`` result: changed, ``<what>_changed`` and the diff.
+
+    ``what`` is the cloud's word (``tags``, ``labels``). Nothing is added when there is no drift.
+    """
+    if not (changes or removals):
+        return result
+    result["changed"] = True
+    result[f"{what}_changed"] = {"set": dict(changes), "removed": list(removals)}
+    diff = result.setdefault("diff", {})
+    diff.setdefault("before", {})[what] = dict(sorted((current or {}).items()))
+    diff.setdefault("after", {})[what] = with_drift(current, changes, removals)
+    return result
+
+
 # Secrets that must never travel in user data or instance metadata: anyone who can read the
 # instance (describe-instances, compute.instances.get) reads them.
 SECRET_PATTERNS = (

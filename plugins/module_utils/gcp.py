@@ -89,6 +89,7 @@ SENTENCES = {
     "ZONE_RESOURCE_POOL_EXHAUSTED": "the zone has no capacity for this machine right now: try other zones",
     "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS": "the zone has no capacity for this machine right now: try other zones",
     "RESOURCE_NOT_FOUND": "a resource the request names does not exist",
+    "conditionNotMet": "someone else changed it at the same time (its fingerprint moved on): run again",
     "resourceInUseByAnotherResource": "something still uses it: delete the deployment's nodes first "
     "(playbooks/destroy.yml does), or what GCP names below if it is not ours",
 }
@@ -104,6 +105,9 @@ STATES = {
     "TERMINATED": "stopped",
     "SUSPENDED": "stopped",
 }
+
+# Label keys Google's own services set (goog-ops-agent-policy, goog-ec-src, ...): never purged.
+RESERVED_LABEL_PREFIXES = ("goog-",)
 
 # GCP label rules: keys and values of at most 63 lowercase letters, digits, '_' and '-'; keys
 # start with a letter.

@@ -16,6 +16,10 @@ description:
     sized from the catalog. It carries our deployment, model and environment tags.
   - Idempotent by our deployment tag plus O(name); EC2's client token is only a guard against
     duplicate launches on retried calls.
+  - "Tag drift: on an instance that exists already, tags that differ from what this run would set
+    (the model, O(environment), O(tags)) are updated with C(CreateTags). Tags the run does not name
+    are kept unless O(purge_tags) (C(DeleteTags)); our C(oce-deployment) and C(oce-managed-by) tags
+    are never changed or removed. The root volume keeps the tags it was launched with."
   - "Capacity-aware placement: the instance types of the catalog (or O(instance_types)) are tried
     in order; for each, the subnets of O(subnet_ids) in order. A type not offered in a subnet's
     availability zone is skipped; C(InsufficientInstanceCapacity) or C(Unsupported) moves on to the
@@ -99,9 +103,21 @@ options:
         The node reads its secrets through its instance role instead.
     type: str
   tags:
-    description: Extra tags for the instance and its volume. Our C(oce-*) keys cannot be overridden.
+    description:
+      - Extra tags for the instance and, when it is launched, its volume and network interface.
+        Our C(oce-*) keys cannot be overridden.
+      - On an existing instance, a tag missing or with another value is set; see O(purge_tags) for
+        the tags not named here.
     type: dict
     default: {}
+  purge_tags:
+    description:
+      - On an existing instance, also remove the tags that are neither ours, nor C(Name), nor in
+        O(tags), and C(oce-environment) when O(environment) is not given.
+      - Our C(oce-deployment) and C(oce-managed-by) tags and the C(aws:*) tags of AWS are never removed.
+    type: bool
+    default: false
+    version_added: "0.2.0"
   wait:
     description: Wait for the instance to reach the requested state.
     type: bool
@@ -115,10 +131,12 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Creates nothing; returns the launch request it would send first (RV(launch_spec)).
+    description:
+      - Creates nothing; returns the launch request it would send first (RV(launch_spec)).
+      - On an existing instance, reports the tags it would change (RV(tags_changed)) without changing them.
   diff_mode:
     support: full
-    description: Shows the node state before and after.
+    description: Shows the node state before and after, and the tags of an existing instance when they change.
 author:
   - ollama_cloud.engine maintainers (@ollama-cloud)
 """
@@ -204,6 +222,25 @@ image:
   returned: when a node is created or would be created
   type: dict
   sample: {id: ami-0123456789abcdef0, source: golden}
+tags_changed:
+  description:
+    - The tags of an existing instance that were (in check mode, would be) updated, C(set) with
+      their new values and C(removed) (only with O(purge_tags)).
+  returned: when an existing instance's tags differed from this run's
+  type: dict
+  version_added: "0.2.0"
+  contains:
+    set:
+      description: Tags added or given a new value.
+      type: dict
+      returned: always
+      sample: {oce-environment: staging, team: ml-platform}
+    removed:
+      description: Tags removed.
+      type: list
+      elements: str
+      returned: always
+      sample: []
 retries:
   description: API calls retried after throttling or a server error, as C([operation, code, delay seconds]).
   returned: always
@@ -474,6 +511,31 @@ class AwsNode(cloud.Provider):
         wanted = {"pending": "running", "stopping": "stopped"}.get(raw["State"]["Name"])
         return wait_state(self.ec2, raw["InstanceId"], wanted, self.timeout) if wanted else raw
 
+    # --------------------------------------------------------------- tag drift
+
+    def desired_tags(self):
+        """The tags this run wants on the instance; a tag that would override ours fails before any call."""
+        params = self.params
+        return cloud.our_tags(
+            params["deployment"], params["model"], params["environment"], params["name"], params["tags"]
+        )
+
+    def retag(self, result, desired, check_mode):
+        """Bring the tags of an existing instance to this run's (create_tags, delete_tags); report in ``result``."""
+        node = result["node"]
+        changes, removals = cloud.tag_drift(
+            node["labels"], desired, self.params["purge_tags"], aws.RESERVED_TAG_PREFIXES
+        )
+        cloud.report_drift(result, "tags", node["labels"], changes, removals)
+        if check_mode or not (changes or removals):
+            return result
+        if changes:
+            self.ec2.call("create_tags", Resources=[node["id"]], Tags=aws.to_tag_list(changes))
+        if removals:
+            self.ec2.call("delete_tags", Resources=[node["id"]], Tags=[{"Key": k} for k in removals])
+        result["node"] = self.node(describe(self.ec2, node["id"]))
+        return result
+
 
 def main():
     argument_spec = dict(
@@ -492,6 +554,7 @@ def main():
         volume_size={"type": "int"},
         user_data={"type": "str"},
         tags={"type": "dict", "default": {}},
+        purge_tags={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not aws.HAS_BOTO3:
@@ -516,7 +579,11 @@ def main():
     try:
         ec2 = aws.connect(params, "ec2")
         provider = AwsNode(ec2, params, aws.connect(params, "ssm") if params["image"] == "dlami" else None)
+        desired = provider.desired_tags() if params["state"] != "absent" else None
         result = cloud.converge(provider, params["state"], module.check_mode, params["deployment"], params["name"])
+        if desired is not None and result["diff"]["before"]["state"] != "absent":
+            # An instance that was there already: its tags may have drifted from this run's.
+            provider.retag(result, desired, module.check_mode)
         result["retries"] = ec2.retries
     except (cloud.CloudError, catalog.CatalogError) as exc:
         details = getattr(exc, "details", {})

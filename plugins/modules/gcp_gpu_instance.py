@@ -18,6 +18,13 @@ description:
     (C(gemma3:270m) becomes C(gemma3-270m)), the model's real name is kept in the metadata key
     C(oce-model).
   - Idempotent by our deployment label plus O(name).
+  - "Label drift: on a VM that exists already, labels that differ from what this run would set
+    (the model, O(environment), O(labels)) are updated with C(instances.setLabels), guarded by the
+    VM's label fingerprint (when someone changed the labels in between, the VM is read again and
+    the update tried once more). A changed O(model) also updates the metadata key C(oce-model).
+    Labels the run does not name are kept unless O(purge_labels); our C(oce-deployment) and
+    C(oce-managed-by) labels are never changed or removed. The boot disk keeps the labels it was
+    created with."
   - "Capacity-aware placement: the catalog's GCP options for O(model) (or O(machine_types)) are
     tried in order; for each, the zones of O(zones) in order. A zone that does not offer the
     accelerator or the machine type is skipped; C(ZONE_RESOURCE_POOL_EXHAUSTED) moves on to the
@@ -129,9 +136,22 @@ options:
     type: dict
     default: {}
   labels:
-    description: Extra labels for the VM and its disk. Our C(oce-*) keys cannot be overridden.
+    description:
+      - Extra labels for the VM and, when it is created, its boot disk. Our C(oce-*) keys cannot be
+        overridden.
+      - On an existing VM, a label missing or with another value is set; see O(purge_labels) for
+        the labels not named here.
     type: dict
     default: {}
+  purge_labels:
+    description:
+      - On an existing VM, also remove the labels that are neither ours nor in O(labels), and
+        C(oce-environment) when O(environment) is not given.
+      - Our C(oce-deployment) and C(oce-managed-by) labels and the C(goog-*) labels of Google's
+        services are never removed.
+    type: bool
+    default: false
+    version_added: "0.2.0"
   wait:
     description:
       - Wait for the VM to reach the requested status. Operations (insert, start, stop, delete)
@@ -147,10 +167,14 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Creates nothing; returns the instances.insert request it would send first (RV(request)).
+    description:
+      - Creates nothing; returns the instances.insert request it would send first (RV(request)).
+      - On an existing VM, reports the labels it would change (RV(labels_changed)) without changing them.
   diff_mode:
     support: full
-    description: Shows the node state before and after.
+    description:
+      - Shows the node state before and after, and the labels (and the C(oce-model) metadata key)
+        of an existing VM when they change.
 author:
   - ollama_cloud.engine maintainers (@ollama-cloud)
 """
@@ -186,6 +210,20 @@ EXAMPLES = r"""
     zones: [us-central1-a]
     subnetwork: oce-private
     image: projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts
+
+- name: Move the node to another environment and label its team (the VM is kept; its labels change)
+  ollama_cloud.engine.gcp_gpu_instance:
+    name: oce-demo
+    deployment: demo
+    environment: staging
+    model: codellama:7b-code
+    project: my-project
+    zones: [us-central1-a, us-central1-b, us-central1-c]
+    subnetwork: oce-demo-private
+    labels:
+      team: ml-platform
+  register: node
+  # node.labels_changed: {set: {oce-environment: staging, team: ml-platform}, removed: []}
 
 - name: Delete it
   ollama_cloud.engine.gcp_gpu_instance:
@@ -239,6 +277,26 @@ image:
   description: The image booted (a path) and how it was found (C(golden) or C(explicit)).
   returned: when a node is created or would be created
   type: dict
+labels_changed:
+  description:
+    - The labels of an existing VM that were (in check mode, would be) updated, C(set) with their
+      new values and C(removed) (only with O(purge_labels)).
+    - A changed model also updates the metadata key C(oce-model); the diff shows it.
+  returned: when an existing VM's labels differed from this run's
+  type: dict
+  version_added: "0.2.0"
+  contains:
+    set:
+      description: Labels added or given a new value.
+      type: dict
+      returned: always
+      sample: {oce-environment: staging, team: ml-platform}
+    removed:
+      description: Labels removed.
+      type: list
+      elements: str
+      returned: always
+      sample: []
 retries:
   description: API calls retried after throttling or a server error, as C([method path, reason, delay seconds]).
   returned: always
@@ -537,6 +595,75 @@ class GcpNode(cloud.Provider):
             return self.wait_status(raw, "SUSPENDED")
         return raw
 
+    # --------------------------------------------------------------- label drift
+
+    def desired_labels(self):
+        """The labels this run wants on the VM; a bad user label key fails before any call."""
+        params = self.params
+        return gcp.our_labels(params["deployment"], params["model"], params["environment"], params["labels"])
+
+    def drift(self, labels, desired):
+        return cloud.tag_drift(labels, desired, self.params["purge_labels"], gcp.RESERVED_LABEL_PREFIXES)
+
+    def relabel(self, result, desired, check_mode):
+        """Bring the labels of an existing VM, and the metadata key with the model's name, to this run's.
+
+        Reported in ``result`` (changed, labels_changed, the diff); in check mode nothing is sent.
+        setLabels and setMetadata replace the whole set, guarded by its fingerprint: when someone
+        changed the VM in between (HTTP 412), the VM is read again and the update tried once more.
+        """
+        node = result["node"]
+        changes, removals = self.drift(node["labels"], desired)
+        model_stale = node["model"] != self.params["model"]
+        if not (changes or removals or model_stale):
+            return result
+        cloud.report_drift(result, "labels", node["labels"], changes, removals)
+        if model_stale:
+            result["changed"] = True
+            result["diff"]["before"]["metadata"] = {fleet.LABEL_MODEL: node["model"]}
+            result["diff"]["after"]["metadata"] = {fleet.LABEL_MODEL: self.params["model"]}
+        if check_mode:
+            return result
+        path = f"projects/{self.project}/zones/{node['availability_zone']}/instances/{node['name']}"
+        for attempt in (1, 2):
+            raw = self.api.get(path, action=f"get instance {node['name']}")
+            try:
+                self.update_labels(raw, desired)
+                break
+            except cloud.CloudError as exc:
+                if exc.details.get("status") != 412 or attempt == 2:
+                    raise
+        result["node"] = self.node(self.refresh(raw))
+        return result
+
+    def update_labels(self, raw, desired):
+        """setLabels and setMetadata (the model's name) on ``raw`` as read, each only when it differs."""
+        changes, removals = self.drift(raw.get("labels"), desired)
+        if changes or removals:
+            body = {
+                "labels": cloud.with_drift(raw.get("labels"), changes, removals),
+                "labelFingerprint": raw.get("labelFingerprint", ""),
+            }
+            self.send(raw, "setLabels", body, f"set the labels of instance {raw['name']}")
+        meta = raw.get("metadata") or {}
+        items = [dict(i) for i in meta.get("items") or []]
+        if gcp.metadata_items(raw).get(fleet.LABEL_MODEL) != self.params["model"]:
+            items = [i for i in items if i.get("key") != fleet.LABEL_MODEL]
+            items.append({"key": fleet.LABEL_MODEL, "value": self.params["model"]})
+            body = {"fingerprint": meta.get("fingerprint", ""), "items": sorted(items, key=lambda i: i["key"])}
+            self.send(raw, "setMetadata", body, f"set the metadata key {fleet.LABEL_MODEL} of instance {raw['name']}")
+
+    def send(self, raw, verb, body, action):
+        # A request id per call: a retried POST (after a 503) is not applied twice.
+        op = self.api.call(
+            "POST",
+            f"{gcp.instance_path(raw)}/{verb}",
+            body=body,
+            params={"requestId": str(uuid.uuid4())},
+            action=action,
+        )
+        self.api.wait(op, self.timeout, action)
+
     def wait_status(self, raw, wanted, failed=()):
         return cloud.wait_for(
             lambda: self.refresh(raw),
@@ -626,6 +753,7 @@ def main():
         metadata={"type": "dict", "default": {}},
         user_data={"type": "str"},
         labels={"type": "dict", "default": {}},
+        purge_labels={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not gcp.HAS_GOOGLE_AUTH:
@@ -648,7 +776,11 @@ def main():
         api = gcp.connect(params)
         retries = api.retries
         provider = GcpNode(api, params, warn=module.warn)
+        desired = provider.desired_labels() if params["state"] != "absent" else None
         result = cloud.converge(provider, params["state"], module.check_mode, params["deployment"], params["name"])
+        if desired is not None and result["diff"]["before"]["state"] != "absent":
+            # A node that was there already: its labels may have drifted from this run's.
+            provider.relabel(result, desired, module.check_mode)
     except (cloud.CloudError, catalog.CatalogError) as exc:
         details = getattr(exc, "details", {})
         keep = {k: v for k, v in details.items() if k in ("placement", "code", "operation")}

@@ -4,12 +4,14 @@
 The document ships with google-api-python-client (googleapiclient/discovery_cache/documents/
 compute.v1.json). ``Discovery.route`` finds the API method of an HTTP request (method + path);
 ``check`` compares a JSON value with a schema recursively: unknown fields, wrong types, values
-outside an enum, int64 numbers not sent as strings, and in requests fields the API marks output
-only or a method requires.
+outside an enum, int64 numbers not sent as strings, bytes (fingerprints) that are not base64,
+and in requests fields the API marks output only or a method requires.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -21,6 +23,14 @@ DOCUMENT = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_ca
 # Query parameters every Google API accepts (the document's top-level "parameters").
 _INT_FORMATS = {"int32", "uint32"}
 _STRING_INT_FORMATS = {"int64", "uint64"}
+
+
+def _is_base64(value):
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 def _output_only(prop):
@@ -142,6 +152,8 @@ class Discovery:
                 problems.append(f"{where}: expected a string{' (' + fmt + ')' if fmt else ''}, got {value!r}")
             elif fmt in _STRING_INT_FORMATS and not re.match(r"^-?[0-9]+$", value):
                 problems.append(f"{where}: expected an {fmt} as a decimal string, got {value!r}")
+            elif fmt == "byte" and not _is_base64(value):
+                problems.append(f"{where}: expected base64 bytes (a fingerprint as the API sent it), got {value!r}")
             elif schema.get("enum") and value not in schema["enum"]:
                 problems.append(f"{where}: {value!r} is not one of {', '.join(schema['enum'])}")
         elif kind == "integer":

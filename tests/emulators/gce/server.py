@@ -12,6 +12,10 @@ to inject a fault. This one keeps the same REST paths as the real API, and:
   PROVISIONING -> STAGING -> RUNNING, STOPPING -> TERMINATED.
 - plays the API's rules we rely on: GPUs need onHostMaintenance=TERMINATE, an accelerator or a
   machine type must be offered in the zone, names are unique per zone.
+- plays label and metadata updates (setLabels, setMetadata) guarded by their fingerprints: a
+  stale or missing fingerprint is a 412 ``conditionNotMet``, as in the API.
+- counts every HTTP request it gets (``requests``, whatever the path), so a test can prove that a
+  run made no call at all.
 - injects faults: HTTP errors for the next N calls of a method (429, 503), a zone whose pool is
   exhausted (the insert operation ends in ZONE_RESOURCE_POOL_EXHAUSTED), an operation that ends
   in any error (``op_errors``: instance insert/stop/start/delete, and the inserts of networks,
@@ -21,7 +25,9 @@ to inject a fault. This one keeps the same REST paths as the real API, and:
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import http.server
 import ipaddress
 import itertools
@@ -60,6 +66,18 @@ MACHINES = {
 
 STATUSES = ("PROVISIONING", "STAGING", "RUNNING", "STOPPING", "TERMINATED", "SUSPENDED")
 _FILTER = re.compile(r'\(\s*([A-Za-z0-9_.-]+)\s*(=|!=)\s*"?([^")]*)"?\s*\)')
+
+
+# GCP's label rules: at most 64 labels; keys start with a lowercase letter; keys and values hold
+# at most 63 lowercase letters, digits, '_' and '-' (international letters are left out here).
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
+def fingerprint(value):
+    """A fingerprint as the API sends them (base64 of 8 bytes) that changes whenever ``value`` does."""
+    digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).digest()[:8]
+    return base64.b64encode(digest).decode()
 
 
 class GceError(Exception):
@@ -127,6 +145,7 @@ class Emulator:
             self.routers = {}  # (region, name) -> router (with its Cloud NATs)
             self.firewalls = {}  # name -> firewall rule
             self.log = []  # (method id or path, http method, path, query, body)
+            self.requests = 0  # every HTTP request received, routed or not, the token endpoint too
             self.violations = []  # what broke the discovery document's contract
             self.auth = []  # Authorization headers seen
             self.faults = {}  # method id -> [(status, reason, message)] for the next calls
@@ -184,6 +203,28 @@ class Emulator:
             "selfLink": self.link(f"projects/{PROJECT}/regions/{region}/subnetworks/{name}"),
         }
 
+    def add_instance(self, zone, name, machine, labels, metadata=None, status="RUNNING", accelerator=None):
+        """Seed a VM as someone else's tool would have created it, for tests of readers (the inventory).
+
+        It goes through the same checks as an insert (not logged); its subnetwork is
+        ``<region>-private``, which the test adds first.
+        """
+        region = zone.rsplit("-", 1)[0]
+        body = {
+            "name": name,
+            "machineType": f"zones/{zone}/machineTypes/{machine}",
+            "labels": labels,
+            "scheduling": {"onHostMaintenance": "TERMINATE"},
+            "metadata": {"items": [{"key": k, "value": v} for k, v in (metadata or {}).items() if v]},
+            "networkInterfaces": [{"subnetwork": f"regions/{region}/subnetworks/{region}-private"}],
+        }
+        if accelerator:
+            body["guestAccelerators"] = [{"acceleratorType": f"zones/{zone}/acceleratorTypes/{accelerator}"}]
+        with self.lock:
+            self.do_instances_insert(project=PROJECT, zone=zone, query={}, body=body)
+            self.instances[(zone, name)]["status"] = status
+            return self.instances[(zone, name)]
+
     def fail(self, method_id, status, reason, times=1, message=None):
         self.faults.setdefault(method_id, []).extend(
             [(status, reason, message or f"emulated {status} {reason}")] * times
@@ -205,6 +246,7 @@ class Emulator:
         parts = urllib.parse.urlsplit(raw_path)
         query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
         with self.lock:
+            self.requests += 1
             self.auth.append(headers.get("Authorization"))
             if parts.path == "/token" and http_method == "POST":
                 return 200, {
@@ -522,6 +564,7 @@ class Emulator:
             ]
         if accs and (body.get("scheduling") or {}).get("onHostMaintenance") != "TERMINATE":
             raise GceError(400, "invalid", "Instances with guest accelerators do not support live migration.")
+        self._check_labels(body.get("labels") or {}, "resource.labels")
         for nic in body.get("networkInterfaces") or []:
             sub = nic.get("subnetwork", "").rsplit("/", 1)[-1]
             subnet = self.subnetworks.get((zone.rsplit("-", 1)[0], sub))
@@ -545,13 +588,13 @@ class Emulator:
             "status": "PROVISIONING",
             "creationTimestamp": now(),
             "labels": dict(body.get("labels") or {}),
-            "labelFingerprint": "42WmSpB8rSM=",
+            "labelFingerprint": fingerprint(body.get("labels") or {}),
             "scheduling": dict(body.get("scheduling") or {}),
             "shieldedInstanceConfig": dict(body.get("shieldedInstanceConfig") or {}),
             "serviceAccounts": copy.deepcopy(body.get("serviceAccounts") or []),
             "metadata": {
                 "kind": "compute#metadata",
-                "fingerprint": "xqX9hLzWZpk=",
+                "fingerprint": fingerprint((body.get("metadata") or {}).get("items") or []),
                 "items": copy.deepcopy((body.get("metadata") or {}).get("items") or []),
             },
             "networkInterfaces": [
@@ -700,6 +743,53 @@ class Emulator:
         return self._change(
             project, zone, instance, "delete", lambda i: self.instances.pop((zone, instance), None), tuple(STATUSES)
         )
+
+    @staticmethod
+    def _check_labels(labels, field):
+        if len(labels) > 64:
+            raise GceError(400, "invalid", f"Invalid value for field '{field}': at most 64 labels, got {len(labels)}.")
+        for key, value in labels.items():
+            if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+                raise GceError(
+                    400,
+                    "invalid",
+                    f"Invalid value for field '{field}': '{key}': '{value}'. Label keys and values may hold "
+                    "at most 63 lowercase letters, digits, '_' and '-'; keys start with a letter.",
+                )
+
+    def do_instances_setLabels(self, project, zone, instance, query, body):
+        return self._once(query, lambda: self._set_labels(project, zone, instance, body))
+
+    def _set_labels(self, project, zone, instance, body):
+        found = self.instance(project, zone, instance)
+        # The API answers a missing or stale fingerprint alike (and checks it before the labels).
+        if body.get("labelFingerprint") != found["labelFingerprint"]:
+            raise GceError(412, "conditionNotMet", "Labels fingerprint either invalid or resource labels have changed")
+        labels = dict(body.get("labels") or {})
+        self._check_labels(labels, "labels")
+
+        def change(i):
+            i.update(labels=labels, labelFingerprint=fingerprint(labels))
+
+        return self._change(project, zone, instance, "setLabels", change, tuple(STATUSES))
+
+    def do_instances_setMetadata(self, project, zone, instance, query, body):
+        return self._once(query, lambda: self._set_metadata(project, zone, instance, body))
+
+    def _set_metadata(self, project, zone, instance, body):
+        found = self.instance(project, zone, instance)
+        if body.get("fingerprint") != found["metadata"]["fingerprint"]:
+            raise GceError(412, "conditionNotMet", "Supplied fingerprint does not match current metadata fingerprint.")
+        items = copy.deepcopy(body.get("items") or [])
+        keys = [i.get("key") for i in items]
+        bad = [k for k in keys if not re.match(r"^[a-zA-Z0-9_-]{1,128}$", str(k or ""))]
+        if bad or len(set(keys)) != len(keys):
+            raise GceError(400, "invalid", f"Invalid value for field 'metadata.items': keys {keys!r}.")
+
+        def change(i):
+            i["metadata"].update(items=items, fingerprint=fingerprint(items))
+
+        return self._change(project, zone, instance, "setMetadata", change, tuple(STATUSES))
 
     # ------------------------------------------------------------ networks, subnetworks, routers, firewalls
 

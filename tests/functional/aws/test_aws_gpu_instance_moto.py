@@ -164,3 +164,65 @@ def test_missing_credentials_says_how_to_provide_them(moto, capsys, monkeypatch)
 def test_secret_key_is_not_logged(moto, capsys):
     res = run(capsys, **node_args(moto, secret_key="s3cr3t-value-xyz", state="absent"))
     assert "s3cr3t-value-xyz" not in json.dumps(res)
+
+
+# ---------------------------------------------------------------- tag drift
+
+
+def instance_tags(moto):
+    (instance,) = moto.instances()
+    return {t["Key"]: t["Value"] for t in instance["Tags"]}
+
+
+OWNERSHIP = {"oce-deployment": "t1", "oce-managed-by": "ollama_cloud.engine"}
+
+
+def test_tag_drift_is_updated_and_check_mode_only_reports(moto, capsys):
+    created = run(capsys, **node_args(moto, tags={"team": "ml"}))
+    assert created["changed"] is True and "tags_changed" not in created, created
+    instance_id = created["node"]["id"]
+    moto.ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "owner", "Value": "ops"}])
+    drifted = node_args(moto, model="mistral:7b", environment="prod", tags={"team": "ml", "cost-center": "42"})
+    wanted = {"cost-center": "42", "oce-environment": "prod", "oce-model": "mistral:7b"}
+
+    preview = run(capsys, _ansible_check_mode=True, _ansible_diff=True, **drifted)
+    assert preview["changed"] is True and not preview.get("failed"), preview
+    assert preview["tags_changed"] == {"set": wanted, "removed": []}
+    assert preview["diff"]["before"]["tags"]["oce-model"] == "gemma3:270m"
+    assert preview["diff"]["after"]["tags"] == {**OWNERSHIP, **wanted, "Name": "oce-t1", "team": "ml", "owner": "ops"}
+    assert instance_tags(moto)["oce-model"] == "gemma3:270m" and "cost-center" not in instance_tags(moto)
+
+    res = run(capsys, **drifted)
+    assert res["changed"] is True and res["tags_changed"] == {"set": wanted, "removed": []}, res
+    assert instance_tags(moto) == {**OWNERSHIP, **wanted, "Name": "oce-t1", "team": "ml", "owner": "ops"}
+    node = res["node"]
+    assert (node["id"], node["model"], node["environment"]) == (instance_id, "mistral:7b", "prod")
+    assert node["labels"] == instance_tags(moto) and len(moto.instances()) == 1
+
+    again = run(capsys, **drifted)
+    assert again["changed"] is False and "tags_changed" not in again, again
+
+
+def test_purge_tags_removes_what_is_not_asked_for_but_never_ours(moto, capsys):
+    created = run(capsys, **node_args(moto, tags={"team": "ml"}))
+    moto.ec2.create_tags(Resources=[created["node"]["id"]], Tags=[{"Key": "owner", "Value": "ops"}])
+    # Without purge_tags, what the node role's power task sends (no environment, no tags) changes nothing.
+    assert run(capsys, **node_args(moto, environment=None, state="present"))["changed"] is False
+
+    res = run(capsys, **node_args(moto, environment=None, purge_tags=True))
+    assert res["changed"] is True, res
+    assert res["tags_changed"] == {"set": {}, "removed": ["oce-environment", "owner", "team"]}
+    assert instance_tags(moto) == {**OWNERSHIP, "oce-model": "gemma3:270m", "Name": "oce-t1"}
+    assert run(capsys, **node_args(moto, environment=None, purge_tags=True))["changed"] is False
+
+
+def test_tag_drift_is_fixed_along_with_a_stop(moto, capsys):
+    run(capsys, **node_args(moto))
+    res = run(capsys, **node_args(moto, state="stopped", environment="staging"))
+    assert res["changed"] is True and res["node"]["state"] == "stopped", res
+    assert res["tags_changed"] == {"set": {"oce-environment": "staging"}, "removed": []}
+    assert res["diff"]["after"] == {
+        "state": "stopped",
+        "tags": {**OWNERSHIP, "oce-model": "gemma3:270m", "oce-environment": "staging", "Name": "oce-t1"},
+    }
+    assert instance_tags(moto)["oce-environment"] == "staging"

@@ -14,6 +14,8 @@ import urllib.request
 import boto3
 import pytest
 
+from ansible_collections.ollama_cloud.engine.tests.functional.fleet_helpers import plain
+
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -22,17 +24,6 @@ FAKE_ENV = {
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
-
-
-def plain(value):
-    """ansible-inventory --list marks values from a plugin as unsafe ({"__ansible_unsafe": v}): unwrap."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def tags(**kv):

@@ -6,43 +6,17 @@ Tailscale name from metadata, Constructable groups and the deployment filter.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-
 import pytest
 
 from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server
+from ansible_collections.ollama_cloud.engine.tests.functional.fleet_helpers import ansible_inventory, hosts
 
-REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 OURS = {"oce-managed-by": "ollama_cloud-engine"}
-
-
-def plain(value):
-    """ansible-inventory --list marks values from a plugin as unsafe ({"__ansible_unsafe": v}): unwrap."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def vm(emu, zone, name, machine, labels, model=None, tailscale=None, status="RUNNING", accelerator=None):
     metadata = {"oce-model": model, "oce-tailscale-name": tailscale}
-    body = {
-        "name": name,
-        "machineType": f"zones/{zone}/machineTypes/{machine}",
-        "labels": labels,
-        "scheduling": {"onHostMaintenance": "TERMINATE"},
-        "metadata": {"items": [{"key": k, "value": v} for k, v in metadata.items() if v]},
-        "networkInterfaces": [{"subnetwork": f"regions/{zone[:-2]}/subnetworks/{zone[:-2]}-private"}],
-    }
-    if accelerator:
-        body["guestAccelerators"] = [{"acceleratorType": f"zones/{zone}/acceleratorTypes/{accelerator}"}]
-    emu.do_instances_insert(project=server.PROJECT, zone=zone, query={}, body=body)
-    emu.instances[(zone, name)]["status"] = status
+    emu.add_instance(zone, name, machine, labels, metadata, status=status, accelerator=accelerator)
 
 
 @pytest.fixture(scope="module")
@@ -65,25 +39,9 @@ def fleet(gce_cli, tmp_path_factory):
     def inventory(config, ok=True):
         path = work / "test.fleet.yml"
         path.write_text("plugin: ollama_cloud.engine.fleet\nclouds: [gcp]\n" + config)
-        res = subprocess.run(
-            ["ansible-inventory", "-i", str(path), "--list"],
-            cwd=REPO_ROOT,
-            env=dict(emu.cli_env, ANSIBLE_INVENTORY_UNPARSED_FAILED="true"),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if not ok:
-            return res
-        assert res.returncode == 0, res.stderr[-3000:]
-        return plain(json.loads(res.stdout))
+        return ansible_inventory(path, emu.cli_env, ok=ok)
 
     return inventory
-
-
-def hosts(inv, group):
-    return sorted(inv.get(group, {}).get("hosts", []))
 
 
 def test_groups_and_hostvars_across_two_regions(fleet):

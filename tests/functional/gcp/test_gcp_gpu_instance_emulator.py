@@ -307,3 +307,169 @@ def test_broken_service_account_file_is_not_echoed(gce, capsys, tmp_path):
     assert "secretstuff" not in json.dumps(res)
     missing = run(capsys, **node_args(auth_kind="serviceaccount", service_account_file=str(tmp_path / "no.json")))
     assert "does not exist" in missing["msg"] and gce.log == []
+
+
+# ---------------------------------------------------------------- label drift
+
+OWNERSHIP = {"oce-deployment": "t1", "oce-managed-by": "ollama_cloud-engine"}
+
+
+def label_by_hand(gce, **labels):
+    """Someone else sets labels on the VM (console, gcloud): the API moves the fingerprint on."""
+    (vm,) = gce.instances.values()
+    vm["labels"] = dict(vm["labels"], **labels)
+    vm["labelFingerprint"] = server.fingerprint(vm["labels"])
+    return vm
+
+
+def meta(vm):
+    return {i["key"]: i["value"] for i in vm["metadata"]["items"]}
+
+
+def test_label_drift_is_updated_with_set_labels_and_check_mode_only_reports(gce, capsys):
+    created = run(capsys, **node_args(labels={"team": "ml"}))
+    assert created["changed"] is True and "labels_changed" not in created, created
+    label_by_hand(gce, **{"goog-ops-agent-policy": "v2", "owner": "ops"})
+    changes_before = len(gce.changing_calls())
+    drifted = node_args(model="codellama:7b-code", environment="prod", labels={"team": "ml", "cost-center": "42"})
+    wanted = {"cost-center": "42", "oce-environment": "prod", "oce-model": "codellama-7b-code"}
+
+    # Check mode: reported with the diff, nothing sent, the emulator's VM as it was.
+    preview = run(capsys, _ansible_check_mode=True, _ansible_diff=True, **drifted)
+    assert preview["changed"] is True and not preview.get("failed"), preview
+    assert preview["labels_changed"] == {"set": wanted, "removed": []}
+    assert preview["diff"]["before"]["labels"]["oce-model"] == "gemma3-270m"
+    assert preview["diff"]["after"]["labels"] == {
+        **OWNERSHIP,
+        **wanted,
+        "team": "ml",
+        "goog-ops-agent-policy": "v2",
+        "owner": "ops",
+    }
+    assert preview["diff"]["after"]["metadata"] == {"oce-model": "codellama:7b-code"}
+    assert len(gce.changing_calls()) == changes_before
+    (vm,) = gce.instances.values()
+    assert vm["labels"]["oce-model"] == "gemma3-270m" and "cost-center" not in vm["labels"]
+
+    # The real run: one setLabels with the fingerprint, one setMetadata for the model's name.
+    res = run(capsys, **drifted)
+    assert res["changed"] is True and not res.get("failed"), res
+    assert res["labels_changed"] == {"set": wanted, "removed": []}
+    assert [c[0] for c in gce.changing_calls()[changes_before:]] == [
+        "compute.instances.setLabels",
+        "compute.instances.setMetadata",
+    ]
+    (vm,) = gce.instances.values()
+    # Ours kept, the others' kept (no purge), the drifted ones set.
+    assert vm["labels"] == {**OWNERSHIP, **wanted, "team": "ml", "goog-ops-agent-policy": "v2", "owner": "ops"}
+    assert meta(vm)["oce-model"] == "codellama:7b-code" and meta(vm)["enable-oslogin"] == "TRUE"
+    node = res["node"]
+    assert (node["model"], node["environment"], node["labels"]) == ("codellama:7b-code", "prod", vm["labels"])
+    assert node["id"] == created["node"]["id"] and len(gce.calls("compute.instances.insert")) == 1
+
+    again = run(capsys, **drifted)
+    assert again["changed"] is False and "labels_changed" not in again, again
+    assert len(gce.calls("compute.instances.setLabels")) == 1
+    assert len(gce.calls("compute.instances.setMetadata")) == 1
+
+
+def test_label_drift_is_fixed_along_with_a_stop(gce, capsys):
+    run(capsys, **node_args())
+    res = run(capsys, **node_args(state="stopped", environment="staging"))
+    assert res["changed"] is True and res["node"]["state"] == "stopped", res
+    assert res["labels_changed"] == {"set": {"oce-environment": "staging"}, "removed": []}
+    assert res["diff"]["before"]["state"] == "running" and res["diff"]["after"]["state"] == "stopped"
+    assert res["diff"]["after"]["labels"]["oce-environment"] == "staging"
+    (vm,) = gce.instances.values()
+    assert vm["status"] == "TERMINATED" and vm["labels"]["oce-environment"] == "staging"
+    assert "setMetadata" not in " ".join(c[0] for c in gce.changing_calls())
+    # What the node role's power task sends (no environment, no labels) leaves the labels alone.
+    power = run(capsys, **node_args(state="running", environment=None))
+    assert power["changed"] is True and "labels_changed" not in power, power
+    assert run(capsys, **node_args(state="present", environment=None))["changed"] is False
+
+
+def test_purge_labels_removes_what_is_not_asked_for_but_never_ours(gce, capsys):
+    run(capsys, **node_args(labels={"team": "ml"}))
+    label_by_hand(gce, **{"goog-ops-agent-policy": "v2", "owner": "ops"})
+    res = run(capsys, **node_args(environment=None, labels={"team": "ml"}, purge_labels=True))
+    assert res["changed"] is True, res
+    assert res["labels_changed"] == {"set": {}, "removed": ["oce-environment", "owner"]}
+    (vm,) = gce.instances.values()
+    assert vm["labels"] == {**OWNERSHIP, "oce-model": "gemma3-270m", "team": "ml", "goog-ops-agent-policy": "v2"}
+    assert run(capsys, **node_args(environment=None, labels={"team": "ml"}, purge_labels=True))["changed"] is False
+
+    # Even a purge with no extra labels keeps the two labels that make the VM ours.
+    run(capsys, **node_args(environment=None, purge_labels=True))
+    (vm,) = gce.instances.values()
+    assert vm["labels"] == {**OWNERSHIP, "oce-model": "gemma3-270m", "goog-ops-agent-policy": "v2"}
+    assert run(capsys, **node_args(state="absent"))["changed"] is True and gce.instances == {}
+
+
+def race(gce, times):
+    """Make the next ``times`` setLabels calls lose a race: someone relabels the VM just before."""
+    real = gce.do_instances_setLabels
+    left = [times]
+
+    def racing(**kwargs):
+        if left[0] > 0:
+            left[0] -= 1
+            label_by_hand(gce, owner=f"ops-{left[0]}")
+        return real(**kwargs)
+
+    gce.do_instances_setLabels = racing
+
+
+def test_a_fingerprint_conflict_is_read_again_and_retried_once(gce, capsys):
+    run(capsys, **node_args())
+    race(gce, times=1)
+    try:
+        res = run(capsys, **node_args(environment="prod"))
+    finally:
+        del gce.do_instances_setLabels
+    assert res["changed"] is True and not res.get("failed"), res
+    first, second = gce.calls("compute.instances.setLabels")
+    assert first[4]["labelFingerprint"] != second[4]["labelFingerprint"]
+    assert first[3]["requestId"] != second[3]["requestId"]
+    (vm,) = gce.instances.values()
+    # The label the other writer set is kept: the retry starts from what the VM carries now.
+    assert vm["labels"]["oce-environment"] == "prod" and vm["labels"]["owner"] == "ops-0"
+    assert res["node"]["labels"] == vm["labels"]
+
+
+def test_a_second_fingerprint_conflict_fails_with_a_sentence(gce, capsys):
+    run(capsys, **node_args())
+    race(gce, times=2)
+    try:
+        res = run(capsys, **node_args(environment="prod"))
+    finally:
+        del gce.do_instances_setLabels
+    assert res["failed"] is True and res["changed"] is False
+    assert "set the labels of instance oce-t1 failed: someone else changed it at the same time" in res["msg"]
+    assert "conditionNotMet" in res["msg"] and len(gce.calls("compute.instances.setLabels")) == 2
+    (vm,) = gce.instances.values()
+    assert vm["labels"]["oce-environment"] == "dev-team"
+
+
+def test_the_emulator_refuses_a_stale_or_missing_fingerprint_and_bad_labels(gce, capsys):
+    run(capsys, **node_args())
+    (vm,) = gce.instances.values()
+    base = dict(project=server.PROJECT, zone="us-central1-a", instance="oce-t1", query={})
+    for stale in ({"labels": {"a": "b"}}, {"labels": {"a": "b"}, "labelFingerprint": "c3RhbGU="}):
+        with pytest.raises(server.GceError) as err:
+            gce.do_instances_setLabels(body=stale, **base)
+        assert err.value.status == 412 and err.value.reason == "conditionNotMet"
+    with pytest.raises(server.GceError) as err:
+        gce.do_instances_setLabels(body={"labels": {"Team": "x"}, "labelFingerprint": vm["labelFingerprint"]}, **base)
+    assert err.value.status == 400
+    with pytest.raises(server.GceError) as err:
+        gce.do_instances_setMetadata(body={"items": [], "fingerprint": "c3RhbGU="}, **base)
+    assert err.value.status == 412
+    # The request bodies the module sends are InstancesSetLabelsRequest and Metadata as the schema says.
+    check = gce.discovery.check
+    assert check("InstancesSetLabelsRequest", {"labels": {"a": "b"}, "labelFingerprint": "!"}, request_of="x") == [
+        "$.labelFingerprint: expected base64 bytes (a fingerprint as the API sent it), got '!'"
+    ]
+    assert check("InstancesSetLabelsRequest", {"labels": {"a": 1}}, request_of="x") == [
+        "$.labels['a']: expected a string, got 1"
+    ]

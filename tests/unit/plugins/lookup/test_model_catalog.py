@@ -172,3 +172,47 @@ def test_through_ansible_with_inventory_style_override():
         "overrides={'models': {'mistral:7b': {'disk_gb': 64}}}) }}"
     )
     assert result["disk_gb"] == 64 and result["aws"][0] == "g5.xlarge"
+
+
+# ---------------------------------------------------------------- live AWS prices (aws_price_info's prices)
+
+LIVE = {
+    "instance_hourly": {"g4dn.xlarge": 0.587},
+    "gp3_gb_month": 0.088,
+    "nat_gateway_hour": 0.048,
+    "region": "eu-west-1",
+    "source": "AWS Pricing API",
+    "date": "2026-11-22",
+}
+
+
+def test_live_prices_pass_through_to_the_estimate():
+    (entry,) = lookup(["gemma3:270m"], node="oce-t", prices=LIVE)
+    est = entry["estimate"]
+    assert est["lines"][0] == (
+        "oce-t (gemma3:270m) on AWS, estimated: g4dn.xlarge 0.587 USD/h + 30 GB gp3 0.0036 USD/h "
+        "+ NAT gateway 0.048 USD/h = 0.639 USD/h, about 466 USD/month (730 h)."
+    )
+    assert est["lines"][1].startswith(
+        "This is an estimate from live AWS Pricing API prices of 2026-11-22 for eu-west-1"
+    )
+    assert (est["price_region"], est["price_date"]) == ("eu-west-1", "2026-11-22")
+
+
+def test_live_prices_through_ansible_options():
+    out = _ansible_debug(
+        "{{ (lookup('ollama_cloud.engine.model_catalog', 'gemma3:270m', machine='g4dn.xlarge', prices=%s)).estimate }}"
+        % json.dumps(LIVE)
+    )
+    assert out["instance_hourly"] == 0.587 and out["hourly"] == 0.6386
+    assert "live AWS Pricing API prices of 2026-11-22 for eu-west-1" in out["lines"][1]
+
+
+def test_empty_prices_through_ansible_is_the_table():
+    out = _ansible_debug("{{ (lookup('ollama_cloud.engine.model_catalog', 'gemma3:270m', prices={})).estimate }}")
+    assert out["instance_hourly"] == 0.526 and out["price_date"] == "2025"
+
+
+def test_live_prices_with_gcp_are_refused():
+    with pytest.raises(AnsibleLookupError, match="live prices come from the AWS Pricing API and price only cloud=aws"):
+        lookup(["gemma3:270m"], cloud="gcp", prices=LIVE)

@@ -111,3 +111,99 @@ def test_estimate_of_every_model_on_both_clouds_reads_as_an_estimate(cloud):
 def test_estimate_refuses_an_unknown_cloud():
     with pytest.raises(catalog.CatalogError, match="there is no price table for cloud 'local'"):
         catalog.estimate(catalog.merge(), "mistral:7b", "local")
+
+
+# ---------------------------------------------------------------- live prices (aws_price_info's prices)
+
+LIVE = {
+    "instance_hourly": {"g6e.xlarge": 2.0, "g5.xlarge": 1.123},
+    "gp3_gb_month": 0.088,
+    "nat_gateway_hour": 0.048,
+    "region": "eu-west-1",
+    "source": "AWS Pricing API",
+    "date": "2026-11-22",
+}
+
+
+def test_live_prices_replace_every_table_figure_they_cover():
+    est = catalog.aws_estimate(catalog.merge(), "codellama:34b-code", "g6e.xlarge", prices=LIVE)
+    assert (est["instance_hourly"], est["nat_hourly"]) == (2.0, 0.048)
+    assert est["volume_hourly"] == round(200 * 0.088 / 730, 4) == 0.0241
+    assert est["hourly"] == round(2.0 + 200 * 0.088 / 730 + 0.048, 4) == 2.0721
+    assert est["monthly"] == round(2.0721 * 730, 2) == 1512.63
+    assert (est["price_source"], est["price_date"], est["price_region"], est["price_table_parts"]) == (
+        "AWS Pricing API",
+        "2026-11-22",
+        "eu-west-1",
+        [],
+    )
+
+
+def test_live_prices_say_so_in_the_preview():
+    est = catalog.estimate(catalog.merge(), "codellama:34b-code", "aws", "g6e.xlarge", node="oce-t", prices=LIVE)
+    assert est["lines"] == [
+        "oce-t (codellama:34b-code) on AWS, estimated: g6e.xlarge 2 USD/h + 200 GB gp3 0.0241 USD/h "
+        "+ NAT gateway 0.048 USD/h = 2.072 USD/h, about 1513 USD/month (730 h).",
+        "This is an estimate from live AWS Pricing API prices of 2026-11-22 for eu-west-1 (on-demand); "
+        "data transfer, NAT data processing and VPC endpoints are not included.",
+    ]
+
+
+def test_a_part_the_live_prices_miss_comes_from_the_table_and_the_preview_says_which():
+    partial = {k: v for k, v in LIVE.items() if k != "gp3_gb_month"}
+    est = catalog.estimate(catalog.merge(), "codellama:34b-code", "aws", "g6e.2xlarge", prices=partial)
+    # g6e.2xlarge and the gp3 volume are not in the live prices: the 2025 table's 2.242 and 0.08.
+    assert est["instance_hourly"] == 2.242 and est["volume_hourly"] == round(200 * 0.08 / 730, 4)
+    assert est["nat_hourly"] == 0.048 and est["price_table_parts"] == ["g6e.2xlarge", "gp3 volume"]
+    assert est["lines"][1] == (
+        "This is an estimate from live AWS Pricing API prices of 2026-11-22 for eu-west-1 (on-demand), "
+        "g6e.2xlarge and gp3 volume from the collection's us-east-1 price table of 2025; "
+        "data transfer, NAT data processing and VPC endpoints are not included."
+    )
+
+
+def test_without_nat_the_nat_price_is_neither_used_nor_reported():
+    partial = {k: v for k, v in LIVE.items() if k != "nat_gateway_hour"}
+    est = catalog.estimate(catalog.merge(), "codellama:34b-code", "aws", "g6e.xlarge", nat=False, prices=partial)
+    assert est["nat_hourly"] == 0 and est["price_table_parts"] == []
+
+
+@pytest.mark.parametrize("prices", [None, {}])
+def test_no_live_prices_is_the_dated_table_exactly_as_before(prices):
+    est = catalog.estimate(catalog.merge(), "codellama:34b-code", "aws", "g6e.xlarge", prices=prices)
+    assert est["instance_hourly"] == 1.861 and est["nat_hourly"] == 0.045 and est["hourly"] == 1.9279
+    assert (est["price_source"], est["price_date"], est["price_region"]) == (
+        "collection price table",
+        "2025",
+        "us-east-1",
+    )
+    assert est["lines"][1] == (
+        "This is an estimate from on-demand us-east-1 prices of 2025 in the collection's price table; "
+        "data transfer, NAT data processing and VPC endpoints are not included."
+    )
+
+
+@pytest.mark.parametrize(
+    "prices, message",
+    [
+        ({"changed": False, "prices": LIVE}, "unknown keys changed, prices (pass the module result's prices"),
+        ({"instance_hourly": {"g5.xlarge": 1.0}, "region": "eu-west-1"}, "need date"),
+        (dict(LIVE, instance_hourly={"g5.xlarge": "1.0"}), "instance_hourly[g5.xlarge] must be a number >= 0"),
+        (dict(LIVE, gp3_gb_month=-1), "gp3_gb_month must be a number >= 0, got -1"),
+        (["g5.xlarge", 1.0], "must be a dict, got list"),
+    ],
+)
+def test_malformed_live_prices_fail_clearly(prices, message):
+    with pytest.raises(catalog.CatalogError) as err:
+        catalog.estimate(catalog.merge(), "mistral:7b", "aws", prices=prices)
+    assert message in str(err.value)
+
+
+def test_live_prices_are_for_aws_only():
+    with pytest.raises(
+        catalog.CatalogError, match="live prices come from the AWS Pricing API and price only cloud=aws"
+    ):
+        catalog.estimate(catalog.merge(), "mistral:7b", "gcp", prices=LIVE)
+    # GCP estimates are the table's, with the same keys as before.
+    est = catalog.estimate(catalog.merge(), "mistral:7b", "gcp")
+    assert est["price_source"] == "collection price table" and est["price_region"] == "us-central1"

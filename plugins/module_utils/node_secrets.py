@@ -1,0 +1,176 @@
+# Copyright: ollama_cloud.engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read one secret on the node itself, with the node's own cloud identity.
+
+Runs on the node, where neither boto3 nor google-auth may be installed: the standard library
+only. AWS requests are signed with Signature Version 4 using the instance role's credentials
+from IMDSv2; GCP requests carry the service account's token from the metadata server. The
+secret never passes through the controller, user data or instance metadata.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+
+SOURCES = ("aws_ssm", "aws_secretsmanager", "gcp_secretmanager")
+AWS_IMDS = "http://169.254.169.254"
+GCP_METADATA = "http://metadata.google.internal"
+TIMEOUT = 10
+
+
+class SecretError(Exception):
+    """A sentence a person can act on; never carries the secret or credentials."""
+
+
+def _http(request, what):
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        detail = ""
+        try:
+            body = json.loads(exc.read() or b"{}")
+            detail = body.get("message") or body.get("Message") or (body.get("error") or {}).get("message") or ""
+            kind = body.get("__type", "").split("#")[-1]
+            detail = f"{kind}: {detail}" if kind else detail
+        except ValueError:
+            pass
+        raise SecretError(f"{what} failed with HTTP {exc.code}{': ' + detail if detail else ''}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SecretError(f"{what} failed: {reason}") from None
+
+
+# ---------------------------------------------------------------- AWS
+
+
+def aws_credentials(imds=AWS_IMDS):
+    """The instance role's credentials (IMDSv2), or the environment's when set."""
+    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        return {
+            "AccessKeyId": os.environ["AWS_ACCESS_KEY_ID"],
+            "SecretAccessKey": os.environ["AWS_SECRET_ACCESS_KEY"],
+            "Token": os.environ.get("AWS_SESSION_TOKEN"),
+        }
+    token = _imds_token(imds)
+    role = _imds_get(imds, token, "/latest/meta-data/iam/security-credentials/").decode().split("\n")[0].strip()
+    if not role:
+        raise SecretError("the instance has no IAM role: attach the deployment's instance profile to read its secret")
+    return json.loads(_imds_get(imds, token, "/latest/meta-data/iam/security-credentials/" + role))
+
+
+def aws_region(imds=AWS_IMDS):
+    return _imds_get(imds, _imds_token(imds), "/latest/meta-data/placement/region").decode().strip()
+
+
+def _imds_token(imds):
+    request = urllib.request.Request(
+        imds + "/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
+    )
+    return _http(request, "asking the instance metadata service (IMDSv2) for a token").decode()
+
+
+def _imds_get(imds, token, path):
+    request = urllib.request.Request(imds + path, headers={"X-aws-ec2-metadata-token": token})
+    return _http(request, "reading " + path + " from the instance metadata service")
+
+
+def _sign(key, text):
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def sigv4_headers(creds, region, service, host, body, target, now=None):
+    """Headers of a signed AWS JSON-protocol POST to ``/`` (Signature Version 4)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    headers = {
+        "content-type": "application/x-amz-json-1.1",
+        "host": host,
+        "x-amz-date": amz_date,
+        "x-amz-target": target,
+    }
+    if creds.get("Token"):
+        headers["x-amz-security-token"] = creds["Token"]
+    names = sorted(headers)
+    canonical = "\n".join(
+        [
+            "POST",
+            "/",
+            "",
+            "".join(f"{n}:{headers[n]}\n" for n in names),
+            ";".join(names),
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = _sign(("AWS4" + creds["SecretAccessKey"]).encode(), day)
+    for part in (region, service, "aws4_request"):
+        key = _sign(key, part)
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={creds['AccessKeyId']}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={signature}"
+    )
+    return headers
+
+
+# service name in the signature, JSON target, request body, and where the value is in the answer
+_AWS_CALLS = {
+    "aws_ssm": ("ssm", "AmazonSSM.GetParameter", lambda n: {"Name": n, "WithDecryption": True}),
+    "aws_secretsmanager": ("secretsmanager", "secretsmanager.GetSecretValue", lambda n: {"SecretId": n}),
+}
+
+
+def aws_secret(source, name, region=None, endpoint=None, imds=AWS_IMDS):
+    service, target, body_of = _AWS_CALLS[source]
+    region = region or os.environ.get("AWS_REGION") or aws_region(imds)
+    endpoint = (endpoint or os.environ.get("AWS_ENDPOINT_URL") or f"https://{service}.{region}.amazonaws.com").rstrip(
+        "/"
+    )
+    body = json.dumps(body_of(name)).encode()
+    host = urllib.parse.urlparse(endpoint).netloc
+    headers = sigv4_headers(aws_credentials(imds), region, service, host, body, target)
+    what = f"reading {name} from {'SSM Parameter Store' if service == 'ssm' else 'Secrets Manager'} in {region}"
+    answer = json.loads(_http(urllib.request.Request(endpoint + "/", data=body, headers=headers), what))
+    value = answer.get("Parameter", {}).get("Value") if service == "ssm" else answer.get("SecretString")
+    if not value:
+        raise SecretError(f"{what}: it has no text value")
+    return value
+
+
+# ---------------------------------------------------------------- GCP
+
+
+def gcp_secret(name, endpoint=None, metadata=GCP_METADATA):
+    """``name``: projects/P/secrets/S[/versions/V] (V defaults to latest)."""
+    if "/versions/" not in name:
+        name += "/versions/latest"
+    token_request = urllib.request.Request(
+        metadata + "/computeMetadata/v1/instance/service-accounts/default/token",
+        headers={"Metadata-Flavor": "Google"},
+    )
+    token = json.loads(_http(token_request, "asking the metadata server for the service account's token"))
+    base = (endpoint or "https://secretmanager.googleapis.com").rstrip("/")
+    request = urllib.request.Request(
+        f"{base}/v1/{name}:access", headers={"Authorization": "Bearer " + token["access_token"]}
+    )
+    answer = json.loads(_http(request, f"reading {name} from Secret Manager"))
+    return base64.b64decode(answer["payload"]["data"]).decode()
+
+
+def read_secret(source, name, region=None, endpoint=None, metadata_endpoint=None):
+    """The secret's text, from ``source`` (one of SOURCES), read with the node's own identity."""
+    if source not in SOURCES:
+        raise SecretError(f"unknown secret source {source!r}: use one of {', '.join(SOURCES)}")
+    if source == "gcp_secretmanager":
+        return gcp_secret(name, endpoint, metadata_endpoint or GCP_METADATA).strip()
+    return aws_secret(source, name, region, endpoint, metadata_endpoint or AWS_IMDS).strip()

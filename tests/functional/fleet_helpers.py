@@ -1,0 +1,96 @@
+"""What the fleet inventory tests share: ansible-inventory as a user runs it, and a request counter for moto."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import os
+import socketserver
+import subprocess
+import threading
+import urllib.parse
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def plain(value):
+    """ansible-inventory --list marks values from a plugin as unsafe ({"__ansible_unsafe": v}): unwrap."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def hosts(inv, group):
+    return sorted(inv.get(group, {}).get("hosts", []))
+
+
+def ansible_inventory(path, env, *args, ok=True):
+    """``ansible-inventory -i path --list`` in a subprocess; the parsed inventory, or the process when not ``ok``."""
+    res = subprocess.run(
+        ["ansible-inventory", "-i", str(path), "--list", *args],
+        cwd=REPO_ROOT,
+        env=dict(env, ANSIBLE_INVENTORY_UNPARSED_FAILED="true"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if not ok:
+        return res
+    assert res.returncode == 0, res.stderr[-3000:]
+    return plain(json.loads(res.stdout))
+
+
+class CountingProxy:
+    """A loopback HTTP proxy to a moto server that counts what goes through it (moto keeps no count)."""
+
+    def __init__(self, upstream):
+        self.upstream = urllib.parse.urlsplit(upstream).netloc
+        self.requests = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                with proxy.lock:
+                    proxy.requests += 1
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                skip = ("host", "connection", "content-length")
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+                conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                try:
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                finally:
+                    conn.close()
+                self.send_response(resp.status)
+                for key, value in resp.getheaders():
+                    if key.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
