@@ -18,7 +18,8 @@ import json
 import os
 import urllib.error
 import urllib.parse
-import urllib.request
+
+from ansible.module_utils.urls import open_url
 
 SOURCES = ("aws_ssm", "aws_secretsmanager", "gcp_secretmanager")
 AWS_IMDS = "http://169.254.169.254"
@@ -30,9 +31,9 @@ class SecretError(Exception):
     """A sentence a person can act on; never carries the secret or credentials."""
 
 
-def _http(request, what):
+def _http(what, url, method="GET", headers=None, data=None):
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        with open_url(url, method=method, headers=headers or {}, data=data, timeout=TIMEOUT) as response:
             return response.read()
     except urllib.error.HTTPError as exc:
         detail = ""
@@ -72,15 +73,17 @@ def aws_region(imds=AWS_IMDS):
 
 
 def _imds_token(imds):
-    request = urllib.request.Request(
-        imds + "/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
-    )
-    return _http(request, "asking the instance metadata service (IMDSv2) for a token").decode()
+    return _http(
+        "asking the instance metadata service (IMDSv2) for a token",
+        imds + "/latest/api/token",
+        method="PUT",
+        headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"},
+    ).decode()
 
 
 def _imds_get(imds, token, path):
-    request = urllib.request.Request(imds + path, headers={"X-aws-ec2-metadata-token": token})
-    return _http(request, "reading " + path + " from the instance metadata service")
+    what = "reading " + path + " from the instance metadata service"
+    return _http(what, imds + path, headers={"X-aws-ec2-metadata-token": token})
 
 
 def _sign(key, text):
@@ -140,7 +143,7 @@ def aws_secret(source, name, region=None, endpoint=None, imds=AWS_IMDS):
     host = urllib.parse.urlparse(endpoint).netloc
     headers = sigv4_headers(aws_credentials(imds), region, service, host, body, target)
     what = f"reading {name} from {'SSM Parameter Store' if service == 'ssm' else 'Secrets Manager'} in {region}"
-    answer = json.loads(_http(urllib.request.Request(endpoint + "/", data=body, headers=headers), what))
+    answer = json.loads(_http(what, endpoint + "/", method="POST", headers=headers, data=body))
     value = answer.get("Parameter", {}).get("Value") if service == "ssm" else answer.get("SecretString")
     if not value:
         raise SecretError(f"{what}: it has no text value")
@@ -154,16 +157,21 @@ def gcp_secret(name, endpoint=None, metadata=GCP_METADATA):
     """``name``: projects/P/secrets/S[/versions/V] (V defaults to latest)."""
     if "/versions/" not in name:
         name += "/versions/latest"
-    token_request = urllib.request.Request(
-        metadata + "/computeMetadata/v1/instance/service-accounts/default/token",
-        headers={"Metadata-Flavor": "Google"},
+    token = json.loads(
+        _http(
+            "asking the metadata server for the service account's token",
+            metadata + "/computeMetadata/v1/instance/service-accounts/default/token",
+            headers={"Metadata-Flavor": "Google"},
+        )
     )
-    token = json.loads(_http(token_request, "asking the metadata server for the service account's token"))
     base = (endpoint or "https://secretmanager.googleapis.com").rstrip("/")
-    request = urllib.request.Request(
-        f"{base}/v1/{name}:access", headers={"Authorization": "Bearer " + token["access_token"]}
+    answer = json.loads(
+        _http(
+            f"reading {name} from Secret Manager",
+            f"{base}/v1/{name}:access",
+            headers={"Authorization": "Bearer " + token["access_token"]},
+        )
     )
-    answer = json.loads(_http(request, f"reading {name} from Secret Manager"))
     return base64.b64decode(answer["payload"]["data"]).decode()
 
 

@@ -112,7 +112,7 @@ def test_missing_parameter_is_a_sentence_without_secrets(moto, double, node_env)
     text = str(err.value)
     assert "reading /oce/nope/tailscale from SSM Parameter Store in us-east-1 failed with HTTP 400" in text
     assert "ParameterNotFound" in text
-    assert "s3cr3t" not in text and "tok" not in text.split("ParameterNotFound")[0]
+    assert "s3cr3t" not in text and "tok" not in text.split("ParameterNotFound", maxsplit=1)[0]
 
 
 def test_node_without_role_says_what_to_attach(double, node_env, monkeypatch):

@@ -129,14 +129,14 @@ def test_running_node_is_left_alone_and_key_not_read(fake, capsys):
         "endpoint": "http://127.0.0.1:9",
         "metadata_endpoint": "http://127.0.0.1:9",
     }
-    result, _ = run(fake, capsys, auth_key_secret=secret)
+    result = run(fake, capsys, auth_key_secret=secret)[0]
     assert not result["changed"] and not result["logged_in"]
     assert fake.commands() == []
 
 
 def test_hostname_change_needs_no_new_login(fake, capsys):
     fake.set(RUNNING)
-    result, _ = run(fake, capsys, hostname="node-2", ssh=True)
+    result = run(fake, capsys, hostname="node-2", ssh=True)[0]
     assert result["changed"] and not result["logged_in"]
     assert fake.commands() == ["set"]
     assert fake.state()["prefs"]["Hostname"] == "node-2" and fake.state()["prefs"]["RunSSH"] is True
@@ -145,13 +145,13 @@ def test_hostname_change_needs_no_new_login(fake, capsys):
 
 def test_new_control_server_logs_in_again(fake, capsys):
     fake.set(RUNNING)
-    result, _ = run(fake, capsys, login_server="http://other:8080", auth_key=KEY)
+    result = run(fake, capsys, login_server="http://other:8080", auth_key=KEY)[0]
     assert result["logged_in"] and fake.commands() == ["up"]
 
 
 def test_check_mode_changes_nothing(fake, capsys):
     fake.set(NEW)
-    result, _ = run(fake, capsys, check_mode=True, auth_key=KEY)
+    result = run(fake, capsys, check_mode=True, auth_key=KEY)[0]
     assert result["changed"] and not result["logged_in"]
     assert fake.commands() == []
 
@@ -167,20 +167,20 @@ def test_failed_login_never_echoes_the_key(fake, capsys):
 
 def test_not_logged_in_without_key_says_what_to_set(fake, capsys):
     fake.set(NEW)
-    result, _ = run(fake, capsys)
+    result = run(fake, capsys)[0]
     assert result["failed"] and "set auth_key (from a vault) or auth_key_secret" in result["msg"]
 
 
 def test_bad_tag_refused_before_anything(fake, capsys):
     fake.set(NEW)
-    result, _ = run(fake, capsys, auth_key=KEY, advertise_tags=["ollama"])
+    result = run(fake, capsys, auth_key=KEY, advertise_tags=["ollama"])[0]
     assert result["failed"] and "advertise_tags must look like tag:name; not: ollama" in result["msg"]
     assert fake.commands() == []
 
 
 def test_daemon_down_is_explained(fake, capsys):
     fake.set(dict(NEW, daemon_down=True))
-    result, _ = run(fake, capsys, auth_key=KEY)
+    result = run(fake, capsys, auth_key=KEY)[0]
     assert (
         result["failed"]
         and "tailscaled does not answer" in result["msg"]
@@ -190,9 +190,9 @@ def test_daemon_down_is_explained(fake, capsys):
 
 def test_down_then_down_again(fake, capsys):
     fake.set(RUNNING)
-    result, _ = run(fake, capsys, state="down")
+    result = run(fake, capsys, state="down")[0]
     assert result["changed"] and fake.commands() == ["down"]
-    result, _ = run(fake, capsys, state="down")
+    result = run(fake, capsys, state="down")[0]
     assert not result["changed"]
 
 
