@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
 
 from ansible.module_utils.basic import env_fallback
@@ -360,6 +361,82 @@ def connect(params, clock=None):
         raise cloud.CloudError("no GCP project given: set project (or GCP_PROJECT / GOOGLE_CLOUD_PROJECT)")
     session = AuthorizedSession(credentials(params))
     return Api(session, params["project"], params.get("endpoint") or None, clock)
+
+
+# The other Google APIs a module may call, by name: their public roots (the version is part of
+# each call's path, v1/...). One ``endpoint`` points Compute Engine elsewhere; see api_endpoint.
+API_ROOTS = {
+    "compute": DEFAULT_ENDPOINT,
+    "iam": "https://iam.googleapis.com/",
+    "cloudresourcemanager": "https://cloudresourcemanager.googleapis.com/",
+    "secretmanager": "https://secretmanager.googleapis.com/",
+}
+
+# What to do about errors of the newer Google APIs (IAM, Resource Manager, Secret Manager), which
+# name a google.rpc status instead of a reason. Only used by the callers of these APIs.
+STATUS_SENTENCES = {
+    "PERMISSION_DENIED": "the credentials are not allowed to do this (GCP names the missing permission below)",
+    "UNAUTHENTICATED": "GCP rejected the credentials: " + CREDENTIALS_HINT,
+    "NOT_FOUND": "it does not exist",
+    "ALREADY_EXISTS": "it already exists",
+    "ABORTED": "someone else changed it at the same time: run again",
+    "FAILED_PRECONDITION": "GCP refused it in the state it is in",
+    "INVALID_ARGUMENT": "GCP refused a parameter",
+    "RESOURCE_EXHAUSTED": "a quota or rate limit was hit and stayed hit: retry later",
+    "SERVICE_DISABLED": "the API is not enabled in this project: enable it with gcloud services enable",
+}
+
+
+def api_endpoint(api, endpoint=None):
+    """The base URL of Google API ``api`` (a key of API_ROOTS) for the module's ``endpoint`` option.
+
+    Without ``endpoint``, or with one on googleapis.com (a regional or Private Service Connect
+    Compute endpoint says nothing about the other APIs), the public root. Any other endpoint is
+    an emulator that serves Compute at ROOT/compute/v1/: the other APIs are at ROOT/<api>/ (our
+    test emulator serves them there). ``CLOUDSDK_API_ENDPOINT_OVERRIDES_<API>`` wins for its API.
+    """
+    override = os.environ.get("CLOUDSDK_API_ENDPOINT_OVERRIDES_" + api.upper())
+    if api != "compute" and override:
+        return override.rstrip("/") + "/"
+    if api == "compute":
+        return (endpoint or DEFAULT_ENDPOINT).rstrip("/") + "/"
+    if not endpoint:
+        return API_ROOTS[api]
+    base = endpoint.rstrip("/") + "/"
+    host = re.sub(r"^[a-z]+://", "", base).split("/", 1)[0].split(":", 1)[0]
+    if host == "googleapis.com" or host.endswith(".googleapis.com"):
+        return API_ROOTS[api]
+    if base.endswith("/compute/v1/"):
+        base = base[: -len("compute/v1/")]
+    return base + api + "/"
+
+
+def connect_apis(params, apis, clock=None):
+    """{name: Api} for each API in ``apis`` (keys of API_ROOTS), sharing one authorized session.
+
+    Like connect(): CloudError when the project or the credentials are missing.
+    """
+    if not params.get("project"):
+        raise cloud.CloudError("no GCP project given: set project (or GCP_PROJECT / GOOGLE_CLOUD_PROJECT)")
+    session = AuthorizedSession(credentials(params))
+    clock = clock or cloud.Clock()
+    return {
+        name: Api(session, params["project"], api_endpoint(name, params.get("endpoint") or None), clock)
+        for name in apis
+    }
+
+
+def status_sentence(exc):
+    """A CloudError of IAM, Resource Manager or Secret Manager told with STATUS_SENTENCES.
+
+    Api.call words errors for Compute Engine; these APIs name a status (PERMISSION_DENIED) that
+    Compute's table does not know. Returns the message to show (the original when nothing fits).
+    """
+    code = exc.details.get("code")
+    hint = STATUS_SENTENCES.get(code)
+    if not hint or ": " + hint in exc.msg:
+        return exc.msg
+    return exc.msg.replace(f" failed (HTTP {exc.details.get('status')})", f" failed: {hint}", 1)
 
 
 def label_filter(labels, name=None):

@@ -16,7 +16,8 @@ description:
     --auth-key=file:...) and removed at once. It never appears in argv, the journal or the result.
   - Idempotent through C(tailscale status --json) and C(tailscale debug prefs); settings that do not
     need a new login (hostname, SSH, DNS) are changed with C(tailscale set).
-author: ollama_cloud.engine contributors
+author:
+  - ollama_cloud.engine maintainers (@ollama-cloud)
 options:
   state:
     description:
@@ -86,8 +87,10 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports what would change; reads no secret and runs no C(up), C(set), C(down) or C(logout).
   diff_mode:
     support: full
+    description: Shows the node's tailnet settings and state before and after.
 notes:
   - An ephemeral key makes a node that is deleted while it is stopped; use a reusable,
     non-ephemeral key for nodes that stop and start.
@@ -250,6 +253,7 @@ def main():
             "auth_key": {"type": "str", "no_log": True},
             "auth_key_secret": {
                 "type": "dict",
+                "no_log": False,  # where the key is, not the key
                 "options": {
                     "source": {
                         "type": "str",

@@ -1,11 +1,16 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Validation against the official compute.v1 discovery document.
+"""Validation against the official discovery documents (compute.v1, iam.v1, cloudresourcemanager.v1,
+secretmanager.v1).
 
-The document ships with google-api-python-client (googleapiclient/discovery_cache/documents/
-compute.v1.json). ``Discovery.route`` finds the API method of an HTTP request (method + path);
-``check`` compares a JSON value with a schema recursively: unknown fields, wrong types, values
-outside an enum, int64 numbers not sent as strings, bytes (fingerprints) that are not base64,
-and in requests fields the API marks output only or a method requires.
+The documents ship with google-api-python-client (googleapiclient/discovery_cache/documents/
+compute.v1.json and the others). compute.v1 has its own service path (/compute/v1/); the others
+have none (their paths start at v1/ on their own host), so on the emulator's single port each is
+served under a prefix: /iam/v1/..., /cloudresourcemanager/v1/..., /secretmanager/v1/...
+
+``Discovery.route`` finds the API method of an HTTP request (method + path); ``check`` compares
+a JSON value with a schema recursively: unknown fields, wrong types, values outside an enum,
+int64 numbers not sent as strings, bytes (fingerprints, etags) that are not base64, and in
+requests fields the API marks output only or a method requires.
 """
 
 from __future__ import annotations
@@ -18,7 +23,14 @@ import re
 
 import googleapiclient
 
-DOCUMENT = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents", "compute.v1.json")
+DOCUMENTS = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents")
+DOCUMENT = os.path.join(DOCUMENTS, "compute.v1.json")
+
+
+def document(name):
+    """The path of a discovery document shipped with google-api-python-client (``iam.v1.json``)."""
+    return os.path.join(DOCUMENTS, name)
+
 
 # Query parameters every Google API accepts (the document's top-level "parameters").
 _INT_FORMATS = {"int32", "uint32"}
@@ -38,7 +50,7 @@ def _output_only(prop):
 
 
 class Method:
-    def __init__(self, resource, name, spec, service_path):
+    def __init__(self, resource, name, spec, service_path, prefix=""):
         self.id = spec["id"]
         self.resource, self.name = resource, name
         self.http_method = spec["httpMethod"]
@@ -46,31 +58,37 @@ class Method:
         self.parameters = spec.get("parameters", {})
         self.request = (spec.get("request") or {}).get("$ref")
         self.response = (spec.get("response") or {}).get("$ref")
-        regex, self.variables = "", []
+        regex, self.variables, self.literal = "", [], 0
         for part in re.split(r"(\{\+?[A-Za-z_]+\})", self.path):
             if part.startswith("{"):
                 self.variables.append(part.strip("{}+"))
                 regex += "(.+)" if part.startswith("{+") else "([^/]+)"
             else:
                 regex += re.escape(part)
-        self.regex = re.compile("^/" + re.escape(service_path) + regex + "$")
+                self.literal += len(part)
+        self.regex = re.compile("^/" + re.escape(prefix + service_path) + regex + "$")
 
 
 class Discovery:
-    def __init__(self, path=DOCUMENT):
+    """One discovery document; ``prefix`` is the path it is served under (``iam/``), if any."""
+
+    def __init__(self, path=DOCUMENT, prefix=""):
         with open(path) as f:
             self.doc = json.load(f)
+        self.prefix = prefix
+        self.name = f"{self.doc['name']}.{self.doc['version']}"
         self.schemas = self.doc["schemas"]
         self.common = set(self.doc.get("parameters", {}))
         self.methods = []
         self._walk(self.doc.get("resources", {}))
-        # Paths with fewer variables win (images/family/{family} over images/{image}).
-        self.methods.sort(key=lambda m: len(m.variables))
+        # Paths with fewer variables win (images/family/{family} over images/{image}); then the
+        # most literal text (secrets/{s}:getIamPolicy over secrets/{s}, as Google's custom verbs).
+        self.methods.sort(key=lambda m: (len(m.variables), -m.literal))
 
     def _walk(self, resources):
         for rname, resource in resources.items():
             for mname, spec in resource.get("methods", {}).items():
-                self.methods.append(Method(rname, mname, spec, self.doc["servicePath"]))
+                self.methods.append(Method(rname, mname, spec, self.doc["servicePath"], self.prefix))
             self._walk(resource.get("resources", {}))
 
     def route(self, http_method, path):
@@ -96,6 +114,8 @@ class Discovery:
             for value in query[key]:
                 if spec.get("type") == "boolean" and value not in ("true", "false"):
                     problems.append(f"query parameter {key}={value!r} is not a boolean")
+                if spec.get("type") == "integer" and not re.match(r"^-?[0-9]+$", value):
+                    problems.append(f"query parameter {key}={value!r} is not an integer")
                 if spec.get("enum") and value not in spec["enum"]:
                     problems.append(f"query parameter {key}={value!r} is not one of {spec['enum']}")
         return problems

@@ -21,12 +21,21 @@ to inject a fault. This one keeps the same REST paths as the real API, and:
   in any error (``op_errors``: instance insert/stop/start/delete, and the inserts of networks,
   subnetworks, routers and firewall rules; a failed insert creates nothing, as in the API).
 - serves a token endpoint, so service-account credentials sign a real JWT against loopback.
+- serves, on the same port under a prefix, the parts of IAM (/iam/v1/: service accounts),
+  Cloud Resource Manager (/cloudresourcemanager/v1/: the project's IAM policy) and Secret
+  Manager (/secretmanager/v1/: secrets and their IAM policies) that gcp_node_identity uses, each
+  checked against its own discovery document. IAM policies are guarded by their etag (a stale one
+  is a 409 ABORTED, as in the API); ``policy_races`` makes someone else change a policy just
+  before our next setIamPolicy; ``sa_propagation`` makes the next setIamPolicy calls refuse a
+  service account created a moment ago (IAM is eventually consistent). Errors of these APIs have
+  the google.rpc form (``status: NOT_FOUND``), not compute's ``errors[].reason``.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import http.server
 import ipaddress
@@ -39,7 +48,7 @@ import threading
 import time
 import urllib.parse
 
-from .schema import Discovery
+from .schema import Discovery, document
 
 PROJECT = "oce-test"
 IMAGE_PROJECT = "ubuntu-os-cloud"
@@ -74,6 +83,23 @@ _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 
 
+# The other APIs: discovery document and the path prefix they are served under.
+OTHER_APIS = (
+    ("iam.v1.json", "iam/"),
+    ("cloudresourcemanager.v1.json", "cloudresourcemanager/"),
+    ("secretmanager.v1.json", "secretmanager/"),
+)
+# POST methods that change nothing: a check-mode run may send them.
+READ_ONLY_POSTS = {"cloudresourcemanager.projects.getIamPolicy"}
+SA_DOMAIN = f"{PROJECT}.iam.gserviceaccount.com"
+_ACCOUNT_ID = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])$")
+
+
+@functools.cache
+def other_discoveries():
+    return tuple(Discovery(document(name), prefix) for name, prefix in OTHER_APIS)
+
+
 def fingerprint(value):
     """A fingerprint as the API sends them (base64 of 8 bytes) that changes whenever ``value`` does."""
     digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).digest()[:8]
@@ -93,6 +119,7 @@ def now():
 class Emulator:
     def __init__(self, discovery=None, op_steps=2, page_size=2):
         self.discovery = discovery or Discovery()
+        self.apis = (self.discovery,) + other_discoveries()
         self.lock = threading.RLock()
         self.op_steps = op_steps  # polls an operation takes to reach DONE
         self.page_size = page_size  # small pages, so paging is exercised
@@ -154,6 +181,14 @@ class Emulator:
             self.never_running = False  # instances stay PROVISIONING (for deadline tests)
             self.disk_types = {}  # (zone, name) -> the boot disk type asked for
             self.request_ids = {}  # requestId -> operation name
+            self.service_accounts = {}  # email -> service account
+            self.project_policy = {}  # the project's IAM policy (version, bindings, auditConfigs, etag)
+            self.secrets = {}  # projects/P/secrets/S -> secret
+            self.secret_policies = {}  # projects/P/secrets/S -> IAM policy
+            self.policy_races = 0  # next setIamPolicy calls: someone else changes the policy just before
+            self.sa_propagation = 0  # next setIamPolicy calls: a new service account is not known yet
+            self.fresh_accounts = set()  # emails created since the last propagation
+            self.seed_iam()
             self.add_image(IMAGE_PROJECT, "ubuntu-2204-jammy-v20251001", "ubuntu-2204-lts")
             # Someone else's network (not ours: no deployment marker), with two subnetworks and a rule.
             self.add_network("oce-net")
@@ -225,6 +260,64 @@ class Emulator:
             self.instances[(zone, name)]["status"] = status
             return self.instances[(zone, name)]
 
+    def seed_iam(self):
+        """Someone else's service account and project policy: a test proves they survive."""
+        self.add_service_account("other-app", "Another team's app")
+        self.add_service_account("oce-node", "A node identity made elsewhere")
+        self.project_policy = {
+            "version": 3,
+            "auditConfigs": [{"service": "allServices", "auditLogConfigs": [{"logType": "DATA_READ"}]}],
+            "bindings": [
+                {"role": "roles/owner", "members": ["user:owner@example.com"]},
+                {"role": "roles/logging.logWriter", "members": [f"serviceAccount:other-app@{SA_DOMAIN}"]},
+                {
+                    "role": "roles/storage.objectViewer",
+                    "members": ["group:data@example.com"],
+                    "condition": {
+                        "title": "until-2030",
+                        "expression": 'request.time < timestamp("2030-01-01T00:00:00Z")',
+                    },
+                },
+            ],
+        }
+        self.project_policy["etag"] = fingerprint([self.project_policy["bindings"], 0])
+
+    def add_service_account(self, account_id, display_name="", description=""):
+        email = f"{account_id}@{SA_DOMAIN}"
+        self.service_accounts[email] = {
+            "name": f"projects/{PROJECT}/serviceAccounts/{email}",
+            "projectId": PROJECT,
+            "uniqueId": str(next(self.ids)),
+            "email": email,
+            "displayName": display_name,
+            "description": description,
+            "oauth2ClientId": str(next(self.ids)),
+        }
+        return self.service_accounts[email]
+
+    def add_secret(self, secret_id, labels=None, members=None):
+        """A secret as the user creates it (gcloud secrets create), optionally with others' access."""
+        name = f"projects/{PROJECT}/secrets/{secret_id}"
+        self.secrets[name] = {
+            "name": name,
+            "replication": {"automatic": {}},
+            "createTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()),
+            "labels": dict(labels or {}),
+            "etag": '"%s"' % fingerprint(name),
+        }
+        bindings = [{"role": "roles/secretmanager.secretAccessor", "members": list(members)}] if members else []
+        self.secret_policies[name] = {"version": 1, "bindings": bindings, "etag": fingerprint([bindings, 0])}
+        return self.secrets[name]
+
+    def members(self, policy, role):
+        """Members of the unconditional binding of ``role`` in ``policy``."""
+        return sorted(
+            m
+            for b in policy.get("bindings") or []
+            if b["role"] == role and not b.get("condition")
+            for m in b["members"]
+        )
+
     def fail(self, method_id, status, reason, times=1, message=None):
         self.faults.setdefault(method_id, []).extend(
             [(status, reason, message or f"emulated {status} {reason}")] * times
@@ -234,7 +327,7 @@ class Emulator:
         return [entry for entry in self.log if method_id is None or entry[0] == method_id]
 
     def changing_calls(self):
-        return [e for e in self.log if e[1] != "GET"]
+        return [e for e in self.log if e[1] != "GET" and e[0] not in READ_ONLY_POSTS]
 
     def stop(self):
         self.server.shutdown()
@@ -254,41 +347,48 @@ class Emulator:
                     "expires_in": 3600,
                     "token_type": "Bearer",
                 }
-            method, variables = self.discovery.route(http_method, parts.path)
+            method = variables = None
+            for api in self.apis:
+                method, variables = api.route(http_method, parts.path)
+                if method is not None:
+                    discovery = api
+                    break
             if method is None:
-                self.violations.append(f"{http_method} {parts.path}: no compute.v1 method has this path")
-                return 404, error_body(404, "notFound", f"no compute.v1 method for {http_method} {parts.path}")
+                names = ", ".join(api.name for api in self.apis)
+                self.violations.append(f"{http_method} {parts.path}: no method of {names} has this path")
+                return 404, error_body(404, "notFound", f"no method of {names} for {http_method} {parts.path}")
+            errors = error_body if discovery is self.discovery else status_body
             try:
                 body = json.loads(raw_body) if raw_body else None
             except ValueError:
                 self.violations.append(f"{method.id}: the body is not JSON")
-                return 400, error_body(400, "parseError", "This API does not support parsing form-encoded input.")
+                return 400, errors(400, "parseError", "This API does not support parsing form-encoded input.")
             self.log.append((method.id, http_method, parts.path, query, body))
-            problems = self.discovery.check_query(method, query)
+            problems = discovery.check_query(method, query)
             if method.request:
                 if body is None:
                     problems.append(f"{method.id}: a {method.request} body is required")
                 else:
-                    problems += self.discovery.check(method.request, body, "request", request_of=method.id)
+                    problems += discovery.check(method.request, body, "request", request_of=method.id)
             elif body is not None:
                 problems.append(f"{method.id}: takes no body, got one")
             if problems:
                 self.violations.extend(f"{method.id} request: {p}" for p in problems)
-                return 400, error_body(400, "invalid", "; ".join(problems))
+                return 400, errors(400, "invalid", "; ".join(problems))
             queued = self.faults.get(method.id)
             if queued:
                 status, reason, message = queued.pop(0)
-                return status, error_body(status, reason, message)
+                return status, errors(status, reason, message)
             handler = getattr(self, "do_" + method.id.replace("compute.", "").replace(".", "_"), None)
             if handler is None:
                 self.violations.append(f"{method.id}: the emulator does not serve it")
-                return 501, error_body(501, "notImplemented", f"the emulator does not serve {method.id}")
+                return 501, errors(501, "notImplemented", f"the emulator does not serve {method.id}")
             try:
                 status, response = 200, handler(query=query, body=body, **variables)
             except GceError as exc:
-                return exc.status, error_body(exc.status, exc.reason, exc.message)
+                return exc.status, errors(exc.status, exc.reason, exc.message)
             if method.response:
-                problems = self.discovery.check(method.response, response, "response")
+                problems = discovery.check(method.response, response, "response")
                 self.violations.extend(f"{method.id} response: {p}" for p in problems)
             return status, response
 
@@ -565,6 +665,15 @@ class Emulator:
         if accs and (body.get("scheduling") or {}).get("onHostMaintenance") != "TERMINATE":
             raise GceError(400, "invalid", "Instances with guest accelerators do not support live migration.")
         self._check_labels(body.get("labels") or {}, "resource.labels")
+        for i, account in enumerate(body.get("serviceAccounts") or []):
+            email = account.get("email") or ""
+            if email.endswith("@" + SA_DOMAIN) and email not in self.service_accounts:
+                raise GceError(
+                    400,
+                    "invalid",
+                    f"Invalid value for field 'resource.serviceAccounts[{i}].email': '{email}'. "
+                    f"The user does not have access to service account '{email}' (or it does not exist).",
+                )
         for nic in body.get("networkInterfaces") or []:
             sub = nic.get("subnetwork", "").rsplit("/", 1)[-1]
             subnet = self.subnetworks.get((zone.rsplit("-", 1)[0], sub))
@@ -1110,6 +1219,184 @@ class Emulator:
             None, "delete", found["selfLink"], found["id"], lambda: self.firewalls.pop(firewall, None)
         )
 
+    # ------------------------------------------------------------ iam.v1: service accounts
+
+    def _iam_project(self, project):
+        if project not in ("-", PROJECT):
+            raise GceError(
+                403,
+                "PERMISSION_DENIED",
+                f"Permission 'iam.serviceAccounts.get' denied on resource (or it may not exist): projects/{project}",
+            )
+
+    def _account(self, project, ident):
+        self._iam_project(project)
+        for account in self.service_accounts.values():
+            if ident in (account["email"], account["uniqueId"]):
+                return account
+        raise GceError(404, "NOT_FOUND", f"Unknown service account {ident}")
+
+    def do_iam_projects_serviceAccounts_create(self, projectsId, query, body):
+        self._iam_project(projectsId)
+        if projectsId == "-":
+            raise GceError(400, "INVALID_ARGUMENT", "A project id is required to create a service account")
+        account_id = body.get("accountId") or ""
+        if not (6 <= len(account_id) <= 30 and _ACCOUNT_ID.match(account_id)):
+            raise GceError(
+                400,
+                "INVALID_ARGUMENT",
+                f"Invalid account ID {account_id!r}: it must be 6 to 30 lowercase letters, digits or dashes, "
+                "starting with a letter and not ending with a dash",
+            )
+        email = f"{account_id}@{SA_DOMAIN}"
+        if email in self.service_accounts:
+            raise GceError(
+                409, "ALREADY_EXISTS", f"Service account {account_id} already exists within project projects/{PROJECT}."
+            )
+        wanted = body.get("serviceAccount") or {}
+        if len(wanted.get("displayName") or "") > 100 or len(wanted.get("description") or "") > 256:
+            raise GceError(400, "INVALID_ARGUMENT", "displayName is limited to 100 and description to 256 characters")
+        self.fresh_accounts.add(email)
+        return copy.deepcopy(
+            self.add_service_account(account_id, wanted.get("displayName") or "", wanted.get("description") or "")
+        )
+
+    def do_iam_projects_serviceAccounts_get(self, projectsId, serviceAccountsId, query, body):
+        return copy.deepcopy(self._account(projectsId, serviceAccountsId))
+
+    def do_iam_projects_serviceAccounts_delete(self, projectsId, serviceAccountsId, query, body):
+        account = self._account(projectsId, serviceAccountsId)
+        del self.service_accounts[account["email"]]
+        self.fresh_accounts.discard(account["email"])
+        # As in IAM: the bindings stay, their member becomes deleted:serviceAccount:EMAIL?uid=ID.
+        member = "serviceAccount:" + account["email"]
+        for policy in [self.project_policy, *self.secret_policies.values()]:
+            for binding in policy.get("bindings") or []:
+                binding["members"] = [
+                    f"deleted:{m}?uid={account['uniqueId']}" if m == member else m for m in binding["members"]
+                ]
+        return {}
+
+    # ------------------------------------------------------------ IAM policies (Resource Manager, Secret Manager)
+
+    def _policy_out(self, policy, requested):
+        """The policy as getIamPolicy answers for ``requested`` version (conditions only from 3 on)."""
+        out = copy.deepcopy(policy)
+        conditional = any(b.get("condition") for b in out.get("bindings") or [])
+        if conditional and requested < 3:
+            # As the API does: a v1 reader sees conditional bindings under a role it cannot set back.
+            for b in out["bindings"]:
+                if b.pop("condition", None):
+                    b["role"] = f"{b['role']}_withcond_{fingerprint(b)[:8].lower().replace('/', 'x')}"
+        out["version"] = 3 if conditional and requested >= 3 else 1
+        if not out.get("bindings"):
+            out.pop("bindings", None)
+        if not out.get("auditConfigs"):
+            out.pop("auditConfigs", None)
+        return out
+
+    def _set_policy(self, current, body, race):
+        """setIamPolicy onto ``current`` (changed in place); the new policy, or GceError as the API says."""
+        if self.policy_races > 0:
+            self.policy_races -= 1
+            race(current)
+        new = copy.deepcopy(body["policy"])
+        if new.get("etag") and new["etag"] != current.get("etag"):
+            raise GceError(
+                409,
+                "ABORTED",
+                "There were concurrent policy changes. "
+                "Please retry the whole read-modify-write with exponential backoff.",
+            )
+        bindings = [b for b in new.get("bindings") or [] if b.get("members")]
+        for b in bindings:
+            if "_withcond_" in b["role"]:
+                raise GceError(400, "INVALID_ARGUMENT", f"Role {b['role']} is not supported for this resource.")
+            if not re.match(r"^(roles/|projects/[^/]+/roles/|organizations/[0-9]+/roles/)[A-Za-z0-9_.]+$", b["role"]):
+                raise GceError(400, "INVALID_ARGUMENT", f"Role {b['role']} is not supported for this resource.")
+            if b.get("condition") and (new.get("version") or 1) < 3:
+                raise GceError(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "Policy version 1 cannot contain conditions: read the policy with requestedPolicyVersion 3",
+                )
+        had = {m for b in current.get("bindings") or [] for m in b["members"]}
+        if any(b.get("condition") for b in current.get("bindings") or []) and (new.get("version") or 1) < 3:
+            raise GceError(
+                400,
+                "INVALID_ARGUMENT",
+                "The policy has conditional role bindings; a version 1 policy would drop them. Use version 3.",
+            )
+        for member in sorted({m for b in bindings for m in b["members"]} - had):
+            email = member.split(":", 1)[1] if member.startswith("serviceAccount:") else ""
+            if not email.endswith("@" + SA_DOMAIN):
+                continue
+            if email in self.fresh_accounts and self.sa_propagation > 0:
+                self.sa_propagation -= 1
+            elif email in self.service_accounts:
+                continue
+            raise GceError(400, "INVALID_ARGUMENT", f"Service account {email} does not exist.")
+        serial = int(current.get("_serial", 0)) + 1
+        current.clear()
+        current.update(
+            bindings=bindings,
+            etag=fingerprint([bindings, serial]),
+            version=3 if any(b.get("condition") for b in bindings) else 1,
+            _serial=serial,
+        )
+        if new.get("auditConfigs") is not None:
+            current["auditConfigs"] = new["auditConfigs"]
+        return current
+
+    @staticmethod
+    def _race(policy):
+        """Someone else grants roles/viewer between our read and our write: the etag moves on."""
+        bindings = policy.setdefault("bindings", [])
+        bindings.append({"role": "roles/viewer", "members": ["user:racer@example.com"]})
+        policy["_serial"] = int(policy.get("_serial", 0)) + 1
+        policy["etag"] = fingerprint([bindings, policy["_serial"]])
+
+    @staticmethod
+    def _public(policy):
+        return {k: v for k, v in policy.items() if not k.startswith("_")}
+
+    def do_cloudresourcemanager_projects_getIamPolicy(self, resource, query, body):
+        if resource != PROJECT:
+            raise GceError(403, "PERMISSION_DENIED", f"The caller does not have permission (projects/{resource})")
+        requested = ((body or {}).get("options") or {}).get("requestedPolicyVersion") or 1
+        return self._policy_out(self._public(self.project_policy), requested)
+
+    def do_cloudresourcemanager_projects_setIamPolicy(self, resource, query, body):
+        if resource != PROJECT:
+            raise GceError(403, "PERMISSION_DENIED", f"The caller does not have permission (projects/{resource})")
+        return self._policy_out(self._public(self._set_policy(self.project_policy, body, self._race)), 3)
+
+    # ------------------------------------------------------------ secretmanager.v1: secrets
+
+    def _secret(self, project, secret):
+        if project != PROJECT:
+            raise GceError(
+                403,
+                "PERMISSION_DENIED",
+                f"Permission 'secretmanager.secrets.get' denied for resource projects/{project}",
+            )
+        name = f"projects/{project}/secrets/{secret}"
+        if name not in self.secrets:
+            raise GceError(404, "NOT_FOUND", f"Secret [{name}] not found or has no versions.")
+        return name
+
+    def do_secretmanager_projects_secrets_get(self, projectsId, secretsId, query, body):
+        return copy.deepcopy(self.secrets[self._secret(projectsId, secretsId)])
+
+    def do_secretmanager_projects_secrets_getIamPolicy(self, projectsId, secretsId, query, body):
+        name = self._secret(projectsId, secretsId)
+        requested = int((query.get("options.requestedPolicyVersion") or ["1"])[0])
+        return self._policy_out(self._public(self.secret_policies[name]), requested)
+
+    def do_secretmanager_projects_secrets_setIamPolicy(self, projectsId, secretsId, query, body):
+        name = self._secret(projectsId, secretsId)
+        return self._policy_out(self._public(self._set_policy(self.secret_policies[name], body, self._race)), 3)
+
 
 def error_body(status, reason, message):
     return {
@@ -1119,3 +1406,11 @@ def error_body(status, reason, message):
             "errors": [{"message": message, "domain": "global", "reason": reason}],
         }
     }
+
+
+def status_body(status, code, message):
+    """An error as IAM, Resource Manager and Secret Manager send it (google.rpc.Status)."""
+    codes = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS"}
+    if not code.isupper():
+        code = codes.get(status, "UNKNOWN" if status < 500 else "UNAVAILABLE")
+    return {"error": {"code": status, "message": message, "status": code}}

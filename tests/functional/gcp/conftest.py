@@ -1,7 +1,8 @@
 """The GCE emulator on 127.0.0.1 for the GCP modules, with anonymous credentials by default.
 
 Every test ends by asserting that neither our requests nor the emulator's responses broke the
-official compute.v1 discovery document (the emulator records each violation).
+official discovery documents (compute.v1; iam.v1, cloudresourcemanager.v1 and secretmanager.v1 for
+the node identity): the emulator records each violation.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
 """The lifecycle playbooks with cloud=gcp, as a user runs them, against the GCE emulator on loopback.
 
-create (network + node) for egress=nat and for egress=none with IAP SSH side by side -> create
-again (0 changed) -> stop -> start -> status -> destroy both; --check creates nothing; bad input
-fails with its sentence before anything exists; destroy leaves what is not ours alone. The
-emulator holds every request and response to the compute.v1 discovery document.
+create (service account + network + node) for egress=nat and for egress=none with IAP SSH side by
+side -> create again (0 changed) -> stop -> start -> status -> destroy both; --check creates
+nothing; bad input (a missing Tailscale secret too) fails with its sentence before anything
+exists; destroy leaves what is not ours alone, in the network and in the IAM policies. The
+emulator holds every request and response to the compute.v1, iam.v1, cloudresourcemanager.v1 and
+secretmanager.v1 discovery documents.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import subprocess
@@ -69,6 +72,16 @@ def ours(emu):
             "subnetworks": [n for (_r, n), v in emu.subnetworks.items() if MARK.search(v.get("description", ""))],
             "routers": [n for (_r, n), v in emu.routers.items() if MARK.search(v.get("description", ""))],
             "firewalls": [n for n, v in emu.firewalls.items() if MARK.search(v.get("description", ""))],
+            "service_accounts": [
+                a["email"].split("@")[0] for a in emu.service_accounts.values() if MARK.search(a.get("description", ""))
+            ],
+            "grants": sorted(
+                f"{b['role']} {m.removeprefix('serviceAccount:').split('@')[0]}"
+                for policy in [emu.project_policy, *emu.secret_policies.values()]
+                for b in policy.get("bindings") or []
+                for m in b["members"]
+                if re.search(r"oce-t-[a-z]+-node@", m)
+            ),
             "instances": [
                 n
                 for (_z, n), v in emu.instances.items()
@@ -82,6 +95,9 @@ def ours(emu):
 @pytest.fixture(scope="module")
 def emu(gce_cli):
     gce_cli.reset()
+    # The users' Tailscale secrets (gcloud secrets create oce-<deployment>-tailscale); t-bad has none.
+    for deployment in ("t-check", "t-nat", "t-air"):
+        gce_cli.add_secret(f"oce-{deployment}-tailscale", members=["user:ops@example.com"])
     return gce_cli
 
 
@@ -96,6 +112,8 @@ def test_check_mode_creates_nothing(emu):
     )
     assert preview < flat(out).index("TASK [ollama_cloud.engine.node : Find the deployment's instances")
     assert "This is an estimate from on-demand us-central1 prices of 2025 in the collection's price table" in flat(out)
+    email = f"oce-t-check-node@{server.SA_DOMAIN}"
+    assert f"Check mode: would create service account {email}; grant roles/logging.logWriter" in flat(out)
     assert ours(emu) == {} and emu.changing_calls() == []
 
 
@@ -134,10 +152,17 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(emu):
             "node_gcp_subnet_cidr=10.65.0.0/20",
         ),
     )
-    assert recap(nat) == (2, 0) and "running" in table_row(nat, "oce-t-nat") and "0.540" in table_row(nat, "oce-t-nat")
+    assert recap(nat) == (3, 0) and "running" in table_row(nat, "oce-t-nat") and "0.540" in table_row(nat, "oce-t-nat")
     assert "+ Cloud NAT 0.0014 USD/h = 0.545 USD/h, about 398 USD/month" in flat(nat)
     assert "(no NAT: egress=none) = 0.544 USD/h" in flat(air)
+    grants = [
+        f"{role} oce-t-{d}-node"
+        for d in ("air", "nat")
+        for role in ("roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/secretmanager.secretAccessor")
+    ]
     assert ours(emu) == {
+        "service_accounts": ["oce-t-air-node", "oce-t-nat-node"],
+        "grants": sorted(grants),
         "networks": ["oce-t-air", "oce-t-nat"],
         "subnetworks": ["oce-t-air-private", "oce-t-nat-private"],
         "routers": ["oce-t-nat-router"],
@@ -149,6 +174,19 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(emu):
     assert "accessConfigs" not in vm["networkInterfaces"][0] and vm["tags"]["items"] == ["oce-t-air-node"]
     assert vm["networkInterfaces"][0]["subnetwork"].endswith("/subnetworks/oce-t-air-private")
     assert emu.firewalls["oce-t-air-iap-ssh"]["targetTags"] == ["oce-t-air-node"]
+    # It runs as its own service account, which may read only its own secret.
+    assert vm["serviceAccounts"] == [
+        {"email": f"oce-t-air-node@{server.SA_DOMAIN}", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}
+    ]
+    secret = emu.secret_policies[f"projects/{server.PROJECT}/secrets/oce-t-air-tailscale"]
+    assert emu.members(secret, "roles/secretmanager.secretAccessor") == [
+        f"serviceAccount:oce-t-air-node@{server.SA_DOMAIN}",
+        "user:ops@example.com",
+    ]
+    assert "user:ops@example.com" in emu.members(
+        emu.secret_policies[f"projects/{server.PROJECT}/secrets/oce-t-nat-tailscale"],
+        "roles/secretmanager.secretAccessor",
+    )
 
     again = run(emu, ("create", "t-nat"))
     assert recap(again) == (0, 0), again[-3000:]
@@ -160,9 +198,17 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(emu):
     status = run(emu, ("status", "t-nat"))
     assert recap(status) == (0, 0) and "1 running node(s): 0.540 USD/h" in flat(status)
 
+    policy_before = copy.deepcopy(emu.project_policy)
     gone = run(emu, ("destroy", "t-nat"), ("destroy", "t-air", "-e", "node_gcp_egress=none"))
-    assert all(recap(out) == (2, 0) for out in gone), gone[0][-3000:]
+    assert all(recap(out) == (3, 0) for out in gone), gone[0][-3000:]
     assert ours(emu) == {}
+    # Everyone else's bindings and the users' secrets (and others' access to them) stay.
+    others = [b for b in policy_before["bindings"] if not any("oce-t-" in m for m in b["members"])]
+    assert all(b in emu.project_policy["bindings"] for b in others)
+    assert f"serviceAccount:other-app@{server.SA_DOMAIN}" in emu.members(emu.project_policy, "roles/logging.logWriter")
+    for d in ("t-nat", "t-air"):
+        policy = emu.secret_policies[f"projects/{server.PROJECT}/secrets/oce-{d}-tailscale"]
+        assert emu.members(policy, "roles/secretmanager.secretAccessor") == ["user:ops@example.com"]
     assert "allow-office" in emu.firewalls and ("us-central1-c", "lookalike") in emu.instances
     assert "oce-net" in emu.networks and ("us-central1", "oce-private") in emu.subnetworks
     again = run(emu, ("destroy", "t-nat"))
@@ -199,6 +245,12 @@ BAD_INPUTS = {
     ),
     "missing credentials": ([], {"GCP_AUTH_KIND": "application"}, "no Application Default Credentials found"),
     "bad egress": (["-e", "node_gcp_egress=maybe"], {}, "node_gcp_egress"),
+    "no Tailscale secret": (
+        [],
+        {},
+        "secret oce-t-bad-tailscale does not exist in project oce-test: the node reads its Tailscale auth key from "
+        "it. Create it with a reusable auth key first: `gcloud secrets create oce-t-bad-tailscale --data-file=-`",
+    ),
 }
 
 
@@ -216,3 +268,14 @@ def test_start_of_a_missing_node_says_what_to_do(emu):
     assert "There is no GCP node oce-t-bad in deployment t-bad" in flat(
         out
     ) and "run playbooks/create.yml first" in flat(out)
+
+
+def test_own_service_account_skips_ours_and_gets_the_cloud_platform_scope(emu):
+    own = f"oce-node@{server.SA_DOMAIN}"  # made elsewhere; t-own has no Tailscale secret of ours
+    out = run(emu, ("create", "t-own", "-e", "node_gcp_service_account_email=" + own))
+    assert recap(out) == (2, 0), out[-3000:]
+    vm = emu.instances[("us-central1-a", "oce-t-own")]
+    assert vm["serviceAccounts"] == [{"email": own, "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}]
+    assert "service_accounts" not in ours(emu) and "grants" not in ours(emu)
+    gone = run(emu, ("destroy", "t-own", "-e", "node_gcp_manage_identity=false"))
+    assert recap(gone) == (2, 0) and ours(emu) == {} and own in emu.service_accounts

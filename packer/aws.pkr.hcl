@@ -1,0 +1,124 @@
+# The AWS golden image: Canonical's Ubuntu LTS, the NVIDIA driver, Ollama and Tailscale (installed,
+# not logged in), cleaned for cloning. Built privately: no public IP, reached through Session
+# Manager, IMDSv2 only, encrypted gp3 root. `packer build -only='aws.*' packer`.
+
+locals {
+  aws_tags = merge(local.tags, {
+    "Name"              = local.image_id
+    "oce-nvidia-driver" = var.aws_nvidia_driver_source == "none" ? "none" : var.nvidia_driver_branch
+  })
+}
+
+source "amazon-ebs" "ubuntu" {
+  region          = var.aws_region
+  ami_name        = local.image_id
+  ami_description = "Ollama ${var.ollama_version} on Ubuntu ${var.ubuntu_version} (ollama_cloud.engine golden image)"
+  ami_regions     = var.ami_regions
+  instance_type   = var.aws_instance_type
+
+  source_ami_filter {
+    filters = {
+      name                = local.ubuntu[var.ubuntu_version].ami_name
+      architecture        = "x86_64"
+      root-device-type    = "ebs"
+      virtualization-type = "hvm"
+    }
+    owners      = ["099720109477"] # Canonical
+    most_recent = true
+  }
+
+  # IMDSv2 only, on the builder and on every instance launched from the AMI.
+  imds_support = "v2.0"
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  launch_block_device_mappings {
+    device_name           = "/dev/sda1"
+    volume_size           = var.root_volume_gb
+    volume_type           = "gp3"
+    encrypted             = true
+    delete_on_termination = true
+  }
+  encrypt_boot = true
+  kms_key_id   = var.aws_kms_key_id != "" ? var.aws_kms_key_id : null
+
+  # Private build: no public IP, no inbound rule needed; SSH runs inside a Session Manager session.
+  associate_public_ip_address = false
+  subnet_id                   = var.aws_subnet_id != "" ? var.aws_subnet_id : null
+  security_group_ids          = var.aws_security_group_ids
+  iam_instance_profile        = var.aws_iam_instance_profile
+  communicator                = "ssh"
+  ssh_username                = "ubuntu"
+  ssh_interface               = "session_manager"
+  ssh_timeout                 = "20m"
+
+  deprecate_at = timeadd(local.built_at, "${var.deprecate_after_days * 24}h")
+
+  run_tags        = local.aws_tags
+  run_volume_tags = local.aws_tags
+  snapshot_tags   = local.aws_tags
+  tags            = local.aws_tags
+
+  # Copies to ami_regions can take long.
+  aws_polling {
+    delay_seconds = 15
+    max_attempts  = 240
+  }
+}
+
+build {
+  name    = "aws"
+  sources = ["source.amazon-ebs.ubuntu"]
+
+  # 1. The NVIDIA driver, before anything that could pull in a new kernel.
+  provisioner "shell" {
+    script           = "${path.root}/scripts/nvidia-driver.sh"
+    environment_vars = concat(local.driver_env, ["NVIDIA_DRIVER_SOURCE=${var.aws_nvidia_driver_source}", "KERNEL_FLAVOUR=aws"])
+    execute_command  = local.execute_command
+  }
+
+  # 2. The collection (built with ansible-galaxy collection build) and a throw-away ansible-core.
+  provisioner "file" {
+    source      = local.collection_tarball
+    destination = "/tmp/ollama_cloud-engine.tar.gz"
+    generated   = true
+  }
+  provisioner "shell" {
+    script           = "${path.root}/scripts/bootstrap-ansible.sh"
+    environment_vars = local.bootstrap_env
+    execute_command  = local.execute_command
+  }
+
+  # 3. The collection's roles, applied on the builder itself (ansible-local: no SSH round trips
+  #    through Session Manager).
+  provisioner "ansible-local" {
+    command                 = "/opt/oce-build/venv/bin/ansible-playbook"
+    playbook_file           = "${path.root}/image.yml"
+    staging_directory       = "/tmp/oce-build/ansible"
+    clean_staging_directory = true
+    extra_arguments         = concat(local.ansible_extra_arguments, ["--extra-vars", "ollama_gpu=${var.aws_nvidia_driver_source != "none"}"])
+  }
+
+  # 4. Nothing that belongs to this one machine may reach the image; 5. then check the result.
+  provisioner "shell" {
+    script          = "${path.root}/scripts/cleanup.sh"
+    execute_command = local.execute_command
+  }
+  provisioner "shell" {
+    script           = "${path.root}/scripts/validate.sh"
+    environment_vars = concat(local.validate_env, ["NVIDIA_DRIVER_SOURCE=${var.aws_nvidia_driver_source}"])
+    execute_command  = local.execute_command
+  }
+
+  post-processor "manifest" {
+    output     = "packer-manifest.json"
+    strip_path = true
+    custom_data = {
+      image_name     = var.image_name
+      ollama_version = var.ollama_version
+    }
+  }
+}

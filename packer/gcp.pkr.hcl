@@ -1,0 +1,104 @@
+# The GCP golden image: Canonical's Ubuntu LTS family, the NVIDIA driver, Ollama and Tailscale
+# (installed, not logged in), cleaned for cloning, published into the image family var.image_name
+# that gcp_gpu_instance boots (image=golden). Built privately: no external IP, SSH through IAP.
+# `packer build -only='gcp.*' packer`.
+
+locals {
+  gcp_labels = merge(local.labels, {
+    "oce-nvidia-driver" = var.gcp_nvidia_driver_source == "none" ? "none" : var.nvidia_driver_branch
+  })
+}
+
+source "googlecompute" "ubuntu" {
+  project_id              = var.gcp_project_id
+  zone                    = var.gcp_zone
+  source_image_family     = local.ubuntu[var.ubuntu_version].gcp_family
+  source_image_project_id = ["ubuntu-os-cloud"]
+  machine_type            = var.gcp_machine_type
+  disk_size               = var.root_volume_gb
+  disk_type               = "pd-balanced"
+
+  # A GPU VM cannot live-migrate: host maintenance stops it.
+  accelerator_type    = var.gcp_accelerator_count > 0 ? "projects/${var.gcp_project_id}/zones/${var.gcp_zone}/acceleratorTypes/${var.gcp_accelerator_type}" : null
+  accelerator_count   = var.gcp_accelerator_count
+  on_host_maintenance = "TERMINATE"
+
+  # Private build: no external IP; Packer reaches the VM through an IAP TCP tunnel (a firewall rule
+  # must allow 35.235.240.0/20 to port 22 for the network tag below).
+  omit_external_ip      = true
+  use_internal_ip       = true
+  use_iap               = true
+  network               = var.gcp_network != "" ? var.gcp_network : null
+  subnetwork            = var.gcp_subnetwork != "" ? var.gcp_subnetwork : null
+  tags                  = ["oce-packer"]
+  service_account_email = var.gcp_service_account_email != "" ? var.gcp_service_account_email : null
+  ssh_username          = "packer"
+  metadata = {
+    block-project-ssh-keys = "true"
+  }
+
+  # Secure Boot only loads signed modules: on for Canonical's signed driver, off for DKMS builds.
+  enable_secure_boot          = var.gcp_nvidia_driver_source != "cuda-repo"
+  enable_vtpm                 = true
+  enable_integrity_monitoring = true
+
+  image_name              = local.image_id
+  image_family            = var.image_name
+  image_description       = "Ollama ${var.ollama_version} on Ubuntu ${var.ubuntu_version} (ollama_cloud.engine golden image)"
+  image_labels            = local.gcp_labels
+  image_storage_locations = var.gcp_image_storage_locations
+  labels                  = local.gcp_labels
+}
+
+build {
+  name    = "gcp"
+  sources = ["source.googlecompute.ubuntu"]
+
+  # 1. The NVIDIA driver, before anything that could pull in a new kernel.
+  provisioner "shell" {
+    script           = "${path.root}/scripts/nvidia-driver.sh"
+    environment_vars = concat(local.driver_env, ["NVIDIA_DRIVER_SOURCE=${var.gcp_nvidia_driver_source}", "KERNEL_FLAVOUR=gcp"])
+    execute_command  = local.execute_command
+  }
+
+  # 2. The collection (built with ansible-galaxy collection build) and a throw-away ansible-core.
+  provisioner "file" {
+    source      = local.collection_tarball
+    destination = "/tmp/ollama_cloud-engine.tar.gz"
+    generated   = true
+  }
+  provisioner "shell" {
+    script           = "${path.root}/scripts/bootstrap-ansible.sh"
+    environment_vars = local.bootstrap_env
+    execute_command  = local.execute_command
+  }
+
+  # 3. The collection's roles, applied on the builder itself.
+  provisioner "ansible-local" {
+    command                 = "/opt/oce-build/venv/bin/ansible-playbook"
+    playbook_file           = "${path.root}/image.yml"
+    staging_directory       = "/tmp/oce-build/ansible"
+    clean_staging_directory = true
+    extra_arguments         = concat(local.ansible_extra_arguments, ["--extra-vars", "ollama_gpu=${var.gcp_nvidia_driver_source != "none"}"])
+  }
+
+  # 4. Nothing that belongs to this one machine may reach the image; 5. then check the result.
+  provisioner "shell" {
+    script          = "${path.root}/scripts/cleanup.sh"
+    execute_command = local.execute_command
+  }
+  provisioner "shell" {
+    script           = "${path.root}/scripts/validate.sh"
+    environment_vars = concat(local.validate_env, ["NVIDIA_DRIVER_SOURCE=${var.gcp_nvidia_driver_source}"])
+    execute_command  = local.execute_command
+  }
+
+  post-processor "manifest" {
+    output     = "packer-manifest.json"
+    strip_path = true
+    custom_data = {
+      image_name     = var.image_name
+      ollama_version = var.ollama_version
+    }
+  }
+}
