@@ -99,7 +99,7 @@ build {
     playbook_file           = "${path.root}/image.yml"
     staging_directory       = "/tmp/oce-build/ansible"
     clean_staging_directory = true
-    extra_arguments         = concat(local.ansible_extra_arguments, ["--extra-vars", "ollama_gpu=${var.aws_nvidia_driver_source != "none"}"])
+    extra_arguments         = concat(local.ansible_extra_arguments, ["--extra-vars", "ollama_gpu=${var.aws_nvidia_driver_source != "none"} monitoring_agent_gpu=${var.aws_nvidia_driver_source != "none"} cloud=aws"])
   }
 
   # 4. Nothing that belongs to this one machine may reach the image; 5. then check the result.
