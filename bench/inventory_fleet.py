@@ -14,12 +14,9 @@ import argparse
 import collections
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
@@ -30,33 +27,6 @@ FAKE_ENV = {
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_moto():
-    exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
-    if not exe:
-        sys.exit("moto_server is not installed: run rig/setup (requirements-dev.txt has moto[server])")
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = "http://127.0.0.1:%d" % port
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", data=b""), timeout=5).close()
-            return proc, url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                sys.exit("moto_server did not start")
-            time.sleep(0.2)
 
 
 def seed(url, total, batch=100):
@@ -103,7 +73,14 @@ def main():
     parser.add_argument("--page-size", type=int, default=1000)
     args = parser.parse_args()
 
-    moto, url = start_moto()
+    sys.path.insert(0, os.path.join(REPO_ROOT, "collections"))
+    from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import MotoServer
+
+    try:
+        moto = MotoServer()
+    except (FileNotFoundError, RuntimeError) as e:
+        sys.exit(str(e))
+    url = moto.url
     work = tempfile.mkdtemp(prefix="oce-bench-fleet-")
     try:
         for key in [k for k in os.environ if k.startswith("AWS_")]:
@@ -157,8 +134,7 @@ def main():
         print("  cached (cache hit) : %6.2f s wall, %3d API calls" % (cached_s, cached_calls))
         print("  groups: %d, page size %d" % (len(cold_inv.groups), args.page_size))
     finally:
-        moto.terminate()
-        moto.wait(timeout=10)
+        moto.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

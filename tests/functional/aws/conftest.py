@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import types
 import urllib.request
 
 import boto3
 import pytest
+
+from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import MotoServer
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -25,12 +22,6 @@ FAKE_ENV = {
 }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def post(url):
     with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=5) as r:
         return r.status
@@ -38,27 +29,19 @@ def post(url):
 
 @pytest.fixture(scope="session")
 def moto_url():
-    exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
-    if not exe:
-        pytest.skip("moto_server is not installed (requirements-dev.txt: moto[server])")
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = "http://127.0.0.1:%d" % port
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            post(url + "/moto-api/reset")
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("moto_server did not start: %s" % proc.stderr.read().decode()[-2000:])
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        server = MotoServer()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    yield server.url
+    try:
+        server.reset()
+    except OSError:
+        pytest.fail("moto_server stopped answering during the run:\n" + server.log_tail())
+    finally:
+        server.stop()
 
 
 _AMI = []

@@ -1,0 +1,63 @@
+"""A moto server on a free loopback port, for the AWS tests and the inventory benchmark.
+
+Its request log goes to a file, never to an undrained pipe: werkzeug logs one line per request,
+and once a pipe's 64 KiB buffer is full the server blocks on its next log line and stops
+answering (what a whole test run's worth of requests did in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+class MotoServer:
+    def __init__(self, start_timeout=30):
+        exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
+        if not exe:
+            raise FileNotFoundError("moto_server is not installed: run rig/setup (requirements-dev.txt: moto[server])")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % port
+        fd, self.log = tempfile.mkstemp(prefix="oce-moto-", suffix=".log")
+        try:
+            self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=fd, stderr=subprocess.STDOUT)
+        finally:
+            os.close(fd)  # the server holds its own copy
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                self.reset()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("moto_server did not start:\n" + self.log_tail()) from None
+                time.sleep(0.2)
+
+    def reset(self, timeout=10):
+        """Forget every resource; an OSError says the server does not answer."""
+        request = urllib.request.Request(self.url + "/moto-api/reset", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=timeout):
+            pass
+
+    def log_tail(self, size=3000):
+        with open(self.log, "rb") as f:
+            f.seek(max(0, os.path.getsize(self.log) - size))
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        os.unlink(self.log)
