@@ -73,8 +73,9 @@ def main():
     parser.add_argument("--page-size", type=int, default=1000)
     args = parser.parse_args()
 
-    sys.path.insert(0, os.path.join(REPO_ROOT, "collections"))
-    from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import MotoServer
+    # By path: importing through ansible_collections before init_plugin_loader() breaks the loader.
+    sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "functional"))
+    from moto_server import MotoServer
 
     try:
         moto = MotoServer()
