@@ -54,14 +54,7 @@ build {
   name    = "gcp"
   sources = ["source.googlecompute.ubuntu"]
 
-  # 1. The NVIDIA driver, before anything that could pull in a new kernel.
-  provisioner "shell" {
-    script           = "${path.root}/scripts/nvidia-driver.sh"
-    environment_vars = concat(local.driver_env, ["NVIDIA_DRIVER_SOURCE=${var.gcp_nvidia_driver_source}", "KERNEL_FLAVOUR=gcp"])
-    execute_command  = local.execute_command
-  }
-
-  # 2. The collection (built with ansible-galaxy collection build) and a throw-away ansible-core.
+  # 1. The collection (built with ansible-galaxy collection build) and a throw-away ansible-core.
   provisioner "file" {
     source      = local.collection_tarball
     destination = "/tmp/ollama_cloud-engine.tar.gz"
@@ -73,16 +66,23 @@ build {
     execute_command  = local.execute_command
   }
 
-  # 3. The collection's roles, applied on the builder itself.
+  # 2. The collection's roles, the NVIDIA driver first (image.yml), applied on the builder itself.
   provisioner "ansible-local" {
     command                 = "/opt/oce-build/venv/bin/ansible-playbook"
     playbook_file           = "${path.root}/image.yml"
     staging_directory       = "/tmp/oce-build/ansible"
     clean_staging_directory = true
-    extra_arguments         = concat(local.ansible_extra_arguments, ["--extra-vars", "ollama_gpu=${var.gcp_nvidia_driver_source != "none"} monitoring_agent_gpu=${var.gcp_nvidia_driver_source != "none"} cloud=gcp"])
+    # One key=value per --extra-vars: the provisioner joins these with spaces into a shell command.
+    extra_arguments = concat(local.ansible_extra_arguments, [
+      "--extra-vars", "cloud=gcp",
+      "--extra-vars", "nvidia_driver_source=${var.gcp_nvidia_driver_source}",
+      "--extra-vars", "nvidia_driver_kernel_flavour=gcp",
+      "--extra-vars", "ollama_gpu=${var.gcp_nvidia_driver_source != "none"}",
+      "--extra-vars", "monitoring_agent_gpu=${var.gcp_nvidia_driver_source != "none"}",
+    ])
   }
 
-  # 4. Nothing that belongs to this one machine may reach the image; 5. then check the result.
+  # 3. Nothing that belongs to this one machine may reach the image; 4. then check the result.
   provisioner "shell" {
     script          = "${path.root}/scripts/cleanup.sh"
     execute_command = local.execute_command

@@ -292,11 +292,6 @@ locals {
 
   # Scripts run as root with these variables (see scripts/*.sh for what each one does).
   execute_command = "sudo env {{ .Vars }} bash '{{ .Path }}'"
-  driver_env = [
-    "NVIDIA_DRIVER_BRANCH=${var.nvidia_driver_branch}",
-    "NVIDIA_DRIVER_FLAVOR=${var.nvidia_driver_flavor}",
-    "NVIDIA_FABRIC_MANAGER=${var.nvidia_fabric_manager}",
-  ]
   bootstrap_env = [
     "ANSIBLE_CORE_VERSION=${var.ansible_core_version}",
     "COLLECTION_TARBALL=/tmp/ollama_cloud-engine.tar.gz",
@@ -307,12 +302,16 @@ locals {
     "NVIDIA_DRIVER_BRANCH=${var.nvidia_driver_branch}",
   ]
 
-  # ansible-local runs the playbook through the builder's shell: every value here is checked above
-  # to be free of spaces and quotes.
+  # ansible-local joins these with spaces into one command for the builder's shell, unquoted: one
+  # key=value per --extra-vars, and every value here is checked above to be free of spaces and
+  # quotes. The nvidia_driver role's source and kernel flavour are added by each build.
   ansible_extra_arguments = [
     "--extra-vars", "ollama_version=${var.ollama_version}",
     "--extra-vars", "ollama_checksum=${var.ollama_checksum}",
     "--extra-vars", "tailscale_version=${var.tailscale_version}",
     "--extra-vars", "tailscale_checksum=${var.tailscale_checksum}",
+    "--extra-vars", "nvidia_driver_branch=${var.nvidia_driver_branch}",
+    "--extra-vars", "nvidia_driver_flavor=${var.nvidia_driver_flavor}",
+    "--extra-vars", "nvidia_driver_fabric_manager=${var.nvidia_fabric_manager}",
   ]
 }

@@ -4,7 +4,7 @@
 #
 #   OLLAMA_VERSION        the Ollama release that must be installed
 #   MIN_FREE_GB           free space the root file system must still have
-#   NVIDIA_DRIVER_SOURCE  cuda-repo | ubuntu-signed | none (as for nvidia-driver.sh)
+#   NVIDIA_DRIVER_SOURCE  cuda-repo | ubuntu-signed | none (the nvidia_driver role's nvidia_driver_source)
 #   NVIDIA_DRIVER_BRANCH  the branch the kernel modules must be of (when a driver was installed)
 set -euo pipefail
 
@@ -32,6 +32,15 @@ has_ollama_version() { /usr/local/bin/ollama --version 2>&1 | grep -qF "$1"; }
 has_tailscale() { command -v tailscale >/dev/null && command -v tailscaled >/dev/null; }
 dkms_installed() { dkms status -k "$1" 2>/dev/null | grep -Eq '^nvidia.*: installed'; }
 kernel_held() { apt-mark showhold | grep -q '^linux-'; }
+# Every installed NVIDIA package held (the nvidia_driver role holds them all).
+driver_held() {
+  local installed held
+  installed=$(dpkg-query -W -f='${db:Status-Abbrev} ${binary:Package}\n' '*nvidia*' 2>/dev/null |
+    awk '$1 ~ /^.i$/ {sub(/:amd64$/, "", $2); print $2}' | sort)
+  held=$(apt-mark showhold | sed 's/:amd64$//' | sort)
+  [ -n "$installed" ] && [ -z "$(comm -23 <(printf '%s\n' "$installed") <(printf '%s\n' "$held"))" ]
+}
+uvm_at_boot() { grep -qx nvidia_uvm /etc/modules-load.d/nvidia-uvm.conf 2>/dev/null; }
 # An NVIDIA display or 3D controller: PCI vendor 0x10de, class 0x0300 or 0x0302.
 has_nvidia_gpu() {
   local dev
@@ -92,6 +101,8 @@ if [ "$source" != none ]; then
   check "nvidia-persistenced enabled" "nvidia-persistenced.service is not enabled" \
     enabled nvidia-persistenced.service
   check "kernel meta-packages held" "no kernel package is held" kernel_held
+  check "NVIDIA packages held" "an installed NVIDIA package is not held" driver_held
+  check "nvidia_uvm loaded at boot" "/etc/modules-load.d/nvidia-uvm.conf does not load nvidia_uvm" uvm_at_boot
   # On a builder with a GPU the driver must also answer - unless nouveau took the GPU at boot
   # (the driver's blacklist of nouveau applies from the image's first boot on).
   if ! has_nvidia_gpu; then
