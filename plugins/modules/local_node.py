@@ -55,6 +55,18 @@ options:
     description: Port on 127.0.0.1 that forwards to Ollama's port 11434 in the node. C(0) publishes nothing.
     type: int
     default: 11434
+  capabilities:
+    description:
+      - Linux capabilities added to podman's default set (C(podman run --cap-add)), with or without
+        the C(CAP_) prefix, in any case. A node whose host firewall the C(hardening) role manages
+        needs C(NET_ADMIN) (nftables in the node's own network namespace).
+      - C(ALL) is refused; name the capabilities the node needs.
+      - Read only when the node is created. An existing node that lacks one of them is left as it
+        is, with a warning; remove it (C(state=absent)) to create it again with them.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
   boot_timeout:
     description: Seconds to wait for systemd in the node to finish booting.
     type: int
@@ -86,6 +98,13 @@ EXAMPLES = r"""
     network: oce-rig
     extra_hosts:
       models.internal: 10.89.42.2
+
+- name: A node whose host firewall the hardening role manages (nftables needs CAP_NET_ADMIN)
+  ollama_cloud.engine.local_node:
+    name: oce-demo
+    deployment: demo
+    network: oce-rig
+    capabilities: [NET_ADMIN]
 
 - name: Stop it (the models stay on its disk)
   ollama_cloud.engine.local_node:
@@ -126,6 +145,8 @@ command:
   elements: str
 """
 
+import re
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ollama_cloud.engine.plugins.module_utils.fleet import (
@@ -139,6 +160,34 @@ from ansible_collections.ollama_cloud.engine.plugins.module_utils.podman import 
     container_node,
 )
 
+CAPABILITY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def capability_names(capabilities):
+    """NET_ADMIN for net_admin, CAP_NET_ADMIN or NET_ADMIN; sorted, without repeats."""
+    names = set()
+    for cap in capabilities or []:
+        name = str(cap).strip().upper()
+        names.add(name[4:] if name.startswith("CAP_") else name)
+    return sorted(names)
+
+
+def capability_problems(capabilities):
+    problems = []
+    for name in capability_names(capabilities):
+        if name == "ALL":
+            problems.append("capabilities: ALL would give the node the host's powers; name the capabilities it needs")
+        elif not CAPABILITY_RE.match(name):
+            problems.append("capabilities: %r is not a capability name (such as NET_ADMIN)" % name)
+    return problems
+
+
+def missing_capabilities(info, capabilities):
+    """Requested capabilities an existing container was not created with."""
+    added = (info.get("HostConfig") or {}).get("CapAdd") or []
+    have = set(capability_names(added))
+    return [name for name in capability_names(capabilities) if name not in have]
+
 
 def run_args(params):
     labels = deployment_labels(params["deployment"], params["model"], params["environment"])
@@ -149,6 +198,8 @@ def run_args(params):
         args += ["--network", params["network"]]
     for host, ip in sorted(params["extra_hosts"].items()):
         args += ["--add-host", f"{host}:{ip}"]
+    for name in capability_names(params.get("capabilities")):
+        args += ["--cap-add", name]
     if params["api_port"]:
         # Loopback only: the node is private, as on the clouds.
         args += ["-p", "127.0.0.1:%d:11434" % params["api_port"]]
@@ -161,6 +212,7 @@ def check_inputs(module, podman):
     problems = [validate_deployment(params["deployment"])]
     if not 0 <= params["api_port"] <= 65535:
         problems.append("api_port %d is not a TCP port (0-65535)" % params["api_port"])
+    problems += capability_problems(params["capabilities"])
     if not podman.image_exists(params["image"]):
         problems.append("image {} does not exist: build it with `rig/setup image` or set image".format(params["image"]))
     if params["network"] and not podman.network_exists(params["network"]):
@@ -182,6 +234,7 @@ def main():
             "network": {"type": "str"},
             "extra_hosts": {"type": "dict", "default": {}},
             "api_port": {"type": "int", "default": 11434},
+            "capabilities": {"type": "list", "elements": "str", "default": []},
             "boot_timeout": {"type": "int", "default": 120},
             "podman_executable": {"type": "str", "default": "podman"},
         },
@@ -200,6 +253,13 @@ def main():
                 "pick another name or remove it yourself".format(name, params["deployment"])
             )
         before = container_node(info, params["api_port"])["state"] if info else "absent"
+        if info is not None and state != "absent":
+            missing = missing_capabilities(info, params["capabilities"])
+            if missing:
+                module.warn(
+                    "node {} was created without the capabilities {}, which are only added at creation: "
+                    "remove it (state=absent) and create it again to have them".format(name, ", ".join(missing))
+                )
 
         if state == "absent":
             if info is not None:
