@@ -30,7 +30,7 @@ log() { printf '\033[1m[rig]\033[0m %s\n' "$*" >&2; }
 die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 1; }
 
 rig_apt() {
-  local pkgs=(podman runc debootstrap docker-registry zstd uidmap gcc g++ git curl rsync bc unzip python3-venv)
+  local pkgs=(podman runc debootstrap docker-registry zstd uidmap gcc g++ git curl rsync bc unzip python3-venv shellcheck)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return 0
