@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import types
-import urllib.request
 
 import boto3
 import pytest
@@ -22,26 +21,26 @@ FAKE_ENV = {
 }
 
 
-def post(url):
-    with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=5) as r:
-        return r.status
-
-
 @pytest.fixture(scope="session")
-def moto_url():
+def moto_server():
     try:
         server = MotoServer()
     except FileNotFoundError as e:
         pytest.skip(str(e))
     except RuntimeError as e:
         pytest.fail(str(e))
-    yield server.url
+    yield server
     try:
         server.reset()
     except OSError:
         pytest.fail("moto_server stopped answering during the run:\n" + server.log_tail())
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_url(moto_server):
+    return moto_server.url
 
 
 _AMI = []
@@ -56,14 +55,14 @@ def _ami(ec2):
 
 
 @pytest.fixture
-def moto(moto_url, monkeypatch):
+def moto(moto_server, moto_url, monkeypatch):
     """Fresh moto state: a VPC with two subnets in two zones and a bootable image."""
     for key in list(os.environ):
         if key.startswith("AWS_"):
             monkeypatch.delenv(key)
     for key, value in dict(FAKE_ENV, AWS_ENDPOINT_URL=moto_url).items():
         monkeypatch.setenv(key, value)
-    post(moto_url + "/moto-api/reset")
+    moto_server.reset()
     ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_url)
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
     subnets = [

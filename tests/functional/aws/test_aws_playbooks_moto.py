@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import urllib.request
 
 import boto3
 import pytest
@@ -141,9 +140,8 @@ class Aws:
 
 
 @pytest.fixture(scope="module")
-def aws(moto_url):
-    with urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", data=b""), timeout=10):
-        pass
+def aws(moto_server, moto_url):
+    moto_server.reset()
     return Aws(moto_url)
 
 

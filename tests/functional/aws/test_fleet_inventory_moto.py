@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import urllib.request
 
 import boto3
 import pytest
@@ -42,9 +41,8 @@ def ours(name, deployment, environment, model, **extra):
 
 
 @pytest.fixture(scope="module")
-def fleet(moto_url, tmp_path_factory):
-    with urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", data=b""), timeout=10):
-        pass
+def fleet(moto_server, moto_url, tmp_path_factory):
+    moto_server.reset()
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
     ec2 = {r: session.client("ec2", region_name=r, endpoint_url=moto_url) for r in ("us-east-1", "eu-west-1")}
     ami = {r: c.describe_images(Owners=["amazon"])["Images"][0]["ImageId"] for r, c in ec2.items()}

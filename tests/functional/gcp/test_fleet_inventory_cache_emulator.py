@@ -22,6 +22,7 @@ from ansible_collections.ollama_cloud.engine.tests.functional.fleet_helpers impo
 )
 
 # The AWS tests' moto server, started only for the mixed fleet.
+moto_server = aws_conftest.moto_server
 moto_url = aws_conftest.moto_url
 
 AWS_SECRET = "testing-secret-value-for-the-cache"
@@ -75,8 +76,8 @@ def fleet(request, gce_cli, tmp_path):
     env = {k: v for k, v in emu.cli_env.items() if not k.startswith("AWS_")}
     aws = proxy = None
     if "aws" in clouds:
+        request.getfixturevalue("moto_server").reset()
         url = request.getfixturevalue("moto_url")
-        aws_conftest.post(url + "/moto-api/reset")
         aws = aws_fleet(url)
         proxy = CountingProxy(url)
         request.addfinalizer(proxy.stop)
