@@ -18,16 +18,11 @@ description:
     deleted.
   - Never touches an image that is still in use - by an instance in any state but C(terminated), or
     by the latest or default version of a launch template - nor one still being created
-    (C(pending)). Those are returned in RV(skipped) with the reason.
+    (C(pending)). Those are returned in RV(left_alone) with the reason.
   - A snapshot that another image of the account still uses is not deleted.
   - Idempotent, a second run with the same options finds nothing to delete.
   - In check mode nothing is changed; the result says what would be deleted.
 options:
-  keep:
-    description:
-      - How many of the newest available images to keep in each group. At least 1.
-    type: int
-    default: 3
   group_tag:
     description:
       - The tag whose value groups the images (one golden image name per group). Only images that
@@ -40,11 +35,6 @@ options:
     type: list
     elements: str
     default: []
-  deployment:
-    description:
-      - Only images with this C(oce-deployment) tag (the Packer variable C(deployment), C(images)
-        by default). Empty means any.
-    type: str
   delete_snapshots:
     description:
       - Delete the EBS snapshots of each deregistered image. V(false) leaves them (they still cost
@@ -53,6 +43,7 @@ options:
     default: true
 extends_documentation_fragment:
   - ollama_cloud.engine.aws
+  - ollama_cloud.engine.image_prune
 attributes:
   check_mode:
     support: full
@@ -143,7 +134,7 @@ deleted:
       creation_date: "2026-10-01T14:10:02.000Z"
       snapshots: [snap-0123456789abcdef0]
       reason: older than the 3 newest available images of ollama-node
-skipped:
+left_alone:
   description:
     - Images older than the newest O(keep) that were left alone, each with the same keys as
       RV(kept); C(reason) says what still uses them.
@@ -171,7 +162,7 @@ retries:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, cloud, fleet
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, cloud, fleet, images
 
 # Every state of an instance but terminated still holds on to its image.
 HOLDING_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
@@ -181,19 +172,14 @@ CHUNK = 200
 
 def check_inputs(params):
     """Error sentences for bad options, found before any API call."""
-    problems = []
-    if params["keep"] < 1:
-        problems.append(
-            f"keep must be at least 1, not {params['keep']}: the newest image of each group is what "
-            "aws_gpu_instance boots (image=golden), so it is never pruned"
-        )
+    problems = [images.keep_problem(params["keep"], "aws_gpu_instance")]
     if not (params["group_tag"] or "").strip():
         problems.append("group_tag must name a tag, for example oce-image")
     if params["deployment"]:
         problem = fleet.validate_deployment(params["deployment"])
         if problem:
             problems.append(problem)
-    return problems
+    return [p for p in problems if p]
 
 
 def our_images(ec2, params):
@@ -229,27 +215,27 @@ def summary(image, group_tag, reason):
     }
 
 
-def plan(images, keep, group_tag):
-    """Split images into (kept, candidates, skipped) by group; candidates may still be in use."""
-    groups = {}
-    for image in images:
-        groups.setdefault(image["tags"][group_tag], []).append(image)
-    kept, candidates, skipped = [], [], []
-    for group in sorted(groups):
-        available = 0
-        for image in sorted(groups[group], key=newest_first, reverse=True):
-            state = image.get("State")
-            if state == "pending":
-                skipped.append(summary(image, group_tag, "still being created (pending)"))
-            elif state == "available" and available < keep:
-                available += 1
-                kept.append(summary(image, group_tag, f"one of the {keep} newest available images of {group}"))
-            else:
-                why = f"older than the {keep} newest available images of {group}"
-                if state != "available":
-                    why = f"{state} (not available); {why}"
-                candidates.append((image, summary(image, group_tag, why)))
-    return kept, candidates, skipped
+def judge(image):
+    """An AMI's verdict for images.plan: available ones may be kept, pending ones are left alone."""
+    state = image.get("State")
+    if state == "pending":
+        return images.HOLD, "still being created (pending)"
+    if state == "available":
+        return images.USABLE, None
+    return images.STALE, f"{state} (not available)"
+
+
+def plan(found, keep, group_tag):
+    """Split images into (kept, candidates, left_alone) by group; candidates may still be in use."""
+    return images.plan(
+        found,
+        keep,
+        group_of=lambda image: image["tags"][group_tag],
+        newest=newest_first,
+        judge=judge,
+        summary=lambda image, group, reason: summary(image, group_tag, reason),
+        noun="available images",
+    )
 
 
 def chunks(items, size=CHUNK):
@@ -322,22 +308,19 @@ def shared_snapshots(ec2, doomed_ids):
 
 def prune(ec2, params, check_mode):
     keep, group_tag = params["keep"], params["group_tag"]
-    images = our_images(ec2, params)
-    kept, candidates, skipped = plan(images, keep, group_tag)
-    result = {"changed": False, "kept": kept, "deleted": [], "skipped": skipped, "snapshots_kept": []}
-    before = sorted(i["ImageId"] for i in images)
+    found = our_images(ec2, params)
+    kept, candidates, left_alone = plan(found, keep, group_tag)
+    # Not "skipped": Ansible takes a truthy result key of that name for a skipped task.
+    result = {"changed": False, "kept": kept, "deleted": [], "left_alone": left_alone, "snapshots_kept": []}
+    before = sorted(i["ImageId"] for i in found)
 
     doomed = []
     if candidates:
         ids = {pair[0]["ImageId"] for pair in candidates}
         in_use = instance_users(ec2, ids)
         in_use.update({k: v for k, v in template_users(ec2, ids).items() if k not in in_use})
-        for image, entry in candidates:
-            user = in_use.get(image["ImageId"])
-            if user:
-                skipped.append(dict(entry, reason=f"in use by {user}"))
-            else:
-                doomed.append((image, entry))
+        doomed, held = images.split_in_use(candidates, in_use, lambda image: image["ImageId"])
+        left_alone.extend(held)
 
     if doomed:
         elsewhere = shared_snapshots(ec2, {pair[0]["ImageId"] for pair in doomed}) if params["delete_snapshots"] else {}
@@ -386,10 +369,9 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             aws.AWS_ARGS,
-            keep={"type": "int", "default": 3},
+            **images.PRUNE_ARGS,
             group_tag={"type": "str", "default": "oce-image"},
             image_names={"type": "list", "elements": "str", "default": []},
-            deployment={"type": "str"},
             delete_snapshots={"type": "bool", "default": True},
         ),
         supports_check_mode=True,

@@ -110,7 +110,7 @@ def test_prunes_old_images_but_never_one_in_use_or_not_ours(moto, fleet, capsys)
     assert pruned["kept"][0]["reason"] == "one of the 1 newest available images of ollama-node"
     assert [d["image_id"] for d in pruned["deleted"]] == [ids[2], ids[0]]
     assert pruned["deleted"][0]["reason"] == "older than the 1 newest available images of ollama-node"
-    skipped = {s["image_id"]: s["reason"] for s in pruned["skipped"]}
+    skipped = {s["image_id"]: s["reason"] for s in pruned["left_alone"]}
     assert skipped == {
         ids[3]: f"in use by launch template {fleet['template']} (oce-nodes) version 1 ($Default)",
         ids[1]: f"in use by instance {fleet['user']} (stopped)",
@@ -278,18 +278,21 @@ def recap(out):
 
 
 def test_playbook_prunes_each_region_and_check_mode_changes_nothing(moto):
-    ids = [golden(moto, n)[0] for n in range(1, 4)]
+    ids = [golden(moto, n)[0] for n in range(1, 5)]
+    user = moto.ec2.run_instances(ImageId=ids[0], MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     extra = ["-e", "image_regions=us-east-1", "-e", "image_keep=1"]
 
     rc, out = playbook(*extra, "--check")
     assert rc == 0, out[-3000:]
-    assert "us-east-1: would delete" in out and ids[0] in out and ids[1] in out
+    assert "us-east-1: would delete" in out and ids[1] in out and ids[2] in out
     assert image_ids(moto) >= set(ids)
 
+    # Counted as changed, though an image was left alone (a result key "skipped" would hide it).
     rc, out = playbook(*extra)
     assert rc == 0 and recap(out) == (1, 0), out[-3000:]
+    assert f"{ids[0]}: in use by instance {user} (running)" in " ".join(out.replace("''", "'").split())
     left = image_ids(moto)
-    assert ids[2] in left and not {ids[0], ids[1]} & left
+    assert {ids[0], ids[3]} <= left and not {ids[1], ids[2]} & left
 
     rc, out = playbook(*extra)
     assert rc == 0 and recap(out) == (0, 0), out[-3000:]
