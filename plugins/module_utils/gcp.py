@@ -471,7 +471,8 @@ def metadata_items(instance):
     return {i.get("key"): i.get("value") for i in (instance.get("metadata") or {}).get("items") or []}
 
 
-def _epoch(timestamp):
+def epoch(timestamp):
+    """Epoch seconds of a GCP timestamp (RFC 3339, any offset), or None."""
     if not timestamp:
         return None
     try:
@@ -513,7 +514,7 @@ def instance_node(instance, hourly_cost=None):
         instance_type=last(instance.get("machineType")),
         private_ip=nic.get("networkIP"),
         region=region_of_zone(zone),
-        started_at=_epoch(instance.get("lastStartTimestamp") or instance.get("creationTimestamp")),
+        started_at=epoch(instance.get("lastStartTimestamp") or instance.get("creationTimestamp")),
         node_id=str(instance.get("id") or instance["name"]),
         extra=extra,
     )

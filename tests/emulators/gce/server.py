@@ -14,12 +14,19 @@ to inject a fault. This one keeps the same REST paths as the real API, and:
   machine type must be offered in the zone, names are unique per zone.
 - plays label and metadata updates (setLabels, setMetadata) guarded by their fingerprints: a
   stale or missing fingerprint is a 412 ``conditionNotMet``, as in the API.
+- plays golden images and what holds on to them: images listed by label, deprecated (their
+  family then answers with the newest image that is not) and deleted through operations; an
+  instance's boot disk is a disk whose ``sourceImage`` is the image it was made from (deleted with
+  the instance when ``autoDelete``); instance templates, global and regional, seeded with
+  ``add_instance_template``; disks of other tools with ``add_disk``.
 - counts every HTTP request it gets (``requests``, whatever the path), so a test can prove that a
   run made no call at all.
-- injects faults: HTTP errors for the next N calls of a method (429, 503), a zone whose pool is
+- injects faults: HTTP errors for the next N calls of a method (429, 503), or for the calls
+  after the first ``after`` ones (a failure midway through a run), a zone whose pool is
   exhausted (the insert operation ends in ZONE_RESOURCE_POOL_EXHAUSTED), an operation that ends
-  in any error (``op_errors``: instance insert/stop/start/delete, and the inserts of networks,
-  subnetworks, routers and firewall rules; a failed insert creates nothing, as in the API).
+  in any error (``op_errors``: instance insert/stop/start/delete, the inserts of networks,
+  subnetworks, routers and firewall rules, image deprecate and delete; a failed operation changes
+  nothing, as in the API).
 - serves a token endpoint, so service-account credentials sign a real JWT against loopback.
 - serves, on the same port under a prefix, the parts of IAM (/iam/v1/: service accounts),
   Cloud Resource Manager (/cloudresourcemanager/v1/: the project's IAM policy) and Secret
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime
 import functools
 import hashlib
 import http.server
@@ -167,6 +175,8 @@ class Emulator:
             self.instances = {}  # (zone, name) -> instance
             self.operations = {}  # name -> [operation, polls left, on_done]
             self.images = {}  # (project, name) -> image
+            self.disks = {}  # (scope, name) -> disk; scope zones/Z or regions/R
+            self.templates = {}  # (scope, name) -> instance template; scope global or regions/R
             self.networks = {}  # name -> network
             self.subnetworks = {}  # (region, name) -> subnetwork
             self.routers = {}  # (region, name) -> router (with its Cloud NATs)
@@ -198,17 +208,73 @@ class Emulator:
     def link(self, path):
         return self.endpoint + path
 
-    def add_image(self, project, name, family):
-        self.images[(project, name)] = {
+    def add_image(self, project, name, family, labels=None, created=None, status="READY", deprecated=None):
+        """An image as Packer (or anyone) leaves it; ``deprecated`` is a DeprecationStatus state."""
+        image = {
             "kind": "compute#image",
             "id": str(next(self.ids)),
             "name": name,
-            "family": family,
-            "status": "READY",
+            "status": status,
             "diskSizeGb": "10",
-            "creationTimestamp": now(),
+            "creationTimestamp": created or now(),
             "selfLink": self.link(f"projects/{project}/global/images/{name}"),
         }
+        if family:
+            image["family"] = family
+        if labels:
+            image.update(labels=dict(labels), labelFingerprint=fingerprint(labels))
+        if deprecated:
+            image["deprecated"] = {"state": deprecated}
+        self.images[(project, name)] = image
+        return image
+
+    def add_disk(self, zone, name, source_image=None, users=()):
+        """A zonal disk made by another tool from ``source_image`` (a path), attached to ``users``."""
+        disk = {
+            "kind": "compute#disk",
+            "id": str(next(self.ids)),
+            "name": name,
+            "zone": self.link(f"projects/{PROJECT}/zones/{zone}"),
+            "sizeGb": "10",
+            "type": self.link(f"projects/{PROJECT}/zones/{zone}/diskTypes/pd-balanced"),
+            "status": "READY",
+            "creationTimestamp": now(),
+            "selfLink": self.link(f"projects/{PROJECT}/zones/{zone}/disks/{name}"),
+        }
+        if source_image:
+            image = self._image_at(source_image)
+            disk.update(sourceImage=image["selfLink"], sourceImageId=image["id"])
+        if users:
+            disk["users"] = [self.link(f"projects/{PROJECT}/zones/{zone}/instances/{u}") for u in users]
+        self.disks[(f"zones/{zone}", name)] = disk
+        return disk
+
+    def add_instance_template(self, name, source_image, region=None):
+        """An instance template (regional with ``region``) whose boot disk is made from ``source_image``."""
+        scope = f"regions/{region}" if region else "global"
+        template = {
+            "kind": "compute#instanceTemplate",
+            "id": str(next(self.ids)),
+            "name": name,
+            "properties": {
+                "machineType": "n1-standard-4",
+                "disks": [
+                    {
+                        "kind": "compute#attachedDisk",
+                        "type": "PERSISTENT",
+                        "boot": True,
+                        "autoDelete": True,
+                        "initializeParams": {"sourceImage": source_image},
+                    }
+                ],
+            },
+            "creationTimestamp": now(),
+            "selfLink": self.link(f"projects/{PROJECT}/{scope}/instanceTemplates/{name}"),
+        }
+        if region:
+            template["region"] = self.link(f"projects/{PROJECT}/regions/{region}")
+        self.templates[(scope, name)] = template
+        return template
 
     def add_network(self, name):
         self.networks[name] = {
@@ -318,10 +384,10 @@ class Emulator:
             for m in b["members"]
         )
 
-    def fail(self, method_id, status, reason, times=1, message=None):
-        self.faults.setdefault(method_id, []).extend(
-            [(status, reason, message or f"emulated {status} {reason}")] * times
-        )
+    def fail(self, method_id, status, reason, times=1, message=None, after=0):
+        """The next ``times`` calls of ``method_id`` fail, once ``after`` calls of it went through."""
+        queue = self.faults.setdefault(method_id, [])
+        queue.extend([None] * after + [(status, reason, message or f"emulated {status} {reason}")] * times)
 
     def calls(self, method_id=None):
         return [entry for entry in self.log if method_id is None or entry[0] == method_id]
@@ -376,8 +442,9 @@ class Emulator:
                 self.violations.extend(f"{method.id} request: {p}" for p in problems)
                 return 400, errors(400, "invalid", "; ".join(problems))
             queued = self.faults.get(method.id)
-            if queued:
-                status, reason, message = queued.pop(0)
+            fault = queued.pop(0) if queued else None
+            if fault:
+                status, reason, message = fault
                 return status, errors(status, reason, message)
             handler = getattr(self, "do_" + method.id.replace("compute.", "").replace(".", "_"), None)
             if handler is None:
@@ -568,14 +635,79 @@ class Emulator:
         return copy.deepcopy(found)
 
     def do_images_getFromFamily(self, project, family, query, body):
+        # As the API: the newest image of the family that is not deprecated.
         found = sorted(
-            (i for (p, _n), i in self.images.items() if p == project and i["family"] == family), key=lambda i: i["name"]
+            (
+                i
+                for (p, _n), i in self.images.items()
+                if p == project and i.get("family") == family and "deprecated" not in i
+            ),
+            key=lambda i: (datetime.datetime.fromisoformat(i["creationTimestamp"]), i["name"]),
         )
         if not found:
             raise GceError(
                 404, "notFound", f"The resource 'projects/{project}/global/images/family/{family}' was not found"
             )
         return copy.deepcopy(found[-1])
+
+    def do_images_list(self, project, query, body):
+        items = [copy.deepcopy(i) for (p, _n), i in sorted(self.images.items()) if p == project]
+        return self._list("image", f"projects/{project}/global/images", items, query)
+
+    def _image_at(self, path):
+        """The image a path or link names (projects/P/global/images/NAME or .../images/family/F)."""
+        match = re.search(r"projects/([^/]+)/global/images/(family/)?([^/]+)$", path or "")
+        if not match:
+            raise GceError(400, "invalid", f"Invalid value for field 'sourceImage': '{path}'.")
+        project, family, name = match.groups()
+        if family:
+            return self.do_images_getFromFamily(project, name, {}, None)
+        return self.do_images_get(project, name, {}, None)
+
+    def do_images_deprecate(self, project, image, query, body):
+        self.project(project)
+        found = self.do_images_get(project, image, query, None)
+        status = {k: v for k, v in body.items() if v}
+        if status.get("replacement"):
+            # The API wants the replacement to be an image; it stores the full link.
+            status["replacement"] = self._image_at(status["replacement"])["selfLink"]
+
+        def change():
+            kept = self.images[(project, image)]
+            if status.get("state", "ACTIVE") == "ACTIVE":
+                kept.pop("deprecated", None)
+            else:
+                kept["deprecated"] = status
+
+        def deprecate():
+            error = self._next_op_error("compute.images.deprecate")
+            return self.operation(None, "deprecate", found["selfLink"], found["id"], change, error)
+
+        return self._once(query, deprecate)
+
+    def do_images_delete(self, project, image, query, body):
+        self.project(project)
+        return self._once(query, lambda: self._images_delete(project, image))
+
+    def _images_delete(self, project, image):
+        found = self.do_images_get(project, image, {}, None)
+        return self.operation(
+            None,
+            "delete",
+            found["selfLink"],
+            found["id"],
+            lambda: self.images.pop((project, image), None),
+            self._next_op_error("compute.images.delete"),
+        )
+
+    def do_instanceTemplates_aggregatedList(self, project, query, body):
+        self.project(project)
+        scopes = ["global"] + [f"regions/{r}" for r in sorted({z.rsplit("-", 1)[0] for z in ZONES})]
+        return self._aggregated("instanceTemplate", "instanceTemplates", project, scopes, self.templates, query)
+
+    def do_disks_aggregatedList(self, project, query, body):
+        self.project(project)
+        return self._aggregated("disk", "disks", project, [f"zones/{z}" for z in ZONES], self.disks, query)
 
     def do_zoneOperations_get(self, project, zone, operation, query, body):
         self.zone(project, zone)
@@ -686,6 +818,7 @@ class Emulator:
                 )
         boot = (body.get("disks") or [{}])[0]
         init = boot.get("initializeParams") or {}
+        source = self._image_at(init["sourceImage"]) if init.get("sourceImage") else None
         link = self.link(f"projects/{project}/zones/{zone}/instances/{name}")
         iid = str(next(self.ids))
         instance = {
@@ -757,6 +890,9 @@ class Emulator:
         if error:
             return self.operation(zone, "insert", link, iid, None, error)
         self.instances[(zone, name)] = instance
+        if source:
+            # The boot disk, named after the instance, remembers the image it was made from.
+            self.add_disk(zone, name, source["selfLink"], users=[name])
         return self.operation(zone, "insert", link, iid, None)
 
     def do_instances_get(self, project, zone, instance, query, body):
@@ -794,29 +930,30 @@ class Emulator:
     def do_instances_aggregatedList(self, project, query, body):
         if project != PROJECT:
             raise GceError(403, "forbidden", f"Required 'compute.instances.list' permission for 'projects/{project}'")
+        instances = {(f"zones/{z}", n): i for (z, n), i in self.instances.items()}
+        return self._aggregated("instance", "instances", project, [f"zones/{z}" for z in ZONES], instances, query)
+
+    def _aggregated(self, kind, resource, project, scopes, found, query):
+        """An aggregatedList of ``found`` ((scope, name) -> item) over ``scopes``, paged two scopes a page."""
         items = {}
-        for zone in ZONES:
-            found = self._filtered(
-                [copy.deepcopy(i) for (z, _n), i in sorted(self.instances.items()) if z == zone], query
-            )
-            if found:
-                items[f"zones/{zone}"] = {"instances": found}
+        for scope in scopes:
+            listed = self._filtered([copy.deepcopy(v) for (s, _n), v in sorted(found.items()) if s == scope], query)
+            if listed:
+                items[scope] = {resource: listed}
             else:
-                items[f"zones/{zone}"] = {
+                items[scope] = {
                     "warning": {
                         "code": "NO_RESULTS_ON_PAGE",
-                        "message": "There are no results for scope 'zones/%s' on this page." % zone,
-                        "data": [{"key": "scope", "value": f"zones/{zone}"}],
+                        "message": f"There are no results for scope '{scope}' on this page.",
+                        "data": [{"key": "scope", "value": scope}],
                     }
                 }
-        # Pages by scope, two zones a page.
-        scopes = sorted(items)
-        chunk, token = self.page(scopes, query)
+        chunk, token = self.page(sorted(items), query)
         out = {
-            "kind": "compute#instanceAggregatedList",
-            "id": f"projects/{project}/aggregated/instances",
+            "kind": f"compute#{kind}AggregatedList",
+            "id": f"projects/{project}/aggregated/{resource}",
             "items": {k: items[k] for k in chunk},
-            "selfLink": self.link(f"projects/{project}/aggregated/instances"),
+            "selfLink": self.link(f"projects/{project}/aggregated/{resource}"),
         }
         if token:
             out["nextPageToken"] = token
@@ -849,9 +986,16 @@ class Emulator:
         )
 
     def do_instances_delete(self, project, zone, instance, query, body):
-        return self._change(
-            project, zone, instance, "delete", lambda i: self.instances.pop((zone, instance), None), tuple(STATUSES)
-        )
+        def delete(found):
+            self.instances.pop((zone, instance), None)
+            for attached in found["disks"]:
+                disk = (f"zones/{zone}", attached["source"].rsplit("/", 1)[-1])
+                if attached.get("autoDelete"):
+                    self.disks.pop(disk, None)
+                elif disk in self.disks:
+                    self.disks[disk].pop("users", None)
+
+        return self._change(project, zone, instance, "delete", delete, tuple(STATUSES))
 
     @staticmethod
     def _check_labels(labels, field):
