@@ -507,6 +507,8 @@ def pull(client, name, insecure, timeout, stall_timeout, budget=0, clock=time.mo
     Ollama resumes partial blobs, so each retry continues where the last one stopped. With
     ``budget`` > 0 the pull is left running no longer than that: the connection is closed
     (which stops the server-side pull) and the caller resumes it with another call.
+    A registry that does not answer at all (no layer of the model seen) gets ``stall_timeout``
+    seconds, not the whole ``timeout``: an unreachable mirror should fail in a minute, not in hours.
     Returns a dict: done, attempts, seconds, progress, status.
     """
     start = clock()
@@ -529,6 +531,12 @@ def pull(client, name, insecure, timeout, stall_timeout, budget=0, clock=time.mo
                     hint = " (a plain-http or self-signed registry needs insecure: true)"
                 raise OllamaError(f"pulling {name} failed: {e.msg}{hint}") from None
             outcome, last_error = "retry", e.msg
+            if not progress.total and clock() - start >= stall_timeout:
+                raise OllamaError(
+                    f"pulling {name} failed: the registry did not answer for {stall_timeout}s ({attempts} attempts; "
+                    f"last problem: {e.msg}): check that the registry is up and reachable from this node, "
+                    "or raise stall_timeout"
+                ) from None
         if outcome in ("done", "budget"):
             return {
                 "done": outcome == "done",
@@ -544,7 +552,8 @@ def pull(client, name, insecure, timeout, stall_timeout, budget=0, clock=time.mo
                 f"pulling {name} did not finish within timeout={timeout}s ({attempts} attempts; "
                 f"last problem: {last_error}): check the registry and the network, or raise timeout"
             )
-        sleep(min(2 ** min(attempts, 4), max(0.0, deadline - clock() - 1)))
+        give_up = deadline if progress.total else min(deadline, start + stall_timeout + 1)
+        sleep(min(2 ** min(attempts, 4), max(0.0, give_up - clock() - 1)))
 
 
 def _pull_once(client, name, insecure, progress, stall_timeout, deadline, stop_at, clock):
@@ -568,7 +577,9 @@ def _pull_once(client, name, insecure, progress, stall_timeout, deadline, stop_a
                 return "stalled"
             if now >= deadline:
                 return "retry"
-            if stop_at is not None and now >= stop_at:
+            # Only once layers are known: before that there is nothing to report, and the caller's
+            # next call would restart the registry's stall_timeout.
+            if stop_at is not None and now >= stop_at and progress.total:
                 return "budget"
     except TimeoutError:
         return "stalled"

@@ -100,6 +100,8 @@ options:
     description:
       - A pull whose byte count does not grow for this many seconds is dropped and started again
         (it resumes where it stopped).
+      - A registry that does not answer at all (connection refused, no manifest) is retried for this
+        many seconds, then the pull fails, rather than for the whole O(timeout).
     type: int
     default: 60
   progress_interval:

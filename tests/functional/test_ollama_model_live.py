@@ -107,6 +107,18 @@ def test_unknown_model_fails_with_registry_message(clean, capsys, shim):
     assert tag_names(clean) == []
 
 
+def test_unreachable_registry_fails_within_stall_timeout(clean, capsys):
+    with socket.socket() as s:  # a loopback port nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{s.getsockname()[1]}"
+    started = time.monotonic()
+    res = run(clean, capsys, name=f"{host}/library/gemma3:270m", insecure=True, timeout=3600, stall_timeout=3)
+    assert res["failed"] is True and time.monotonic() - started < 30
+    assert res["msg"].startswith(f"pulling {host}/library/gemma3:270m failed: the registry did not answer for 3s (")
+    assert "connection refused" in res["msg"]
+    assert tag_names(clean) == []
+
+
 def test_plain_http_registry_without_insecure_fails(clean, capsys, model_name):
     res = run(clean, capsys, name=model_name, timeout=60)
     assert res["failed"] is True and res["msg"].endswith("needs insecure: true)")

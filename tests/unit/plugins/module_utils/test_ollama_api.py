@@ -317,6 +317,32 @@ def test_pull_gives_up_at_the_deadline(fake_ollama):
     assert "did not finish within timeout=3s" in e.value.msg
 
 
+REFUSED = [
+    {"status": "pulling manifest"},
+    {"error": 'pull model manifest: Get "http://h:5000/v2/library/m/manifests/1": connect: connection refused'},
+]
+
+
+@pytest.mark.parametrize("budget", [0, 0.5])
+def test_pull_of_an_unanswering_registry_fails_after_stall_timeout(fake_ollama, budget):
+    fake_ollama.routes[("POST", "/api/pull")] = pull_route(REFUSED)
+    client = api.OllamaClient(fake_ollama.url, timeout=3)
+    started = time.monotonic()
+    with pytest.raises(api.OllamaError) as e:
+        api.pull(client, "h:5000/library/m:1", True, timeout=600, stall_timeout=2, budget=budget)
+    assert 2 <= time.monotonic() - started < 6  # stall_timeout, not timeout, and no early budget return
+    assert e.value.msg.startswith("pulling h:5000/library/m:1 failed: the registry did not answer for 2s (")
+    assert "connection refused" in e.value.msg and e.value.msg.endswith("or raise stall_timeout")
+    assert len(fake_ollama.calls("POST", "/api/pull")) >= 2
+
+
+def test_pull_of_a_registry_that_comes_back_goes_on(fake_ollama):
+    fake_ollama.routes[("POST", "/api/pull")] = pull_route(REFUSED, REFUSED, OK)
+    client = api.OllamaClient(fake_ollama.url, timeout=3)
+    out = api.pull(client, "h:5000/library/m:1", True, timeout=600, stall_timeout=30, sleep=lambda s: None)
+    assert out["done"] is True and out["attempts"] == 3 and "connection refused" in out["last_error"]
+
+
 def test_pull_budget_returns_early_with_progress(fake_ollama):
     slow = [progress(0)] + [x for i in range(1, 30) for x in (0.1, progress(i * 10))]
     fake_ollama.routes[("POST", "/api/pull")] = pull_route(slow)
