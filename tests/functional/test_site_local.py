@@ -6,9 +6,13 @@ One deployment of its own (its own node and port): create -> site.yml (real answ
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
+import time
+import urllib.request
 import uuid
 
 import pytest
@@ -55,6 +59,39 @@ def play():
     run("playbooks/destroy.yml", ok=False)
 
 
+def api_version(port, attempts=30):
+    """Ollama's version through the port podman publishes on this machine (so through the firewall)."""
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=5) as r:
+                return json.loads(r.read())["version"]
+        except OSError:
+            time.sleep(1)
+    return None
+
+
+def reaches(address, port, timeout=3):
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def serves_inside(node, port):
+    """The node answers on its own loopback (so a refusal from outside is the firewall's)."""
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(20):
+        if podman("exec", node, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url).stdout == "200":
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def podman(*args):
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
+
+
 def status_line(play):
     out = play("playbooks/status.yml")
     row = re.compile(r"^[\s'-]*%s\s+local\s" % re.escape(play.node))
@@ -74,6 +111,17 @@ def test_site_answers_then_converges_to_zero_changes(play):
     assert answer and len(answer.group(1).split()) >= 3, first[-3000:]
     assert "running" in status_line(play)
 
+    # The node is hardened: its firewall lets this machine in through the published port only.
+    assert api_version(11436)
+    ruleset = podman("exec", play.node, "nft", "list", "table", "inet", "oce_filter").stdout
+    assert "policy drop" in ruleset and "dport 11434" in ruleset, ruleset
+    address = podman("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", play.node)
+    address = address.stdout.strip()
+    assert reaches(address, 11434)  # what the published port forwards to
+    podman("exec", "-d", play.node, "python3", "-m", "http.server", "8099")
+    assert serves_inside(play.node, 8099)
+    assert not reaches(address, 8099)  # anything else is dropped
+
     second = play("site.yml", "-e", "model=gemma3:270m")
     assert recap(second) == (0, 0), second[-3000:]
     check = play("site.yml", "-e", "model=gemma3:270m", "--check")
@@ -87,6 +135,8 @@ def test_stop_start_destroy(play):
     assert recap(play("playbooks/stop.yml"))[0] == 0
     assert recap(play("playbooks/start.yml"))[0] == 1
     assert "running" in status_line(play)
+    assert api_version(11436)  # the firewall is back after the boot, and lets the published port in
+    assert "oce_filter" in podman("exec", play.node, "nft", "list", "tables").stdout
     assert recap(play("playbooks/destroy.yml"))[0] == 1
     assert status_line(play) == ""
 
