@@ -19,7 +19,7 @@ description:
     container) nor through the container's mount point (a symbolic link inside the container
     would resolve on the controller).
 author:
-  - ollama_cloud.engine contributors
+  - ollama_cloud.engine maintainers (@ollama-cloud)
 options:
   remote_addr:
     description:
