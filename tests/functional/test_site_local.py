@@ -61,7 +61,7 @@ def play():
 
 def api_version(port, attempts=30):
     """Ollama's version through the port podman publishes on this machine (so through the firewall)."""
-    for _ in range(attempts):
+    for _dummy in range(attempts):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=5) as r:
                 return json.loads(r.read())["version"]
@@ -81,7 +81,7 @@ def reaches(address, port, timeout=3):
 def serves_inside(node, port):
     """The node answers on its own loopback (so a refusal from outside is the firewall's)."""
     url = f"http://127.0.0.1:{port}/"
-    for _ in range(20):
+    for _dummy in range(20):
         if podman("exec", node, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url).stdout == "200":
             return True
         time.sleep(0.5)
