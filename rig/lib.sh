@@ -29,6 +29,15 @@ export OCE_HEADSCALE_URL=http://$OCE_HEADSCALE_IP:8080
 log() { printf '\033[1m[rig]\033[0m %s\n' "$*" >&2; }
 die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# Write stdin to $1 through a rename, and only when it changes: a run that reads the file at the
+# same time (another checkout's tests, the demo) never sees it empty or half written.
+rig_write() {
+  local tmp
+  tmp=$(mktemp "$1.XXXXXX")
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else chmod 0644 "$tmp" && mv -f "$tmp" "$1"; fi
+}
+
 rig_apt() {
   local pkgs=(podman runc debootstrap docker-registry zstd uidmap gcc g++ git curl rsync bc unzip python3-venv shellcheck)
   local missing=()
@@ -60,7 +69,7 @@ rig_go() {
 rig_containers_conf() {
   mkdir -p "$OCE_RIG_DIR"
   # runc + cgroupfs + explicit ulimits: what works on these VMs (RIG.md), without editing /etc.
-  cat >"$CONTAINERS_CONF" <<'EOF'
+  rig_write "$CONTAINERS_CONF" <<'EOF'
 [containers]
 default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
 [engine]
@@ -240,7 +249,7 @@ rig_registry_image() {
 rig_registry() {
   rig_registry_image
   mkdir -p "$OCE_CACHE/registry"
-  sed "s|@BLOBS@|http://$OCE_BLOBS_IP:8080|" >"$OCE_RIG_DIR/registry.yml" <<'EOF'
+  sed "s|@BLOBS@|http://$OCE_BLOBS_IP:8080|" <<'EOF' | rig_write "$OCE_RIG_DIR/registry.yml"
 version: 0.1
 log:
   level: warn
@@ -257,7 +266,7 @@ middleware:
 http:
   addr: 0.0.0.0:5000
 EOF
-  cat >"$OCE_RIG_DIR/blobs.conf" <<'EOF'
+  rig_write "$OCE_RIG_DIR/blobs.conf" <<'EOF'
 daemon off;
 worker_processes 2;
 error_log stderr warn;
@@ -339,7 +348,7 @@ headscale_up() { curl -fsS -o /dev/null "http://$OCE_HEADSCALE_IP:8080/health" 2
 # checks, so nothing leaves the machine. Its state lives in the rig dir and survives restarts.
 rig_headscale() {
   mkdir -p "$OCE_RIG_DIR/headscale/lib"
-  cat >"$OCE_RIG_DIR/headscale/config.yaml" <<CONF
+  rig_write "$OCE_RIG_DIR/headscale/config.yaml" <<CONF
 server_url: http://$OCE_HEADSCALE_IP:8080
 listen_addr: 0.0.0.0:8080
 metrics_listen_addr: 127.0.0.1:9090
@@ -452,7 +461,7 @@ rig_model_push() {
 rig_vars() {
   local sum
   sum=$(cut -d' ' -f1 "$OCE_MIRROR_DIR/sha256sum.txt")
-  cat >"$OCE_RIG_VARS" <<EOF
+  rig_write "$OCE_RIG_VARS" <<EOF
 # Written by rig/setup: point the roles at the rig's mirrors instead of the internet.
 ollama_download_url: $OCE_OLLAMA_TARBALL
 ollama_checksum: sha256:$sum
@@ -470,7 +479,7 @@ tailscale_userspace_networking: true
 tailscale_extra_flags: [--no-logs-no-support]
 EOF
   local prev=$OCE_CACHE/mirror/ollama/v$OCE_OLLAMA_PREVIOUS_VERSION
-  cat >"$OCE_RIG_PREVIOUS" <<EOF
+  rig_write "$OCE_RIG_PREVIOUS" <<EOF
 # Written by rig/setup: the older Ollama for the upgrade/downgrade scenario.
 ollama_version: "$OCE_OLLAMA_PREVIOUS_VERSION"
 ollama_download_url: $prev/ollama-linux-amd64.tar.zst
