@@ -7,29 +7,20 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-import urllib.request
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ollama_cloud.engine.plugins.modules import ollama_model
+from ansible_collections.ollama_cloud.engine.tests.functional.conftest import free_port, http_json
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MB = 1e6
-
-
-def http_json(method, url, body=None, timeout=30):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        raw = r.read()
-    return json.loads(raw) if raw.strip() else {}
 
 
 def run(ollama, capsys, **args):
@@ -108,9 +99,7 @@ def test_unknown_model_fails_with_registry_message(clean, capsys, shim):
 
 
 def test_unreachable_registry_fails_within_stall_timeout(clean, capsys):
-    with socket.socket() as s:  # a loopback port nothing listens on: connection refused
-        s.bind(("127.0.0.1", 0))
-        host = f"127.0.0.1:{s.getsockname()[1]}"
+    host = f"127.0.0.1:{free_port()}"  # nothing listens there: connection refused
     started = time.monotonic()
     res = run(clean, capsys, name=f"{host}/library/gemma3:270m", insecure=True, timeout=3600, stall_timeout=3)
     assert res["failed"] is True and time.monotonic() - started < 30
@@ -133,9 +122,7 @@ def test_bad_names_fail_before_any_change(clean, capsys, name):
 
 
 def test_ollama_not_answering(capsys, ollama):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    url = f"http://127.0.0.1:{free_port()}"
     with patch_module_args({"name": "gemma3:270m", "host": url}), pytest.raises(SystemExit):
         ollama_model.main()
     res = json.loads(capsys.readouterr().out)

@@ -115,8 +115,8 @@ def test_site_answers_then_converges_to_zero_changes(play):
     assert api_version(11436)
     ruleset = podman("exec", play.node, "nft", "list", "table", "inet", "oce_filter").stdout
     assert "policy drop" in ruleset and "dport 11434" in ruleset, ruleset
-    address = podman("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", play.node)
-    address = address.stdout.strip()
+    inspect = ["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", play.node]
+    address = podman(*inspect).stdout.strip()
     assert reaches(address, 11434)  # what the published port forwards to
     podman("exec", "-d", play.node, "python3", "-m", "http.server", "8099")
     assert serves_inside(play.node, 8099)
