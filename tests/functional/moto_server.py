@@ -1,5 +1,8 @@
 """A moto server on a free loopback port, for the AWS tests and the inventory benchmark.
 
+``host`` puts it on another address of this machine: the simulated cloud puts it on the rig's
+gateway, where the containers that play instances reach it too (its IMDS at /latest/ included).
+
 Its request log goes to a file, never to an undrained pipe: werkzeug logs one line per request,
 and once a pipe's 64 KiB buffer is full the server blocks on its next log line and stops
 answering (what a whole test run's worth of requests did in CI).
@@ -18,17 +21,18 @@ import urllib.request
 
 
 class MotoServer:
-    def __init__(self, start_timeout=30):
+    def __init__(self, start_timeout=30, host="127.0.0.1"):
         exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
         if not exe:
             raise FileNotFoundError("moto_server is not installed: run rig/setup (requirements-dev.txt: moto[server])")
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
+            s.bind((host, 0))
             port = s.getsockname()[1]
-        self.url = "http://127.0.0.1:%d" % port
+        self.host, self.port = host, port
+        self.url = "http://%s:%d" % (host, port)
         fd, self.log = tempfile.mkstemp(prefix="oce-moto-", suffix=".log")
         try:
-            self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=fd, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen([exe, "-H", host, "-p", str(port)], stdout=fd, stderr=subprocess.STDOUT)
         finally:
             os.close(fd)  # the server holds its own copy
         deadline = time.monotonic() + start_timeout

@@ -36,6 +36,12 @@ to inject a fault. This one keeps the same REST paths as the real API, and:
   before our next setIamPolicy; ``sa_propagation`` makes the next setIamPolicy calls refuse a
   service account created a moment ago (IAM is eventually consistent). Errors of these APIs have
   the google.rpc form (``status: NOT_FOUND``), not compute's ``errors[].reason``.
+- plays Secret Manager's versions (addVersion, versions.access, ``latest``) with IAM for guests: a
+  token from the metadata server reads a secret only if its service account is granted
+  secretAccessor on the secret or the project (403 PERMISSION_DENIED otherwise).
+- serves the guests' metadata server (metadata.py: /computeMetadata/v1/, Metadata-Flavor: Google),
+  and listens on ``host`` (127.0.0.1 by default; the rig's gateway for the simulated cloud, so its
+  containers reach it too).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ import threading
 import time
 import urllib.parse
 
+from .metadata import METADATA_PREFIX, MetadataServer, sim_token_email
 from .schema import Discovery, document
 
 PROJECT = "oce-test"
@@ -124,8 +131,10 @@ def now():
     return time.strftime("%Y-%m-%dT%H:%M:%S.000-00:00", time.gmtime())
 
 
-class Emulator:
-    def __init__(self, discovery=None, op_steps=2, page_size=2):
+class Emulator(MetadataServer):
+    project_id = PROJECT
+
+    def __init__(self, discovery=None, op_steps=2, page_size=2, host="127.0.0.1"):
         self.discovery = discovery or Discovery()
         self.apis = (self.discovery,) + other_discoveries()
         self.lock = threading.RLock()
@@ -148,10 +157,21 @@ class Emulator:
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                if self.path.startswith(METADATA_PREFIX) and self.command == "GET":
+                    # A guest's metadata server (see metadata.py), not an API: no discovery routing.
+                    with emu.lock:
+                        emu.requests += 1
+                    status, ctype, data = emu.handle_metadata(self.path, self.headers, self.client_address[0])
+                    self._send(status, ctype, data, {"Metadata-Flavor": "Google"})
+                    return
                 status, body = emu.handle(self.command, self.path, raw, self.headers)
-                data = json.dumps(body).encode()
+                self._send(status, "application/json; charset=UTF-8", json.dumps(body).encode())
+
+            def _send(self, status, ctype, data, extra=None):
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Type", ctype)
+                for key, value in (extra or {}).items():
+                    self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -161,8 +181,9 @@ class Emulator:
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        # host: 127.0.0.1, or an address containers reach too (the rig's gateway) for the simulated cloud.
+        self.server = Server((host, 0), Handler)
+        self.url = "http://%s:%d" % (host, self.server.server_address[1])
         self.endpoint = self.url + "/compute/v1/"
         self.token_uri = self.url + "/token"
         self.reset()
@@ -195,6 +216,9 @@ class Emulator:
             self.project_policy = {}  # the project's IAM policy (version, bindings, auditConfigs, etag)
             self.secrets = {}  # projects/P/secrets/S -> secret
             self.secret_policies = {}  # projects/P/secrets/S -> IAM policy
+            self.secret_versions = {}  # projects/P/secrets/S -> [version with its "_data", oldest first]
+            self.caller = None  # the Authorization header of the request being handled
+            self.reset_bodies()
             self.policy_races = 0  # next setIamPolicy calls: someone else changes the policy just before
             self.sa_propagation = 0  # next setIamPolicy calls: a new service account is not known yet
             self.fresh_accounts = set()  # emails created since the last propagation
@@ -450,6 +474,7 @@ class Emulator:
             if handler is None:
                 self.violations.append(f"{method.id}: the emulator does not serve it")
                 return 501, errors(501, "notImplemented", f"the emulator does not serve {method.id}")
+            self.caller = headers.get("Authorization")
             try:
                 status, response = 200, handler(query=query, body=body, **variables)
             except GceError as exc:
@@ -1540,6 +1565,85 @@ class Emulator:
     def do_secretmanager_projects_secrets_setIamPolicy(self, projectsId, secretsId, query, body):
         name = self._secret(projectsId, secretsId)
         return self._policy_out(self._public(self._set_policy(self.secret_policies[name], body, self._race)), 3)
+
+    # A secret's versions: added by the deployer, read by a node with its own service account.
+    # A token from the metadata server (ya29.sim.<email>) is held to IAM, as Google holds a VM's
+    # account: the secret's or the project's policy must grant the role; other credentials are
+    # the deployer's (owner) and may do anything.
+    READERS = ("roles/secretmanager.secretAccessor", "roles/secretmanager.admin", "roles/owner")
+    ADDERS = ("roles/secretmanager.secretVersionAdder", "roles/secretmanager.admin", "roles/owner")
+
+    def _allowed(self, name, roles, permission):
+        email = sim_token_email(self.caller)
+        if email is None:
+            return
+        member = f"serviceAccount:{email}"
+        policies = [self.project_policy, self.secret_policies.get(name) or {}]
+        # Conditional bindings are not evaluated: only an unconditional grant counts.
+        if any(member in self.members(policy, role) for policy in policies for role in roles):
+            return
+        raise GceError(
+            403,
+            "PERMISSION_DENIED",
+            f"Permission '{permission}' denied for resource '{name}' (or it may not exist).",
+        )
+
+    def do_secretmanager_projects_secrets_addVersion(self, projectsId, secretsId, query, body):
+        name = f"projects/{projectsId}/secrets/{secretsId}"
+        self._allowed(name, self.ADDERS, "secretmanager.versions.add")
+        self._secret(projectsId, secretsId)
+        payload = body.get("payload") or {}
+        data = base64.b64decode(payload.get("data") or "")
+        if len(data) > 65536:
+            raise GceError(400, "INVALID_ARGUMENT", "Secret payload data must be no larger than 64KiB.")
+        if payload.get("dataCrc32c") is not None and str(crc32c(data)) != str(payload["dataCrc32c"]):
+            raise GceError(400, "INVALID_ARGUMENT", "Checksum mismatch: the payload's dataCrc32c is not its data's.")
+        versions = self.secret_versions.setdefault(name, [])
+        version = {
+            "name": f"{name}/versions/{len(versions) + 1}",
+            "createTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()),
+            "state": "ENABLED",
+            "etag": '"%s"' % fingerprint([name, len(versions)]),
+            "clientSpecifiedPayloadChecksum": payload.get("dataCrc32c") is not None,
+            "_data": data,
+        }
+        versions.append(version)
+        return self._public(version)
+
+    def do_secretmanager_projects_secrets_versions_access(self, projectsId, secretsId, versionsId, query, body):
+        name = f"projects/{projectsId}/secrets/{secretsId}"
+        self._allowed(name, self.READERS, "secretmanager.versions.access")
+        self._secret(projectsId, secretsId)
+        enabled = [v for v in self.secret_versions.get(name, []) if v["state"] == "ENABLED"]
+        if versionsId == "latest":
+            found = enabled[-1] if enabled else None
+        else:
+            found = next((v for v in enabled if v["name"] == f"{name}/versions/{versionsId}"), None)
+        if found is None:
+            raise GceError(404, "NOT_FOUND", f"Secret Version [{name}/versions/{versionsId}] not found.")
+        data = found["_data"]
+        return {
+            "name": found["name"],
+            "payload": {"data": base64.b64encode(data).decode(), "dataCrc32c": str(crc32c(data))},
+        }
+
+    def add_secret_version(self, secret_id, value):
+        """Add a version to a secret as the deployer would (gcloud secrets versions add)."""
+        with self.lock:
+            self.caller = None
+            return self.do_secretmanager_projects_secrets_addVersion(
+                PROJECT, secret_id, {}, {"payload": {"data": base64.b64encode(value.encode()).decode()}}
+            )
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), as Secret Manager reports a payload's checksum."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
 
 
 def error_body(status, reason, message):
