@@ -306,6 +306,9 @@ locals {
   # key=value per --extra-vars, and every value here is checked above to be free of spaces and
   # quotes. The nvidia_driver role's source and kernel flavour are added by each build.
   ansible_extra_arguments = [
+    # What every cloud node shares with the image (Ollama on the tailnet behind the host
+    # firewall), from the collection bootstrap-ansible.sh installed: written once, in the collection.
+    "--extra-vars", "@/usr/share/ansible/collections/ansible_collections/ollama_cloud/engine/playbooks/vars/cloud_node.yml",
     "--extra-vars", "ollama_version=${var.ollama_version}",
     "--extra-vars", "ollama_checksum=${var.ollama_checksum}",
     "--extra-vars", "tailscale_version=${var.tailscale_version}",

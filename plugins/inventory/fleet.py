@@ -17,9 +17,11 @@ description:
     C(deployment_<deployment>) and the plain environment name (C(dev), C(staging), C(prod)), the
     group the node role also uses, so C(group_vars/dev.yml) applies. Names are sanitised
     (C(model_codellama_34b_code))."
-  - C(ansible_host) is the node's Tailscale name (its C(oce-tailscale-name) tag on AWS, metadata
-    key on GCP, where label values cannot hold dots) when it has one, else its private IP. With
-    O(use_ssm), AWS hosts connect through Session Manager instead.
+  - Nodes are reached over the tailnet only. Each joined it at first boot under its node record's
+    C(tailnet_hostname); the plugin asks this controller's C(tailscale status --json) (O(tailnet_cli))
+    where that name is, and sets C(ansible_host) to its tailnet address (else to the hostname, for
+    MagicDNS), C(ollama_url) to its API on the tailnet, and SSH as the user C(oce) with
+    O(ssh_private_key_file) and C(become). Tailnet addresses are read live, never cached.
   - Terminated EC2 instances are left out; stopped GCP VMs (C(TERMINATED)) are kept as C(state_stopped).
     Regions and projects are read in parallel, each with paginated calls that retry throttling and
     server errors with jittered backoff.
@@ -107,15 +109,23 @@ options:
     description: Instances asked for per DescribeInstances call (AWS allows 5 to 1000).
     type: int
     default: 1000
-  use_ssm:
+  tailnet_cli:
     description:
-      - Connect through AWS Systems Manager Session Manager (C(amazon.aws.aws_ssm)) by instance id,
-        for nodes without Tailscale. Sets C(ansible_aws_ssm_instance_id) and C(ansible_aws_ssm_region).
-    type: bool
-    default: false
-  ssm_bucket_name:
-    description: With O(use_ssm), the S3 bucket the C(aws_ssm) connection moves files through.
+      - This controller's tailscale command, asked where the nodes are on the tailnet (add
+        C(--socket=PATH) for a tailscaled of your own). An empty list skips the lookup.
+    type: list
+    elements: str
+    default: [tailscale]
+  ssh_private_key_file:
+    description: The key the node role made for the nodes' user C(oce) (its C(node_ssh_key_file)).
+    type: path
+    default: ~/.ssh/oce_ed25519
+  ssh_proxy_command:
+    description:
+      - An SSH ProxyCommand for a controller whose tailscaled runs in userspace mode, such as
+        C(tailscale nc %h %p); empty when the controller routes to the tailnet.
     type: str
+    default: ""
 requirements:
   - boto3 >= 1.34 and botocore >= 1.34 on the controller (for AWS).
   - google-auth >= 2.20 and requests on the controller (for GCP).
@@ -128,17 +138,17 @@ notes:
 """
 
 EXAMPLES = r"""
-# inventories/aws/fleet.yml: every node of ours in two regions, reached over Tailscale or SSM
+# inventories/aws/fleet.yml: every node of ours in two regions, reached over the tailnet
 plugin: ollama_cloud.engine.fleet
 regions: [us-east-1, eu-west-1]
 
 ---
-# Only one deployment, through Session Manager, cached for ten minutes
+# Only one deployment, cached for ten minutes, from a controller running tailscaled in userspace mode
 plugin: ollama_cloud.engine.fleet
 regions: [us-east-1]
 deployment: demo
-use_ssm: true
-ssm_bucket_name: my-ssm-transfer-bucket
+tailnet_cli: [tailscale, --socket=/run/user/1000/tailscaled.sock]
+ssh_proxy_command: tailscale --socket=/run/user/1000/tailscaled.sock nc %h %p
 cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/ollama-cloud-engine/inventory
@@ -186,22 +196,30 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import subprocess
 
 from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud, fleet, gcp
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import (
+    aws,
+    catalog,
+    cloud,
+    first_boot,
+    fleet,
+    gcp,
+    tailnet,
+)
 
 SUFFIXES = ("fleet.yml", "fleet.yaml")
-TAG_TAILSCALE = "oce-tailscale-name"
 
 # Short host variables for compose, keyed_groups and groups, next to the whole record (oce_node).
 FLAT = ("cloud", "region", "model", "state", "environment", "deployment", "instance_type", "private_ip")
 
 
 def find_nodes(api, deployment=None, page_size=1000):
-    """Our live instances in one region as node records, with GPU and Tailscale name."""
+    """Our live instances in one region as node records, with GPU."""
     labels = {fleet.LABEL_MANAGED_BY: fleet.MANAGED_BY}
     if deployment:
         labels[fleet.LABEL_DEPLOYMENT] = deployment
@@ -214,13 +232,12 @@ def find_nodes(api, deployment=None, page_size=1000):
         node["gpu"] = spec.get("gpu")
         node["gpu_count"] = spec.get("gpu_count")
         node["gpu_memory_gb"] = spec["gpu_count"] * spec["vram_gb"] if spec else None
-        node["tailscale_name"] = node["labels"].get(TAG_TAILSCALE)
         nodes.append(node)
     return nodes
 
 
 def find_gcp_nodes(api, deployment=None):
-    """Our VMs in every zone of one project as node records, with GPU and Tailscale name."""
+    """Our VMs in every zone of one project as node records, with GPU."""
     nodes = []
     for instance in gcp.find_instances(api, deployment):
         node = gcp.priced_node(instance)
@@ -230,7 +247,6 @@ def find_gcp_nodes(api, deployment=None):
         node["gpu"] = accelerator.replace("nvidia-tesla-", "").replace("nvidia-", "").upper() if accelerator else None
         node["gpu_count"] = count or None
         node["gpu_memory_gb"] = per_gpu * count if per_gpu and count else None
-        node["tailscale_name"] = gcp.metadata_items(instance).get(TAG_TAILSCALE)
         nodes.append(node)
     return nodes
 
@@ -316,7 +332,27 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 raise AnsibleParserError(f"fleet inventory: {exc.msg}") from None
         return sorted(found, key=lambda n: (n["cloud"], n["region"] or "", n["name"], n["id"]))
 
-    def _add(self, node, hostname):
+    def _tailnet_status(self, nodes):
+        """This controller's view of the tailnet (one call), or None when it cannot say."""
+        cli = self.get_option("tailnet_cli")
+        if not cli or not any(n["state"] == "running" for n in nodes):
+            return None
+        try:
+            proc = subprocess.run(cli + ["status", "--json"], capture_output=True, text=True, timeout=20, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self.display.warning(
+                f"fleet inventory: {' '.join(cli)} status failed ({exc}): nodes get their tailnet hostnames"
+            )
+            return None
+        if proc.returncode != 0:
+            self.display.warning(
+                f"fleet inventory: {' '.join(cli)} status failed ({proc.stderr.strip()}): "
+                "is this controller on the tailnet?"
+            )
+            return None
+        return proc.stdout
+
+    def _add(self, node, hostname, status=None):
         inventory, strict = self.inventory, self.get_option("strict")
         inventory.add_host(hostname)
         groups = [
@@ -334,16 +370,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         hostvars = {"oce_node": node, "oce_instance_id": node["id"], "oce_gpu": node["gpu"]}
         hostvars.update({"oce_" + key: node[key] for key in FLAT})
         hostvars["oce_hourly_cost"] = node.get("hourly_cost")
-        hostvars["oce_tailscale_name"] = node["tailscale_name"]
-        hostvars["ansible_host"] = node["tailscale_name"] or node["private_ip"] or node["id"]
-        if self.get_option("use_ssm") and node["cloud"] == "aws":
-            hostvars.update(
-                ansible_connection="amazon.aws.aws_ssm",
-                ansible_aws_ssm_instance_id=node["id"],
-                ansible_aws_ssm_region=node["region"],
-            )
-            if self.get_option("ssm_bucket_name"):
-                hostvars["ansible_aws_ssm_bucket_name"] = self.get_option("ssm_bucket_name")
+        hostvars.update(self._tailnet_vars(node, status))
         for key, value in hostvars.items():
             inventory.set_variable(hostname, key, value)
 
@@ -352,13 +379,35 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._add_host_to_composed_groups(self.get_option("groups"), all_vars, hostname, strict=strict)
         self._add_host_to_keyed_groups(self.get_option("keyed_groups"), all_vars, hostname, strict=strict)
 
+    def _tailnet_vars(self, node, status):
+        """Over the tailnet only: its address when this controller sees the node, else its name."""
+        name = node.get("tailnet_hostname") or fleet.tailnet_hostname(node["deployment"] or "", node["name"])
+        peer = tailnet.find_peer(status, name) if status else None
+        host = (peer or {}).get("address") or name
+        ssh_args = "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=~/.ssh/oce_known_hosts_{}".format(
+            node["deployment"] or "unknown"
+        )
+        if self.get_option("ssh_proxy_command"):
+            ssh_args += ' -o ProxyCommand="{}"'.format(self.get_option("ssh_proxy_command"))
+        return {
+            "oce_tailnet_hostname": name,
+            "oce_tailnet_online": bool(peer and peer["online"]),
+            "ansible_host": host,
+            "ansible_user": first_boot.SSH_USER,
+            "ansible_become": True,
+            "ansible_ssh_private_key_file": self.get_option("ssh_private_key_file"),
+            "ansible_ssh_common_args": ssh_args,
+            "ollama_url": tailnet.ollama_url(host),
+        }
+
     def _populate(self, nodes):
         seen = set()
+        status = self._tailnet_status(nodes)
         for node in nodes:
             # Inventory names are the node names the node role uses; a clash gets the instance id.
             hostname = node["name"] if node["name"] not in seen else "{}-{}".format(node["name"], node["id"])
             seen.add(hostname)
-            self._add(node, hostname)
+            self._add(node, hostname, status)
 
     def _cache_key(self, path):
         """The cache key of the file and of what it searches, the same way for AWS and GCP.

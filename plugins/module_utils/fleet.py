@@ -48,6 +48,12 @@ def is_ours(labels, deployment):
     return labels.get(LABEL_DEPLOYMENT) == deployment and labels.get(LABEL_MANAGED_BY) == MANAGED_BY
 
 
+def tailnet_hostname(deployment, name):
+    """A node's name on the tailnet: its own name, with the deployment's prefix unless it has it."""
+    prefix = f"oce-{deployment}"
+    return name if name == prefix or name.startswith(prefix + "-") else f"{prefix}-{name}"
+
+
 def node_record(
     cloud,
     name,
@@ -80,6 +86,7 @@ def node_record(
         # Providers with a price table fill this in; the local target costs nothing.
         "hourly_cost": None,
         "labels": labels,
+        "tailnet_hostname": tailnet_hostname(labels.get(LABEL_DEPLOYMENT) or "", name),
     }
     record.update(extra or {})
     return record

@@ -19,12 +19,21 @@ import os
 import urllib.error
 import urllib.parse
 
-from ansible.module_utils.urls import open_url
+TIMEOUT = 10
+
+try:
+    from ansible.module_utils.urls import open_url
+except ImportError:  # first boot (first_boot.py): the node has no Ansible yet, only Python
+    import urllib.request
+
+    def open_url(url, method="GET", headers=None, data=None, timeout=TIMEOUT):
+        request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+        return urllib.request.build_opener().open(request, timeout=timeout)
+
 
 SOURCES = ("aws_ssm", "aws_secretsmanager", "gcp_secretmanager")
 AWS_IMDS = "http://169.254.169.254"
 GCP_METADATA = "http://metadata.google.internal"
-TIMEOUT = 10
 
 
 class SecretError(Exception):

@@ -8,6 +8,7 @@ import json
 import os
 import socketserver
 import subprocess
+import sys
 import threading
 import urllib.parse
 
@@ -94,3 +95,22 @@ class CountingProxy:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def tailnet_status_command(directory, peers):
+    """A stand-in for this controller's ``tailscale status --json`` seeing ``peers`` (hostname -> IP).
+
+    The inventory tests are about the clouds; the real tailnet is the simulated cloud's (tests/functional/simcloud).
+    """
+    status = {
+        "BackendState": "Running",
+        "Peer": {
+            f"nodekey:{i}": {"HostName": h, "TailscaleIPs": [ip], "Online": True}
+            for i, (h, ip) in enumerate(peers.items())
+        },
+    }
+    path = os.path.join(str(directory), "tailscale-status.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(status, f)
+    # `python3 -c CODE status --json`: the arguments the plugin adds are ignored.
+    return [sys.executable, "-c", f"print(open({path!r}).read())"]

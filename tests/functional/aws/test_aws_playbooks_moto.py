@@ -63,6 +63,7 @@ class Aws:
     def start(self, playbook, deployment, *extra, env=None):
         cmd = ["ansible-playbook", "-i", "inventories/aws", "playbooks/%s.yml" % playbook]
         cmd += ["-e", "deployment=" + deployment, "-e", "model=gemma3:270m", "-e", "node_aws_image=" + self.ami]
+        cmd += ["-e", "node_ssh_key_file=" + self.ssh_key]
         return subprocess.Popen(
             cmd + list(extra),
             cwd=REPO_ROOT,
@@ -140,9 +141,13 @@ class Aws:
 
 
 @pytest.fixture(scope="module")
-def aws(moto_server, moto_url):
+def aws(moto_server, moto_url, tmp_path_factory):
     moto_server.reset()
-    return Aws(moto_url)
+    found = Aws(moto_url)
+    # The controller's key for the nodes' user (node_ssh_key_file), made once, outside ~/.ssh.
+    found.ssh_key = str(tmp_path_factory.mktemp("ssh") / "oce_ed25519")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", found.ssh_key], check=True)
+    return found
 
 
 def flat(out):

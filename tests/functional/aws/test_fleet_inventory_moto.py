@@ -13,7 +13,7 @@ import subprocess
 import boto3
 import pytest
 
-from ansible_collections.ollama_cloud.engine.tests.functional.fleet_helpers import plain
+from ansible_collections.ollama_cloud.engine.tests.functional.fleet_helpers import plain, tailnet_status_command
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 FAKE_ENV = {
@@ -58,7 +58,7 @@ def fleet(moto_server, moto_url, tmp_path_factory):
         "a1": launch(
             "us-east-1",
             "g5.xlarge",
-            ours("oce-a1", "alpha", "dev", "mistral:7b", oce_tailscale_name="oce-a1.tail0.ts.net"),
+            ours("oce-a1", "alpha", "dev", "mistral:7b"),
         ),
         "a2": launch("us-east-1", "g4dn.xlarge", ours("oce-a2", "alpha", "dev", "gemma3:270m")),
         "b1": launch("eu-west-1", "g6e.xlarge", ours("oce-b1", "beta", "prod", "codellama:34b-code")),
@@ -99,10 +99,10 @@ def hosts(inv, group):
 BASE = "plugin: ollama_cloud.engine.fleet\nregions: [us-east-1, eu-west-1]\n"
 
 
-def test_groups_and_hostvars_across_two_regions(fleet):
+def test_groups_and_hostvars_across_two_regions(fleet, tmp_path):
     inv = fleet.inventory(
         BASE
-        + "use_ssm: true\nssm_bucket_name: oce-ssm\n"
+        + "tailnet_cli: {}\n".format(json.dumps(tailnet_status_command(tmp_path, {"oce-alpha-oce-a1": "100.64.0.11"})))
         + "keyed_groups:\n  - {key: oce_gpu, prefix: gpu}\n"
         + "compose:\n  ollama_models_list: '[oce_model]'\n"
         + "groups:\n  costly: oce_hourly_cost > 1.5\n"
@@ -116,8 +116,10 @@ def test_groups_and_hostvars_across_two_regions(fleet):
     assert hosts(inv, "gpu_L40S") == ["oce-b1"] and hosts(inv, "costly") == ["oce-b1"]
 
     a1, a2 = inv["_meta"]["hostvars"]["oce-a1"], inv["_meta"]["hostvars"]["oce-a2"]
-    assert a1["ansible_host"] == "oce-a1.tail0.ts.net" and a1["oce_tailscale_name"] == "oce-a1.tail0.ts.net"
-    assert a2["ansible_host"] == a2["oce_private_ip"] and a2["oce_tailscale_name"] is None
+    # Over the tailnet only: its address where this controller sees the node, else its tailnet name.
+    assert a1["ansible_host"] == "100.64.0.11" and a1["ollama_url"] == "http://100.64.0.11:11434"
+    assert a2["ansible_host"] == a2["oce_tailnet_hostname"] == "oce-alpha-oce-a2"
+    assert (a1["ansible_user"], a1["ansible_become"], a1["oce_tailnet_online"]) == ("oce", True, True)
     assert (a1["oce_model"], a1["oce_instance_type"], a1["oce_gpu"], a1["oce_hourly_cost"]) == (
         "mistral:7b",
         "g5.xlarge",
@@ -125,16 +127,15 @@ def test_groups_and_hostvars_across_two_regions(fleet):
         1.006,
     )
     assert a1["oce_node"]["id"] == fleet.ids["a1"] and a1["oce_node"]["gpu_memory_gb"] == 24
-    assert a1["ansible_connection"] == "amazon.aws.aws_ssm"
-    assert (a1["ansible_aws_ssm_instance_id"], a1["ansible_aws_ssm_region"]) == (fleet.ids["a1"], "us-east-1")
-    assert a1["ansible_aws_ssm_bucket_name"] == "oce-ssm" and a1["ollama_models_list"] == ["mistral:7b"]
+    assert a1["ollama_models_list"] == ["mistral:7b"]
 
 
-def test_without_ssm_and_filtered_by_deployment(fleet):
+def test_filtered_by_deployment(fleet):
     inv = fleet.inventory(BASE + "deployment: beta\n")
     assert hosts(inv, "cloud_aws") == ["oce-b1"]
     b1 = inv["_meta"]["hostvars"]["oce-b1"]
-    assert "ansible_connection" not in b1 and b1["ansible_host"] == b1["oce_private_ip"]
+    # Not on this controller's tailnet (no tailscale here): its tailnet name, never its VPC address.
+    assert "ansible_connection" not in b1 and b1["ansible_host"] == "oce-beta-oce-b1"
 
 
 def test_cache_is_written_on_a_miss_and_a_hit_makes_no_call(fleet):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import types
 
 import pytest
@@ -98,6 +99,9 @@ def gce_cli(discovery, tmp_path_factory):
         ANSIBLE_DEPRECATION_WARNINGS="false",
     )
     emu.cli_env = env
+    # The controller's key for the nodes' user (node_ssh_key_file), made once, outside ~/.ssh.
+    emu.ssh_key = str(tmp_path_factory.mktemp("ssh") / "oce_ed25519")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", emu.ssh_key], check=True)
     yield emu
     emu.stop()
     assert emu.violations == [], "\n".join(emu.violations)

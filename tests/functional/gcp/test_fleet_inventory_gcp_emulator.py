@@ -1,21 +1,27 @@
 """The fleet inventory plugin's GCP side through ansible-inventory, against the GCE emulator.
 
 VMs in two regions, one stopped, one that is not ours: groups, hostvars (the same as AWS), the
-Tailscale name from metadata, Constructable groups and the deployment filter.
+tailnet address from this controller's tailscale status, Constructable groups and the deployment filter.
 """
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server
-from ansible_collections.ollama_cloud.engine.tests.functional.fleet_helpers import ansible_inventory, hosts
+from ansible_collections.ollama_cloud.engine.tests.functional.fleet_helpers import (
+    ansible_inventory,
+    hosts,
+    tailnet_status_command,
+)
 
 OURS = {"oce-managed-by": "ollama_cloud-engine"}
 
 
-def vm(emu, zone, name, machine, labels, model=None, tailscale=None, status="RUNNING", accelerator=None):
-    metadata = {"oce-model": model, "oce-tailscale-name": tailscale}
+def vm(emu, zone, name, machine, labels, model=None, status="RUNNING", accelerator=None):
+    metadata = {"oce-model": model}
     emu.add_instance(zone, name, machine, labels, metadata, status=status, accelerator=accelerator)
 
 
@@ -27,7 +33,7 @@ def fleet(gce_cli, tmp_path_factory):
     emu.add_subnetwork("europe-west4", "europe-west4-private", network="oce-net", cidr="10.40.0.0/24")
     alpha = dict(OURS, **{"oce-deployment": "alpha", "oce-environment": "dev"})
     vm(emu, "us-central1-a", "oce-a1", "n1-standard-4", dict(alpha, **{"oce-model": "mistral-7b"}), "mistral:7b",
-       tailscale="oce-a1.tail0.ts.net", accelerator="nvidia-tesla-t4")  # fmt: skip
+       accelerator="nvidia-tesla-t4")  # fmt: skip
     vm(emu, "us-central1-b", "oce-a2", "g2-standard-4", dict(alpha, **{"oce-model": "gemma3-270m"}), "gemma3:270m",
        status="TERMINATED")  # fmt: skip
     beta = dict(OURS, **{"oce-deployment": "beta", "oce-environment": "prod", "oce-model": "codellama-34b-code"})
@@ -44,9 +50,10 @@ def fleet(gce_cli, tmp_path_factory):
     return inventory
 
 
-def test_groups_and_hostvars_across_two_regions(fleet):
+def test_groups_and_hostvars_across_two_regions(fleet, tmp_path):
     inv = fleet(
         f"projects: [{server.PROJECT}]\n"
+        + "tailnet_cli: {}\n".format(json.dumps(tailnet_status_command(tmp_path, {"oce-alpha-oce-a1": "100.64.0.21"})))
         + "keyed_groups:\n  - {key: oce_gpu, prefix: gpu}\n"
         + "compose:\n  ollama_models_list: '[oce_model]'\n"
         + "groups:\n  costly: oce_hourly_cost > 1.5\n"
@@ -61,8 +68,9 @@ def test_groups_and_hostvars_across_two_regions(fleet):
     assert hosts(inv, "costly") == ["oce-b1"]
 
     a1, a2, b1 = (inv["_meta"]["hostvars"][h] for h in ("oce-a1", "oce-a2", "oce-b1"))
-    assert a1["ansible_host"] == "oce-a1.tail0.ts.net" and a1["oce_tailscale_name"] == "oce-a1.tail0.ts.net"
-    assert a2["ansible_host"] == a2["oce_private_ip"] and a2["oce_private_ip"].startswith("10.30.0.")
+    # Over the tailnet only: its address where this controller sees the node, else its tailnet name.
+    assert a1["ansible_host"] == "100.64.0.21" and a1["ollama_url"] == "http://100.64.0.21:11434"
+    assert a2["ansible_host"] == "oce-alpha-oce-a2" and a2["oce_private_ip"].startswith("10.30.0.")
     assert (a1["oce_cloud"], a1["oce_model"], a1["oce_instance_type"], a1["oce_gpu"], a1["oce_hourly_cost"]) == (
         "gcp",
         "mistral:7b",

@@ -1,11 +1,12 @@
 """The lifecycle playbooks with cloud=gcp, as a user runs them, against the GCE emulator on loopback.
 
-create (service account + network + node) for egress=nat and for egress=none with IAP SSH side by
-side -> create again (0 changed) -> stop -> start -> status -> destroy both; --check creates
-nothing; bad input (a missing Tailscale secret too) fails with its sentence before anything
-exists; destroy leaves what is not ours alone, in the network and in the IAM policies. The
-emulator holds every request and response to the compute.v1, iam.v1, cloudresourcemanager.v1 and
-secretmanager.v1 discovery documents.
+create (service account + network + node, booting with first-boot user data that names the secret
+its service account may read) for egress=nat and for egress=none side by side -> create again
+(0 changed) -> stop -> start -> status -> destroy both; --check creates nothing; bad input (a
+missing Tailscale secret too) fails with its sentence before anything exists; destroy leaves what
+is not ours alone, in the network and in the IAM policies. The emulator holds every request and
+response to the compute.v1, iam.v1, cloudresourcemanager.v1 and secretmanager.v1 discovery
+documents.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def table_row(out, node):
 def start(emu, playbook, deployment, *extra, env=None):
     cmd = ["ansible-playbook", "-i", "inventories/gcp", "playbooks/%s.yml" % playbook]
     cmd += ["-e", "deployment=" + deployment, "-e", "model=gemma3:270m", "-e", "node_gcp_image=" + UBUNTU]
+    cmd += ["-e", "node_ssh_key_file=" + emu.ssh_key]
     return subprocess.Popen(
         cmd + list(extra),
         cwd=REPO_ROOT,
@@ -147,8 +149,6 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(emu):
             "-e",
             "node_gcp_egress=none",
             "-e",
-            "node_gcp_iap_ssh=true",
-            "-e",
             "node_gcp_subnet_cidr=10.65.0.0/20",
         ),
     )
@@ -166,14 +166,17 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(emu):
         "networks": ["oce-t-air", "oce-t-nat"],
         "subnetworks": ["oce-t-air-private", "oce-t-nat-private"],
         "routers": ["oce-t-nat-router"],
-        "firewalls": ["oce-t-air-deny-ingress", "oce-t-air-iap-ssh", "oce-t-nat-deny-ingress"],
+        "firewalls": ["oce-t-air-deny-ingress", "oce-t-nat-deny-ingress"],
         "instances": ["oce-t-air", "oce-t-nat"],
     }
-    # The nodes: private, in their subnetworks, tagged for the IAP rule (which admits only that tag).
+    # The nodes: private, in their subnetworks, with nothing admitted from anywhere.
     vm = emu.instances[("us-central1-a", "oce-t-air")]
     assert "accessConfigs" not in vm["networkInterfaces"][0] and vm["tags"]["items"] == ["oce-t-air-node"]
     assert vm["networkInterfaces"][0]["subnetwork"].endswith("/subnetworks/oce-t-air-private")
-    assert emu.firewalls["oce-t-air-iap-ssh"]["targetTags"] == ["oce-t-air-node"]
+    # It boots with user data that names the secret its service account may read, and holds no key.
+    user_data = {i["key"]: i["value"] for i in vm["metadata"]["items"]}["user-data"]
+    assert user_data.startswith("#cloud-config\n") and "tskey" not in user_data
+    assert f"projects/{server.PROJECT}/secrets/oce-t-air-tailscale" in user_data
     # It runs as its own service account, which may read only its own secret.
     assert vm["serviceAccounts"] == [
         {"email": f"oce-t-air-node@{server.SA_DOMAIN}", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}
@@ -272,10 +275,18 @@ def test_start_of_a_missing_node_says_what_to_do(emu):
 
 def test_own_service_account_skips_ours_and_gets_the_cloud_platform_scope(emu):
     own = f"oce-node@{server.SA_DOMAIN}"  # made elsewhere; t-own has no Tailscale secret of ours
-    out = run(emu, ("create", "t-own", "-e", "node_gcp_service_account_email=" + own))
+    # Without naming the secret that account may read, nothing is created.
+    refused = run(emu, ("create", "t-own", "-e", "node_gcp_service_account_email=" + own), ok=False)
+    assert "with your own service account, name it in node_gcp_key_secret" in flat(refused)
+    assert ours(emu) == {}
+    secret = f"projects/{server.PROJECT}/secrets/team-tailscale"
+    out = run(
+        emu, ("create", "t-own", "-e", "node_gcp_service_account_email=" + own, "-e", "node_gcp_key_secret=" + secret)
+    )
     assert recap(out) == (2, 0), out[-3000:]
     vm = emu.instances[("us-central1-a", "oce-t-own")]
     assert vm["serviceAccounts"] == [{"email": own, "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}]
+    assert secret in {i["key"]: i["value"] for i in vm["metadata"]["items"]}["user-data"]
     assert "service_accounts" not in ours(emu) and "grants" not in ours(emu)
     gone = run(emu, ("destroy", "t-own", "-e", "node_gcp_manage_identity=false"))
     assert recap(gone) == (2, 0) and ours(emu) == {} and own in emu.service_accounts

@@ -38,7 +38,7 @@ class FakeApi:
         return [r for page in self.pages for r in page[key]]
 
 
-def test_find_nodes_adds_gpu_and_tailscale_name_and_filters_by_our_tags():
+def test_find_nodes_adds_gpu_and_tailnet_hostname_and_filters_by_our_tags():
     instance = {
         "InstanceId": "i-1",
         "InstanceType": "g6e.xlarge",
@@ -49,13 +49,12 @@ def test_find_nodes_adds_gpu_and_tailscale_name_and_filters_by_our_tags():
             {"Key": "Name", "Value": "oce-x"},
             {"Key": "oce-deployment", "Value": "x"},
             {"Key": "oce-managed-by", "Value": "ollama_cloud.engine"},
-            {"Key": "oce-tailscale-name", "Value": "oce-x.tail0.ts.net"},
         ],
     }
     api = FakeApi([{"Reservations": [{"Instances": [instance]}]}])
     (node,) = fleet.find_nodes(api, deployment="x", page_size=500)
     assert (node["gpu"], node["gpu_count"], node["gpu_memory_gb"]) == ("L40S", 1, 48)
-    assert node["tailscale_name"] == "oce-x.tail0.ts.net" and node["hourly_cost"] == 1.861
+    assert node["tailnet_hostname"] == "oce-x" and node["hourly_cost"] == 1.861
     ((operation, params),) = api.calls
     assert operation == "describe_instances" and params["MaxResults"] == 500
     assert {"Name": "tag:oce-deployment", "Values": ["x"]} in params["Filters"]
@@ -73,7 +72,7 @@ class FakeGcpApi:
         return self.instances
 
 
-def test_find_gcp_nodes_adds_gpu_and_tailscale_name_and_filters_by_our_labels():
+def test_find_gcp_nodes_adds_gpu_and_tailnet_hostname_and_filters_by_our_labels():
     labels = {"oce-deployment": "x", "oce-managed-by": "ollama_cloud-engine", "oce-model": "mistral-7b"}
     base = "https://compute.googleapis.com/compute/v1/projects/p/zones/us-central1-a"
     instance = {
@@ -84,9 +83,7 @@ def test_find_gcp_nodes_adds_gpu_and_tailscale_name_and_filters_by_our_labels():
         "machineType": base + "/machineTypes/g2-standard-24",
         "labels": labels,
         "guestAccelerators": [{"acceleratorType": base + "/acceleratorTypes/nvidia-l4", "acceleratorCount": 2}],
-        "metadata": {
-            "items": [{"key": "oce-model", "value": "mistral:7b"}, {"key": "oce-tailscale-name", "value": "x.ts.net"}]
-        },
+        "metadata": {"items": [{"key": "oce-model", "value": "mistral:7b"}]},
         "networkInterfaces": [{"networkIP": "10.64.0.2", "subnetwork": base + "/subnetworks/oce-x-private"}],
     }
     # A look-alike without our managed-by label is dropped even if the server's filter let it through.
@@ -100,8 +97,34 @@ def test_find_gcp_nodes_adds_gpu_and_tailscale_name_and_filters_by_our_labels():
         "running",
     )
     assert (node["gpu"], node["gpu_count"], node["gpu_memory_gb"]) == ("L4", 2, 48)
-    assert node["tailscale_name"] == "x.ts.net" and node["hourly_cost"] == 0.88 + 2 * 0.56
+    assert node["tailnet_hostname"] == "oce-x" and node["hourly_cost"] == 0.88 + 2 * 0.56
     ((resource, params),) = api.calls
     assert resource == "instances"
     assert '(labels.oce-deployment = "x")' in params["filter"]
     assert '(labels.oce-managed-by = "ollama_cloud-engine")' in params["filter"]
+
+
+STATUS = {
+    "BackendState": "Running",
+    "Peer": {
+        "k1": {"HostName": "oce-x", "TailscaleIPs": ["100.64.0.7", "fd7a::7"], "Online": True, "DNSName": "oce-x.t."},
+        "k2": {"HostName": "other", "TailscaleIPs": ["100.64.0.9"], "Online": True},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "status, host, online",
+    [(STATUS, "100.64.0.7", True), (None, "oce-x", False), ({"Peer": {}}, "oce-x", False)],
+)
+def test_nodes_are_reached_over_the_tailnet_only(status, host, online):
+    plugin = fleet.InventoryModule()
+    plugin.get_option = {"ssh_proxy_command": "tailscale nc %h %p", "ssh_private_key_file": "/k"}.get
+    node = {"name": "oce-x", "deployment": "x", "tailnet_hostname": "oce-x", "private_ip": "10.0.1.5"}
+    got = plugin._tailnet_vars(node, status)
+    # The VPC address is never used: without the tailnet view, the MagicDNS name.
+    assert (got["ansible_host"], got["oce_tailnet_online"]) == (host, online)
+    assert got["ollama_url"] == f"http://{host}:11434" and got["ansible_user"] == "oce" and got["ansible_become"]
+    assert got["ansible_ssh_private_key_file"] == "/k"
+    assert 'ProxyCommand="tailscale nc %h %p"' in got["ansible_ssh_common_args"]
+    assert "UserKnownHostsFile=~/.ssh/oce_known_hosts_x" in got["ansible_ssh_common_args"]

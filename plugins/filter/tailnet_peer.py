@@ -1,0 +1,63 @@
+# Copyright: ollama_cloud.engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: tailnet_peer
+short_description: Find a node on the tailnet by the name it joined with
+version_added: 0.2.0
+description:
+  - Reads the controller's C(tailscale status --json) and returns the peer that joined as
+    O(hostname) (the live one when an older node of that name lingers), with its tailnet address
+    and the URL of its Ollama API.
+positional: _input, hostname
+options:
+  _input:
+    description: The output of C(tailscale status --json), as text or parsed.
+    type: raw
+    required: true
+  hostname:
+    description: The node's tailnet hostname (C(tailnet_hostname) of its node record).
+    type: str
+    required: true
+  port:
+    description: Ollama's port on the node.
+    type: int
+    default: 11434
+"""
+
+EXAMPLES = r"""
+- name: Where is the node on the tailnet
+  ansible.builtin.set_fact:
+    peer: "{{ status.stdout | ollama_cloud.engine.tailnet_peer('oce-demo') }}"
+"""
+
+RETURN = r"""
+_value:
+  description:
+    - C(hostname), C(address), C(dns_name), C(online), C(tags) and C(ollama_url); when the node has
+      not joined, C(online) is false and the address and URL are empty.
+  type: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import tailnet
+
+NOT_JOINED = {"address": "", "dns_name": "", "online": False, "tags": [], "ollama_url": ""}
+
+
+def tailnet_peer(status, hostname, port=11434):
+    try:
+        peer = tailnet.find_peer(status, hostname)
+    except ValueError as exc:
+        raise AnsibleFilterError(f"tailnet_peer: not the output of tailscale status --json: {exc}") from None
+    if not peer or not peer["address"]:
+        return dict(NOT_JOINED, hostname=hostname)
+    return dict(peer, ollama_url=tailnet.ollama_url(peer["address"], port))
+
+
+class FilterModule:
+    def filters(self):
+        return {"tailnet_peer": tailnet_peer}

@@ -1,0 +1,43 @@
+# Copyright: ollama_cloud.engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where a node is on the tailnet, as the controller's own ``tailscale status --json`` sees it.
+
+Nodes name themselves at first boot (``fleet.tailnet_hostname``); the controller finds their
+addresses here instead of trusting a tag or label that anyone could write.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def peers(status):
+    """The peers of a ``tailscale status --json`` answer (a dict or its text)."""
+    if isinstance(status, (str, bytes)):
+        status = json.loads(status or "{}")
+    return list(((status or {}).get("Peer") or {}).values())
+
+
+def find_peer(status, hostname):
+    """The peer that joined as ``hostname``: online first, then the most recently seen; or None.
+
+    A node destroyed without logging out can linger in the tailnet under the same name: the one
+    that is online is the live one.
+    """
+    found = [p for p in peers(status) if p.get("HostName") == hostname]
+    if not found:
+        return None
+    best = sorted(found, key=lambda p: (bool(p.get("Online")), p.get("LastSeen") or "", p.get("Created") or ""))[-1]
+    addresses = [a for a in best.get("TailscaleIPs") or [] if ":" not in a] or list(best.get("TailscaleIPs") or [])
+    return {
+        "hostname": hostname,
+        "address": addresses[0] if addresses else None,
+        "dns_name": (best.get("DNSName") or "").rstrip("."),
+        "online": bool(best.get("Online")),
+        "tags": list(best.get("Tags") or []),
+    }
+
+
+def ollama_url(address, port=11434):
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}"

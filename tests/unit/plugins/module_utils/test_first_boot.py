@@ -1,0 +1,112 @@
+"""The first-boot user data (controller side) and the node-side program, without a node."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import subprocess
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.ollama_cloud.engine.plugins.filter.first_boot_user_data import first_boot_user_data
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, first_boot
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample controller"
+CONFIG = {
+    "deployment": "demo",
+    "node": "oce-demo",
+    "cloud": "aws",
+    "tailnet": {
+        "tags": ["tag:ollama"],
+        "login_server": "https://hs.example.internal",
+        "key_secret": {"source": "aws_secretsmanager", "name": "oce/demo/tailscale", "region": "us-east-1"},
+    },
+    "tailscale": {"version": "1.96.5", "url": "https://pkgs.example/t.tgz", "checksum": "sha256:" + "a" * 64},
+    "model": {"name": "gemma3:270m", "pull": "models.internal:5000/library/gemma3:270m", "insecure": True},
+    "ollama_port": 11434,
+}
+
+
+def files_of(user_data):
+    assert user_data.startswith("#cloud-config\n")
+    doc = yaml.safe_load(user_data)
+    out = {}
+    for f in doc["write_files"]:
+        raw = f["content"]
+        out[f["path"]] = gzip.decompress(base64.b64decode(raw)).decode() if f.get("encoding") == "gz+b64" else raw
+    return doc, out
+
+
+def test_user_data_carries_names_the_program_and_the_key_but_no_secret():
+    user_data = first_boot_user_data(CONFIG, KEY)
+    # AWS takes 16 KB of user data before base64; our own check finds no secret in it.
+    assert len(user_data.encode()) < 16 * 1024 and cloud.secret_in(user_data) is None
+    doc, files = files_of(user_data)
+    node = json.loads(files[first_boot.CONFIG_PATH])
+    assert node["tailnet"]["hostname"] == "oce-demo"  # filled in from the node record's rule
+    assert node["tailnet"]["key_secret"] == CONFIG["tailnet"]["key_secret"]
+    # The node runs the collection's own code, not a copy kept elsewhere.
+    for module in (first_boot.node_secrets, first_boot):
+        with open(module.__file__, encoding="utf-8") as f:
+            assert files[f"{first_boot.LIB_DIR}/{module.__name__.rsplit('.', 1)[-1]}.py"] == f.read()
+    assert "ConditionPathExists=!" + first_boot.DONE_PATH in files["/etc/systemd/system/" + first_boot.UNIT_NAME]
+    (user,) = [u for u in doc["users"] if isinstance(u, dict)]
+    assert user["name"] == "oce" and user["ssh_authorized_keys"] == [KEY] and user["lock_passwd"] is True
+    assert ["systemctl", "enable", "--now", "--no-block", first_boot.UNIT_NAME] in doc["runcmd"]
+
+
+def test_node_program_compiles_without_ansible(tmp_path):
+    """On the node there is no Ansible: both files must import with the standard library alone."""
+    _, files = files_of(first_boot_user_data(CONFIG, KEY))
+    for name in ("first_boot.py", "node_secrets.py"):
+        (tmp_path / name).write_text(files[first_boot.LIB_DIR + "/" + name])
+    code = "\n".join(
+        [
+            "import sys",
+            "sys.modules['ansible'] = None",
+            "import first_boot",
+            "print(first_boot.node_secrets.open_url.__module__)",
+        ]
+    )
+    out = subprocess.run(["python3", "-s", "-E", "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "node_secrets"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"tailnet": {"tags": []}}, "tailnet need key_secret"),
+        ({"tailscale": {"version": "1.96.5", "url": "https://x"}}, "tailscale need checksum"),
+        ({"node": ""}, "the settings need node"),
+    ],
+)
+def test_incomplete_settings_are_refused(change, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        first_boot_user_data(dict(CONFIG, **change), KEY)
+
+
+def test_a_private_key_is_refused_as_the_ssh_key():
+    with pytest.raises(AnsibleFilterError, match="OpenSSH public key"):
+        first_boot_user_data(CONFIG, "-----BEGIN OPENSSH PRIVATE KEY-----")
+
+
+def test_a_wrong_checksum_installs_nothing(tmp_path, monkeypatch):
+    archive = tmp_path / "t.tgz"
+    archive.write_bytes(b"not the archive")
+    monkeypatch.setattr(first_boot, "TAILSCALE_LINKS", {"tailscale": str(tmp_path / "bin" / "tailscale")})
+    monkeypatch.setattr(first_boot, "TAILSCALE_DIR", str(tmp_path / "opt"))
+    ts = {"version": "1.96.5", "url": archive.as_uri(), "checksum": "sha256:" + "b" * 64}
+    with pytest.raises(first_boot.BootError, match="has sha256 .* nothing was installed"):
+        first_boot.install_tailscale(ts)
+    assert not (tmp_path / "opt").exists()
+
+
+def test_main_reports_a_failure_in_one_sentence(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "node.json"
+    path.write_text(json.dumps(CONFIG))
+    monkeypatch.setattr(first_boot, "install_tailscale", lambda ts: (_ for _ in ()).throw(first_boot.BootError("boom")))
+    assert first_boot.main(str(path)) == 1
+    assert "oce-first-boot: FAILED: boom" in capsys.readouterr().out

@@ -1,0 +1,53 @@
+"""Finding a node on the tailnet from the controller's tailscale status."""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.ollama_cloud.engine.plugins.filter.tailnet_peer import tailnet_peer
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import fleet, tailnet
+
+
+def peer(name, ip, online, seen="2026-12-01T10:00:00Z"):
+    return {"HostName": name, "TailscaleIPs": [ip, "fd7a:115c::1"], "Online": online, "LastSeen": seen}
+
+
+def test_the_online_node_wins_over_a_stale_one_of_the_same_name():
+    status = {
+        "Peer": {
+            "a": peer("oce-d", "100.64.0.1", False, "2026-12-01T12:00:00Z"),
+            "b": peer("oce-d", "100.64.0.2", True),
+        }
+    }
+    found = tailnet.find_peer(json.dumps(status), "oce-d")
+    assert (found["address"], found["online"]) == ("100.64.0.2", True)
+
+
+def test_a_node_that_has_not_joined_is_reported_offline_without_an_address():
+    assert tailnet.find_peer({"Peer": None}, "oce-d") is None
+    assert tailnet_peer('{"BackendState": "Running"}', "oce-d") == {
+        "hostname": "oce-d",
+        "address": "",
+        "dns_name": "",
+        "online": False,
+        "tags": [],
+        "ollama_url": "",
+    }
+
+
+def test_the_filter_gives_the_ollama_url_on_the_tailnet():
+    status = {"Peer": {"a": dict(peer("oce-d", "100.64.0.3", True), DNSName="oce-d.tail.", Tags=["tag:ollama"])}}
+    got = tailnet_peer(status, "oce-d", port=11500)
+    assert got["ollama_url"] == "http://100.64.0.3:11500" and got["dns_name"] == "oce-d.tail"
+    assert got["tags"] == ["tag:ollama"]
+    assert tailnet.ollama_url("fd7a::1") == "http://[fd7a::1]:11434"
+
+
+def test_tailnet_hostnames_carry_the_deployment_once():
+    assert fleet.tailnet_hostname("demo", "oce-demo") == "oce-demo"
+    assert fleet.tailnet_hostname("demo", "oce-demo-2") == "oce-demo-2"
+    assert fleet.tailnet_hostname("demo", "gpu1") == "oce-demo-gpu1"
+    assert (
+        fleet.node_record("aws", "gpu1", "running", fleet.deployment_labels("demo"))["tailnet_hostname"]
+        == "oce-demo-gpu1"
+    )
