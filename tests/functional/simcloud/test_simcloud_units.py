@@ -1,0 +1,221 @@
+"""The harness's own logic without podman: seeds, DNAT rules, image keys, adapters, the reconciler."""
+
+from __future__ import annotations
+
+import base64
+import json
+import types
+
+import pytest
+
+from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server as gce_server
+from ansible_collections.ollama_cloud.engine.tests.functional.simcloud import bodies as bodies_mod
+from ansible_collections.ollama_cloud.engine.tests.functional.simcloud import golden, netns, rig, seed
+from ansible_collections.ollama_cloud.engine.tests.functional.simcloud.bodies import (
+    AwsCloud,
+    Bodies,
+    GcpCloud,
+    Instance,
+    hostname_of,
+)
+
+
+def test_seed_holds_the_user_data_as_given_and_the_clouds_id(tmp_path):
+    seed.write_seed(str(tmp_path), "i-0abc", "oce-n1", b"\x1f\x8bgzip")
+    assert (tmp_path / "user-data").read_bytes() == b"\x1f\x8bgzip"
+    assert json.loads((tmp_path / "meta-data").read_text()) == {"instance-id": "i-0abc", "local-hostname": "oce-n1"}
+
+
+def test_dnat_ruleset_replaces_our_table_in_one_transaction():
+    rules = netns.dnat_ruleset("10.89.42.1", 41234)
+    assert rules.splitlines()[:2] == ["table ip oce_sim", "delete table ip oce_sim"]
+    assert "type nat hook output priority -100" in rules
+    assert "ip daddr 169.254.169.254 tcp dport 80 dnat to 10.89.42.1:41234" in rules
+
+
+@pytest.mark.parametrize(
+    ("name", "hostname"),
+    [("oce-n1", "oce-n1"), ("My Node_1", "my-node-1"), ("-" * 3, "instance"), ("a" * 70, "a" * 63)],
+)
+def test_hostnames_are_what_podman_accepts(name, hostname):
+    assert hostname_of(name) == hostname
+
+
+def test_mirror_urls_are_on_the_blob_server():
+    assert (
+        f"http://{rig.BLOBS_IP}:8080/mirror/tailscale/tailscale_{rig.TAILSCALE_VERSION}_amd64.tgz" == rig.TAILSCALE_URL
+    )
+    assert rig.OLLAMA_URL.endswith(f"/mirror/ollama/v{rig.OLLAMA_VERSION}/ollama-linux-amd64.tar.zst")
+
+
+def test_golden_key_follows_variables(monkeypatch):
+    monkeypatch.setattr(rig, "podman", lambda *a, **k: types.SimpleNamespace(stdout="sha256:cloudimage"))
+    one = golden.golden_key({"cloud": "aws"})
+    assert one == golden.golden_key({"cloud": "aws"}) and len(one) == 12
+    assert one != golden.golden_key({"cloud": "gcp"})
+    assert golden.golden_tag(one) == f"localhost/oce-golden:{one}"
+
+
+class FakeEc2:
+    def __init__(self, instances, user_data):
+        self.pages, self.user_data = [{"Reservations": [{"Instances": instances}]}], user_data
+
+    def get_paginator(self, name):
+        assert name == "describe_instances"
+        return types.SimpleNamespace(paginate=lambda: iter(self.pages))
+
+    def describe_instance_attribute(self, InstanceId, Attribute):
+        assert Attribute == "userData"
+        return {"UserData": {"Value": base64.b64encode(self.user_data).decode()}}
+
+
+def test_aws_adapter_maps_states_names_and_user_data():
+    def ec2_instance(iid, state, name=None):
+        tags = [{"Key": "Name", "Value": name}] if name else []
+        return {"InstanceId": iid, "State": {"Name": state}, "ImageId": "ami-1", "Tags": tags}
+
+    ec2 = FakeEc2(
+        [ec2_instance("i-1", "pending", "oce-a"), ec2_instance("i-2", "stopping"), ec2_instance("i-3", "terminated")],
+        b"#cloud-config\n",
+    )
+    cloud = AwsCloud(ec2, "http://10.89.42.1:5123")
+    found = cloud.instances()
+    assert [(i.id, i.name, i.state, i.image) for i in found] == [
+        ("i-1", "oce-a", "running", "ami-1"),
+        ("i-2", "i-2", "stopped", "ami-1"),
+        ("i-3", "i-3", "gone", "ami-1"),
+    ]
+    assert cloud.user_data(found[0]) == b"#cloud-config\n"
+    assert cloud.metadata == ("10.89.42.1", 5123) and cloud.container_name(found[0]) == "oce-body-i-1"
+
+
+def test_gcp_adapter_reads_the_emulators_instances_and_binds_bodies():
+    emu = gce_server.Emulator()
+    try:
+        emu.add_subnetwork("us-central1", "us-central1-private")
+        emu.add_instance("us-central1-a", "oce-g1", "n1-standard-4", {}, {"user-data": "#cloud-config\n"})
+        emu.add_disk("us-central1-a", "oce-g1", "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts")
+        emu.add_instance("us-central1-b", "oce-g2", "n1-standard-4", {}, status="TERMINATED")
+        cloud = GcpCloud(emu)
+        found = sorted(cloud.instances(), key=lambda i: i.name)
+        assert [(i.name, i.state, i.image, i.zone) for i in found] == [
+            ("oce-g1", "running", "ubuntu-2204-jammy-v20251001", "us-central1-a"),
+            ("oce-g2", "stopped", "", "us-central1-b"),
+        ]
+        assert cloud.user_data(found[0]) == b"#cloud-config\n"
+        assert cloud.extra_hosts == {"metadata.google.internal": "169.254.169.254"}
+        cloud.body_started(found[0], "10.89.42.77")
+        assert emu.bodies == {"10.89.42.77": ("us-central1-a", "oce-g1")}
+        cloud.body_stopped(found[0], "10.89.42.77")
+        assert emu.bodies == {}
+    finally:
+        emu.stop()
+
+
+class FakeCloud:
+    metadata = ("10.89.42.1", 8000)
+    extra_hosts = {}
+
+    def __init__(self):
+        self.listed, self.started = [], []
+
+    def instances(self):
+        return list(self.listed)
+
+    def user_data(self, instance):
+        return b"#cloud-config\n"
+
+    container_name = staticmethod(AwsCloud.container_name)
+
+    def body_started(self, instance, ip):
+        self.started.append((instance.id, ip))
+
+    def body_stopped(self, instance, ip):
+        pass
+
+
+@pytest.fixture
+def fake_podman(monkeypatch):
+    """Record podman calls; containers 'run' after start; DNAT calls recorded too."""
+    calls, states = [], {}
+
+    def podman(*args, check=True, timeout=120, input=None):
+        calls.append(args)
+        out = ""
+        if args[:2] == ("container", "inspect") and "--format" in args:
+            return types.SimpleNamespace(returncode=1, stdout="", stderr="no such container")
+        if args[0] == "create":
+            states[args[2]] = "created"
+        elif args[0] == "start":
+            states[args[1]] = "running"
+        elif args[0] == "stop":
+            states[args[-1]] = "exited"
+        elif args[:2] == ("container", "inspect"):
+            info = {"State": {"Pid": 4242, "Status": states.get(args[2], "created")}}
+            info["NetworkSettings"] = {"Networks": {rig.NETWORK: {"IPAddress": "10.89.42.50"}}}
+            out = json.dumps([info])
+        return types.SimpleNamespace(returncode=0, stdout=out, stderr="")
+
+    dnat = []
+    monkeypatch.setattr(rig, "podman", podman)
+
+    def set_dnat(pid, host, port):
+        dnat.append((pid, host, port))
+        calls.append(("nft",))
+
+    monkeypatch.setattr(netns, "set_metadata_dnat", set_dnat)
+    monkeypatch.setattr(netns, "has_metadata_dnat", lambda pid, host, port: True)
+    return types.SimpleNamespace(calls=calls, dnat=dnat, states=states)
+
+
+def verbs(calls):
+    return [c[0] if c[0] != "container" else "inspect" for c in calls]
+
+
+def test_reconciler_follows_the_cloud_through_a_lifecycle(fake_podman, tmp_path):
+    cloud = FakeCloud()
+    harness = Bodies(cloud, image_for={"ami-gold": "localhost/oce-golden:k"}, workdir=str(tmp_path))
+    cloud.listed = [Instance("i-1", "oce-a", "running", "ami-gold")]
+    harness.settle()
+    create = next(c for c in fake_podman.calls if c[0] == "create")
+    assert create[-2:] == ("localhost/oce-golden:k", "/sbin/init")
+    assert "--device" in create and "/dev/net/tun" in create and "--systemd=always" in create
+    assert f"{rig.MODELS_HOST}:{rig.REGISTRY_IP}" in create
+    # The DNAT goes in between podman init and podman start: before the guest's init runs.
+    order = verbs(fake_podman.calls)
+    assert order.index("init") < order.index("nft") < order.index("start")
+    assert fake_podman.dnat == [(4242, "10.89.42.1", 8000)]
+    assert cloud.started == [("i-1", "10.89.42.50")]
+    assert (tmp_path / "oce-body-i-1" / "seed" / "user-data").read_bytes() == b"#cloud-config\n"
+
+    fake_podman.calls.clear()
+    cloud.listed = [Instance("i-1", "oce-a", "stopped", "ami-gold")]
+    harness.settle()
+    assert [c[0] for c in fake_podman.calls if c[0] not in ("container", "nft")] == ["stop"]
+
+    fake_podman.calls.clear()
+    cloud.listed = [Instance("i-1", "oce-a", "running", "ami-gold")]
+    harness.settle()
+    assert [c[0] for c in fake_podman.calls if c[0] in ("init", "start", "create")] == ["init", "start"]
+    assert len(fake_podman.dnat) == 2 and harness.body("oce-a").boots == 2
+
+    fake_podman.calls.clear()
+    cloud.listed = [Instance("i-1", "oce-a", "gone", "ami-gold")]
+    harness.settle()
+    assert [c[:2] for c in fake_podman.calls if c[0] == "rm"] == [("rm", "-f")]
+    assert not (tmp_path / "oce-body-i-1").exists() and harness.bodies == {}
+    assert [e[2] for e in harness.events] == ["create", "stop", "start", "remove"]
+
+
+def test_a_failed_body_is_reported_once_and_not_retried(fake_podman, tmp_path, monkeypatch):
+    cloud = FakeCloud()
+    harness = Bodies(cloud, workdir=str(tmp_path))
+    cloud.listed = [Instance("i-9", "oce-z", "running", "ami-x")]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("podman create failed: no space")
+
+    monkeypatch.setattr(bodies_mod.rig, "podman", broken)
+    with pytest.raises(AssertionError, match="create oce-body-i-9 .*no space"):
+        harness.settle()
+    assert harness.reconcile() is False  # not retried in a loop
