@@ -220,7 +220,8 @@ def join_tailnet(net, deadline=120):
         "--hostname=" + net["hostname"],
         "--accept-dns=" + str(bool(net.get("accept_dns"))).lower(),
     ]
-    argv.append("--advertise-tags=" + ",".join(net.get("tags") or []))
+    if net.get("tags"):  # else the key's own tags (Headscale refuses --advertise-tags with a pre-auth key)
+        argv.append("--advertise-tags=" + ",".join(net["tags"]))
     if net.get("login_server"):
         argv.append("--login-server=" + net["login_server"])
     argv.append(f"--timeout={deadline}s")

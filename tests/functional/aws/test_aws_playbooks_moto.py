@@ -8,6 +8,7 @@ what is not ours alone (a VPC, a role, log groups, an alarm and a topic of someo
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
@@ -203,7 +204,7 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
     assert len(found["vpcs"]) == 2 and len(found["instances"]) == 2
     assert len(found["subnets"]) == 5  # two private each, one public for the NAT
     assert len(found["nat_gateways"]) == 1 and len(found["igws"]) == 1 and len(found["addresses"]) == 1
-    assert len(found["endpoints"]) == 7  # egress=none: S3 gateway + six interface endpoints
+    assert len(found["endpoints"]) == 4  # egress=none: S3 gateway + logs, monitoring, secretsmanager
     assert sorted(found["roles"]) == sorted(found["profiles"]) == ["oce-t-air-node", "oce-t-nat-node"]
 
     # The node: private, in a private subnet, behind a group with no ingress rule, with its profile.
@@ -221,8 +222,27 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
     subnet = aws.ec2.describe_subnets(SubnetIds=[inst["SubnetId"]])["Subnets"][0]
     assert {"Key": "oce-tier", "Value": "private"} in subnet["Tags"] and not subnet["MapPublicIpOnLaunch"]
     policy = aws.iam.get_role_policy(RoleName="oce-t-nat-node", PolicyName="oce-node")["PolicyDocument"]
-    secret = [s for s in policy["Statement"] if s["Sid"] == "ReadTheNodeSecret"][0]
-    assert secret["Resource"] == "arn:aws:secretsmanager:us-east-1:123456789012:secret:oce/t-nat/tailscale-??????"
+    resources = {s["Sid"]: s["Resource"] for s in policy["Statement"]}
+    # Every statement's resource: one secret, one log group; only resource-less actions on "*".
+    assert resources == {
+        "CloudWatchAgentMetrics": "*",
+        "CloudWatchAgentLogs": [
+            "arn:aws:logs:us-east-1:123456789012:log-group:/oce/t-nat",
+            "arn:aws:logs:us-east-1:123456789012:log-group:/oce/t-nat:*",
+        ],
+        "ReadTheNodeSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:oce/t-nat/tailscale-??????",
+    }
+    star = [s for s in policy["Statement"] if s["Resource"] == "*"][0]["Action"]
+    assert sorted(star) == [
+        "cloudwatch:PutMetricData",
+        "ec2:DescribeTags",
+        "ec2:DescribeVolumes",
+        "logs:DescribeLogGroups",
+    ]
+    # The node boots with user data that names its secret and carries no key.
+    user_data = aws.ec2.describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="userData")
+    text = base64.b64decode(user_data["UserData"]["Value"]).decode()
+    assert text.startswith("#cloud-config\n") and "oce/t-nat/tailscale" in text and "tskey" not in text
 
     # CloudWatch: t-nat's log group with its retention, its topic with the email, two alarms per node.
     assert found["log_groups"] == ["/oce/t-nat"]
