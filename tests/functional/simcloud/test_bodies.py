@@ -369,3 +369,37 @@ def test_headscale_takes_tags_from_the_key_not_from_advertise_tags(headscale):
         assert [(n["user"]["name"], n["tags"]) for n in found] == [("tagged-devices", ["tag:ollama"])]
     finally:
         probe.stop()
+
+
+def test_a_golden_image_boots_as_a_body_with_a_new_identity(simcloud_aws, golden_image, record_property):
+    """An instance of the golden AMI boots the image packer/image.yml made: cloud-init runs again,
+    the node gets its own machine id and host keys, Ollama and the host firewall start, tailscaled
+    runs logged out; the metadata DNAT still works behind the node's firewall."""
+    cloud = simcloud_aws
+    ami = cloud.ec2.register_image(Name="oce-golden-test", RootDeviceName="/dev/sda1")["ImageId"]
+    cloud.bodies.image_for = {ami: golden_image}
+    reservation = cloud.ec2.run_instances(
+        ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1, SubnetId=cloud.subnet,
+        UserData=cloud_config({"runcmd": ["echo run >> /var/lib/oce-runs"]}),
+    )  # fmt: skip
+    iid = reservation["Instances"][0]["InstanceId"]
+    cloud.bodies.settle()
+    status, seconds = cloud.bodies.wait_cloud_init(iid, timeout=300)
+    record_property("golden_cloud_init_seconds", round(seconds, 1))
+    print(f"\n[simcloud] golden body: start to cloud-init done in {seconds:.1f}s")
+    assert status == "status: done", status
+    assert rig.podman("container", "inspect", "--format", "{{.ImageName}}", f"oce-body-{iid}").stdout.strip() == (
+        golden_image
+    )
+    machine_id = cloud.bodies.exec(iid, "cat", "/etc/machine-id").stdout.strip()
+    assert len(machine_id) == 32
+    assert cloud.bodies.exec(iid, "sh", "-c", "ls /etc/ssh/ssh_host_*_key | wc -l").stdout.strip() != "0"
+    for unit in ("ollama", "tailscaled", "oce-firewall"):
+        assert cloud.bodies.exec(iid, "systemctl", "is-active", unit, check=False).stdout.strip() == "active", unit
+    state = json.loads(cloud.bodies.exec(iid, "tailscale", "status", "--json", check=False).stdout)
+    assert state["BackendState"] in ("NeedsLogin", "Stopped"), state["BackendState"]
+    token = cloud.bodies.exec(
+        iid, "curl", "-fsS", "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60",
+        "http://169.254.169.254/latest/api/token",
+    )  # fmt: skip
+    assert token.stdout.strip()
