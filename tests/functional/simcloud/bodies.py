@@ -197,9 +197,11 @@ class Bodies:
             body.state = "failed"
             self.errors.append(f"{name} {body.container} ({body.instance.id}): {exc}")
             return True
-        if done is not False:
-            self.events.append((time.monotonic(), body.instance.id, name))
-        return done is not False
+        if done is False:
+            return False
+        # An action may name what it did (verify: a guest shutdown, the DNAT set again).
+        self.events.append((time.monotonic(), body.instance.id, done if isinstance(done, str) else name))
+        return True
 
     def _image(self, instance):
         mapped = None
@@ -255,17 +257,19 @@ class Bodies:
         body.state, body.started, body.boots = "running", time.monotonic(), body.boots + 1
 
     def _verify(self, body):
-        """A running body whose init died, or whose guest flushed our DNAT: note it, or set it again."""
+        """A body shut down from inside stops its instance (as a guest shutdown does on EC2 and GCE);
+        a guest that flushed our DNAT gets it again."""
         state, _ip = self._inspect(body.container)
         if state.get("Status") != "running":
-            body.state = "stopped"  # shut down from inside; started again only if the cloud starts it
-            self.events.append((time.monotonic(), body.instance.id, "exited"))
-            return True
+            body.state = "stopped"
+            self.cloud.body_stopped(body.instance, body.ip)
+            self.cloud.guest_shutdown(body.instance)
+            return "guest shutdown"
         host, port = self.cloud.metadata
         if netns.has_metadata_dnat(body.pid, host, port):
             return False
         netns.set_metadata_dnat(body.pid, host, port)
-        return True
+        return "metadata dnat set again"
 
     def _stop_body(self, body):
         rig.podman("stop", "-t", "30", body.container, timeout=90)
@@ -334,6 +338,16 @@ class AwsCloud:
     def body_stopped(self, instance, ip):
         pass
 
+    def guest_shutdown(self, instance):
+        # InstanceInitiatedShutdownBehavior: stop (the default for EBS-backed instances) or terminate.
+        attr = self.ec2.describe_instance_attribute(
+            InstanceId=instance.id, Attribute="instanceInitiatedShutdownBehavior"
+        )
+        if (attr.get("InstanceInitiatedShutdownBehavior") or {}).get("Value") == "terminate":
+            self.ec2.terminate_instances(InstanceIds=[instance.id])
+        else:
+            self.ec2.stop_instances(InstanceIds=[instance.id])
+
 
 class GcpCloud:
     """The in-process GCE emulator: its instances, boot disks and metadata; binds bodies to instances."""
@@ -371,3 +385,9 @@ class GcpCloud:
     def body_stopped(self, instance, ip):
         if ip:
             self.emu.unbind_body(ip)
+
+    def guest_shutdown(self, instance):
+        with self.emu.lock:  # GCE: a guest OS shutdown leaves the instance TERMINATED
+            found = self.emu.instances.get((instance.zone, instance.name))
+            if found is not None and found["status"] in self.RUNNING:
+                found["status"] = "TERMINATED"

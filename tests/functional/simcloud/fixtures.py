@@ -114,13 +114,24 @@ def simcloud_gcp(simcloud_gce):
     assert simcloud_gce.violations == [], "\n".join(simcloud_gce.violations)
 
 
+def _golden(cloud):
+    tag, seconds = golden.build_golden(cloud)
+    if seconds:
+        print(f"\n[simcloud] {cloud} golden image {tag} built in {seconds:.0f}s")
+    return tag
+
+
 @pytest.fixture(scope="session")
 def golden_image(simcloud_rig):
-    """Tag of the AWS golden image (CPU), built from packer/image.yml unless its key is cached."""
-    tag, seconds = golden.build_golden("aws")
-    if seconds:
-        print(f"\n[simcloud] golden image {tag} built in {seconds:.0f}s")
-    return tag
+    """Tag of the AWS golden image (CPU), built from packer/image.yml unless its key is cached
+    (about 140 s when built). Map an AMI to it with ``bodies.image_for = {ami: golden_image}``."""
+    return _golden("aws")
+
+
+@pytest.fixture(scope="session")
+def golden_image_gcp(simcloud_rig):
+    """Tag of the GCP golden image (cloud=gcp); map a GCE image name to it in ``bodies.image_for``."""
+    return _golden("gcp")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import types
 
@@ -133,6 +134,9 @@ class FakeCloud:
     def body_stopped(self, instance, ip):
         pass
 
+    def guest_shutdown(self, instance):
+        self.listed = [dataclasses.replace(i, state="stopped") if i.id == instance.id else i for i in self.listed]
+
 
 @pytest.fixture
 def fake_podman(monkeypatch):
@@ -219,3 +223,14 @@ def test_a_failed_body_is_reported_once_and_not_retried(fake_podman, tmp_path, m
     with pytest.raises(AssertionError, match="create oce-body-i-9 .*no space"):
         harness.settle()
     assert harness.reconcile() is False  # not retried in a loop
+
+
+def test_a_body_shut_down_from_inside_stops_its_instance(fake_podman, tmp_path):
+    cloud = FakeCloud()
+    harness = Bodies(cloud, workdir=str(tmp_path))
+    cloud.listed = [Instance("i-5", "oce-s", "running", "ami-x")]
+    harness.settle()
+    fake_podman.states["oce-body-i-5"] = "exited"  # poweroff inside the guest
+    harness.settle()
+    assert [i.state for i in cloud.listed] == ["stopped"] and harness.body("i-5").state == "stopped"
+    assert [e[2] for e in harness.events] == ["create", "guest shutdown"]
