@@ -391,10 +391,10 @@ class OllamaClient:
     def tags(self):
         return self.request("GET", "/api/tags").get("models") or []
 
-    def find(self, name):
-        """The /api/tags entry for a model name, or None."""
+    def find(self, name, models=None):
+        """The /api/tags entry for a model name, or None (``models``: a /api/tags list already read)."""
         want = canonical_name(name)
-        for m in self.tags():
+        for m in self.tags() if models is None else models:
             try:
                 if canonical_name(m.get("name") or m.get("model")) == want:
                     return m
@@ -407,6 +407,11 @@ class OllamaClient:
 
     def delete(self, name):
         return self.request("DELETE", "/api/delete", {"model": name})
+
+    def copy(self, source, destination):
+        """POST /api/copy: ``destination`` becomes a second name for ``source`` (a copy of its
+        manifest, the same blobs: no extra disk). An existing ``destination`` is overwritten."""
+        return self.request("POST", "/api/copy", {"source": source, "destination": destination})
 
     def ps(self):
         return self.request("GET", "/api/ps").get("models") or []

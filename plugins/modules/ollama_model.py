@@ -16,6 +16,8 @@ description:
     (O(modelfile)), sent as the structured C(/api/create) request.
   - Idempotent. A model that is there, with the same source weights, parameters, template and
     system prompt, is left alone, and checking it makes only read requests (C(/api/tags), C(/api/show)).
+  - Publishes the model under more names with O(also_as), for example a model pulled through a
+    registry mirror under its canonical name, so that clients asking for V(gemma3:270m) find it.
   - In a playbook the module runs through its action plugin, which resumes a long pull every
     O(progress_interval) seconds and prints a progress line (bytes, rate, ETA) each time.
 author:
@@ -29,7 +31,8 @@ attributes:
       compares the registry's manifest digest with the local one (a read-only registry request).
   diff_mode:
     support: full
-    description: Shows the model digest (and whether it is loaded) before and after.
+    description: Shows the model digest (and whether it is loaded) before and after, and the digest
+      of each O(also_as) name.
   action_group:
     description: Use C(group/ollama_cloud.engine.ollama) in C(module_defaults) to set O(host) and
       O(request_timeout) once for all the modules of the group.
@@ -110,6 +113,25 @@ options:
         RV(progress); the action plugin calls it again, which resumes the pull, and prints a line.
       - If not set, the action plugin uses V(20); V(0) runs the pull to the end in one call.
     type: int
+  also_as:
+    description:
+      - More names for the model, made with C(/api/copy). Each is a second manifest for the same
+        blobs, so it takes no extra disk and answers C(/api/generate), C(/api/chat) and C(/api/show)
+        like O(name).
+      - The use it is made for is a model pulled through a private registry mirror, which Ollama
+        lists with the mirror's host (V(models.internal:5000/library/gemma3:270m)) and which a client
+        asking for V(gemma3:270m) would not find; set O(also_as=[gemma3:270m]). The
+        C(ollama_cloud.engine.ollama_models) role does this for every model it pulls through its mirror.
+      - Idempotent by digest. A name that already lists the model's digest is left alone; a name
+        that is missing, or lists another digest (after O(state=latest) pulled a new one, or a model
+        that was there under that name before), is copied over, so the names follow the model.
+      - With O(state=absent) the names are removed too, before the model itself.
+      - Names follow the rules of O(name); the model's own name may not be one of them.
+      - O(loaded) applies to O(name) only.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
 notes:
   - "Pulling from a plain Docker Distribution registry fails in Ollama with
     C(http: no Location header in response) (ollama/ollama#7244). The registry, or a proxy in front
@@ -127,6 +149,14 @@ EXAMPLES = r"""
   ollama_cloud.engine.ollama_model:
     name: models.internal:5000/library/gemma3:270m
     insecure: true
+
+- name: Pull through a mirror, and answer to the canonical name too
+  ollama_cloud.engine.ollama_model:
+    name: models.internal:5000/library/gemma3:270m
+    insecure: true
+    state: latest
+    also_as:
+      - gemma3:270m
 
 - name: Keep a model at its newest digest and loaded for a day
   ollama_cloud.engine.ollama_model:
@@ -213,8 +243,23 @@ loaded:
   description: Whether C(/api/ps) lists the model after the task.
   returned: when O(loaded) is set
   type: bool
+also_as:
+  description: The O(also_as) names, each as Ollama lists it, with its digest before and after.
+  returned: when O(also_as) is set
+  type: list
+  elements: dict
+  version_added: 0.2.0
+  contains:
+    name: {description: The name as C(/api/tags) lists it., type: str, sample: "gemma3:270m"}
+    before_digest: {description: Its digest before the task (empty when the name was not there)., type: str}
+    digest: {description: Its digest after the task (empty when absent)., type: str}
+    action:
+      description: What was done (or would be done in check mode) to the name.
+      type: str
+      choices: [none, copy, delete]
 """
 
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
 
@@ -238,6 +283,7 @@ def argument_spec():
         "timeout": {"type": "int", "default": 3600},
         "stall_timeout": {"type": "int", "default": 60},
         "progress_interval": {"type": "int"},
+        "also_as": {"type": "list", "elements": "str", "default": []},
     }
 
 
@@ -388,17 +434,71 @@ class ModelTask:
                 "check the memory free for it and journalctl -u ollama"
             )
 
+    # -- more names
+
+    def alias_names(self):
+        """The also_as names, checked, without repeats; the model's own name is refused."""
+        own = api.canonical_name(self.p["name"])
+        names, seen = [], set()
+        for alias in self.p["also_as"]:
+            try:
+                key = api.canonical_name(alias)
+            except api.OllamaError as e:
+                raise api.OllamaError("also_as: " + e.msg) from None
+            if key == own:
+                raise api.OllamaError(
+                    f"also_as: {alias!r} is the model's own name ({api.display_name(self.p['name'])}): "
+                    "list only the other names it should answer to"
+                )
+            if key not in seen:
+                seen.add(key)
+                names.append(alias.strip())
+        return names
+
+    def sync_aliases(self, aliases):
+        """Point every also_as name at the model's digest (copy), or remove them (state=absent)."""
+        absent = self.p["state"] == "absent"
+        target = self.result["digest"]  # after the model's own change (a placeholder in check mode)
+        models = self.client.tags()
+        report = self.result["also_as"] = []  # filled as it goes: a failure reports the names done
+        for alias in aliases:
+            have = self.client.find(alias, models)
+            before = have["digest"] if have else ""
+            if absent:
+                action, after = ("delete" if have else "none"), ""
+            else:
+                action, after = ("copy" if before != target else "none"), target
+            report.append({"name": api.display_name(alias), "before_digest": before, "digest": after, "action": action})
+            if action == "none":
+                continue
+            self.result["changed"] = True
+            if self.check:
+                continue
+            if absent:
+                with contextlib.suppress(api.OllamaNotFound):  # gone since /api/tags was read
+                    self.client.delete(alias)
+            else:
+                self.client.copy(self.p["name"], alias)
+        if not self.check and any(r["action"] != "none" for r in report):
+            models = self.client.tags()  # report what Ollama lists now, not what was asked for
+            for alias, entry in zip(aliases, report):
+                now = self.client.find(alias, models)
+                entry["digest"] = now["digest"] if now else ""
+
     # -- the whole run
 
     def run(self):
         name = self.p["name"]
         api.parse_model_name(name)
+        aliases = self.alias_names()
         spec = self.desired_spec() if self.p["state"] != "absent" else None
         current = self.client.find(name)
         before = current["digest"] if current else ""
         self.result.update(name=api.display_name(name), before_digest=before, digest=before)
 
         if self.p["state"] == "absent":
+            if aliases:  # the names first: a run that fails half way leaves the model for the next run
+                self.sync_aliases(aliases)
             self._absent(current)
         elif spec is not None:
             self._created(spec, current)
@@ -412,6 +512,8 @@ class ModelTask:
             self.result["digest"] = current["digest"] if current else ""
             if current:
                 self.result["size"] = current.get("size")
+        if self.p["state"] != "absent" and aliases:
+            self.sync_aliases(aliases)
         if self.p["state"] != "absent" and self.p["loaded"] is not None:
             if current:
                 self.ensure_loaded()
@@ -423,6 +525,9 @@ class ModelTask:
             "before": {"name": self.result["name"], "digest": before or None},
             "after": {"name": self.result["name"], "digest": self.result["digest"] or None},
         }
+        if aliases:
+            for side, key in (("before", "before_digest"), ("after", "digest")):
+                self.result["diff"][side]["also_as"] = {a["name"]: a[key] or None for a in self.result["also_as"]}
         return self.result
 
     def _absent(self, current):

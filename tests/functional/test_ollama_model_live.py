@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.error
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
@@ -182,6 +183,101 @@ def test_loaded_and_generate(clean, capsys, model_name):
         timeout=180,
     )
     assert out["response"].strip()
+
+
+def tag_digests(ollama):
+    return {m["name"]: m["digest"] for m in http_json("GET", ollama.url + "/api/tags")["models"]}
+
+
+def status_of(ollama, path, body, timeout=30):
+    """The HTTP status Ollama answers (a 404 is an answer here, not an exception)."""
+    try:
+        http_json("POST", ollama.url + path, body, timeout=timeout)
+        return 200
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_also_as_publishes_the_canonical_name(clean, capsys, model_name):
+    """A mirrored model answers to gemma3:270m too, at no disk cost, idempotently, and goes with it."""
+    canonical = "gemma3:270m"
+    assert status_of(clean, "/api/show", {"model": canonical}) == 404  # what a client gets without it
+    checked = run(clean, capsys, name=model_name, insecure=True, also_as=[canonical], _ansible_check_mode=True)
+    assert checked["changed"] is True and checked["also_as"][0]["action"] == "copy" and tag_names(clean) == []
+
+    first = run(clean, capsys, name=model_name, insecure=True, also_as=[canonical], timeout=300)
+    assert first["changed"] is True and not first.get("failed"), first
+    digest = first["digest"]
+    assert first["also_as"] == [{"name": canonical, "before_digest": "", "digest": digest, "action": "copy"}]
+    assert tag_digests(clean) == {model_name: digest, canonical: digest}
+    blobs = sorted(os.listdir(os.path.join(clean.models, "blobs")))
+    assert status_of(clean, "/api/show", {"model": canonical}) == 200
+    answer = http_json(
+        "POST",
+        clean.url + "/api/generate",
+        {"model": canonical, "prompt": "Say hello.", "stream": False, "options": {"num_predict": 4}},
+        timeout=180,
+    )
+    assert answer["done"] is True
+
+    again = run(clean, capsys, name=model_name, insecure=True, also_as=[canonical])
+    assert again["changed"] is False and again["also_as"][0]["action"] == "none", again
+    latest = run(clean, capsys, name=model_name, insecure=True, also_as=[canonical], state="latest", timeout=300)
+    assert latest["changed"] is False, latest
+    assert sorted(os.listdir(os.path.join(clean.models, "blobs"))) == blobs  # the second name took no disk
+
+    # The name at another digest (as after a new pull of the mirrored model) is brought back to it.
+    http_json(
+        "POST",
+        clean.url + "/api/create",
+        {"model": canonical, "from": model_name, "parameters": {"num_ctx": 1024}, "stream": False},
+        timeout=120,
+    )
+    assert tag_digests(clean)[canonical] != digest
+    follow = run(clean, capsys, name=model_name, insecure=True, also_as=[canonical])
+    assert follow["changed"] is True and follow["also_as"][0]["action"] == "copy", follow
+    assert tag_digests(clean) == {model_name: digest, canonical: digest}
+
+    gone = run(clean, capsys, name=model_name, state="absent", also_as=[canonical])
+    assert gone["changed"] is True and tag_names(clean) == []
+    assert run(clean, capsys, name=model_name, state="absent", also_as=[canonical])["changed"] is False
+
+
+def test_role_publishes_the_canonical_name_through_a_mirror(clean, shim, registry_repo, tmp_path):
+    """The ollama_models role with the shim as its mirror: gemma3:270m answers, a second run changes nothing."""
+    playbook = tmp_path / "role.yml"
+    playbook.write_text(
+        textwrap.dedent(f"""\
+        - hosts: localhost
+          gather_facts: false
+          roles:
+            - role: ollama_cloud.engine.ollama_models
+              vars:
+                ollama_models_list: ["gemma3:270m"]
+                ollama_models_registry_mirror: "{shim.host}"
+                ollama_models_insecure: true
+                ollama_models_api_url: "{clean.url}"
+                ollama_models_timeout: 300
+        """)
+    )
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+    )
+    cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook)]
+    runs = [
+        subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+        for dummy in range(2)
+    ]
+    for res in runs:
+        assert res.returncode == 0, res.stdout + res.stderr
+    assert "changed=1" in runs[0].stdout and "changed=0" in runs[1].stdout, runs[1].stdout
+    mirrored = f"{shim.host}/{registry_repo}:270m"
+    digests = tag_digests(clean)
+    assert set(digests) == {mirrored, "gemma3:270m"} and digests[mirrored] == digests["gemma3:270m"]
+    assert status_of(clean, "/api/show", {"model": "gemma3:270m"}) == 200
 
 
 def test_playbook_prints_progress_and_supports_check_and_diff(clean, model_name, shim, tmp_path):

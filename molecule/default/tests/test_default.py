@@ -9,6 +9,7 @@ import pytest
 
 API = "http://127.0.0.1:11434"
 MODEL = "models.internal:5000/library/gemma3:270m"
+CANONICAL = "gemma3:270m"
 
 
 def api(host, path, body=None, timeout=300):
@@ -55,6 +56,14 @@ def test_model_listed_with_registry_digest(host):
     models = {m["name"]: m for m in api(host, "/api/tags")["models"]}
     assert MODEL in models, sorted(models)
     assert models[MODEL]["digest"] == registry_digest()
+
+
+def test_canonical_name_answers(host):
+    # Pulled through the mirror, the model also answers to the name clients use (ollama_models
+    # copies it there: the same manifest, so the same digest and no extra disk).
+    models = {m["name"]: m["digest"] for m in api(host, "/api/tags")["models"]}
+    assert models.get(CANONICAL) == models[MODEL], sorted(models)
+    assert api(host, "/api/show", {"model": CANONICAL})["details"]["family"]  # curl -f: a 404 fails
 
 
 def test_model_generates_text(host):

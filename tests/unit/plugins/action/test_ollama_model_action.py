@@ -113,3 +113,11 @@ def test_overall_deadline_spans_slices(timeout):
         result, execute = run(plugin, [slice_(False, 1, 1), slice_(False, 2, 1)])[:2]
     assert execute.call_count == 1
     assert result["failed"] is True and "did not finish within timeout=1s" in result["msg"]
+
+
+def test_also_as_passes_through_and_the_last_slice_reports_it():
+    plugin = make_action({"name": NAME, "also_as": ["gemma3:270m"]})
+    names = [{"name": "gemma3:270m", "before_digest": "", "digest": "d2", "action": "copy"}]
+    result, execute = run(plugin, [slice_(False, 1, 1), slice_(True, 2, 1, also_as=names)])[:2]
+    assert execute.call_args.kwargs["module_args"]["also_as"] == ["gemma3:270m"]
+    assert result["changed"] is True and result["also_as"] == names

@@ -188,6 +188,31 @@ def test_find_matches_names_as_ollama_lists_them(fake_ollama):
     assert client.find("gemma3:1b") is None
 
 
+def test_find_in_a_tags_list_already_read_makes_no_request(fake_ollama):
+    client = api.OllamaClient(fake_ollama.url, timeout=3)
+    models = [{"name": "gemma3:270m", "digest": "d1"}, {"name": "not a valid name", "digest": "x"}]
+    assert client.find("registry.ollama.ai/library/gemma3:270m", models)["digest"] == "d1"
+    assert client.find("gemma3:1b", models) is None
+    assert fake_ollama.log == []
+
+
+def test_copy_posts_source_and_destination(fake_ollama):
+    fake_ollama.routes[("POST", "/api/copy")] = (200, None)  # Ollama answers 200 with an empty body
+    client = api.OllamaClient(fake_ollama.url, timeout=3)
+    assert client.copy("models.internal:5000/library/gemma3:270m", "gemma3:270m") == {}
+    assert fake_ollama.calls("POST", "/api/copy")[0][2] == {
+        "source": "models.internal:5000/library/gemma3:270m",
+        "destination": "gemma3:270m",
+    }
+
+
+def test_copy_of_a_missing_model_is_not_found(fake_ollama):
+    fake_ollama.routes[("POST", "/api/copy")] = (404, {"error": 'model "nope:1" not found'})
+    client = api.OllamaClient(fake_ollama.url, timeout=3)
+    with pytest.raises(api.OllamaNotFound, match='POST /api/copy: HTTP 404: model "nope:1" not found'):
+        client.copy("nope:1", "other:1")
+
+
 def test_push_blob_heads_first_and_skips_known_blobs(fake_ollama, tmp_path):
     f = tmp_path / "m.gguf"
     f.write_bytes(b"GGUF" * 100)

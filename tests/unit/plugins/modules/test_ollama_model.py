@@ -288,3 +288,182 @@ def test_latest_check_mode_compares_registry_manifest(ollama, capsys, registry_b
     assert ollama.calls("POST", "/api/pull") == [] and ollama.changing_calls() == [
         ("GET", "/v2/library/gemma3/manifests/270m", b"")
     ]
+
+
+# ---------------------------------------------------------------- also_as: more names for the model
+
+CANONICAL = "gemma3:270m"
+
+
+class Models:
+    """The fake's models as a dict name -> digest, kept up to date by /api/copy and /api/delete."""
+
+    def __init__(self, ollama, **models):
+        self.m = dict(models)
+        ollama.routes[("GET", "/api/tags")] = lambda req, body: req.send_json(200, tags(*self.m.items()))
+        ollama.routes[("POST", "/api/copy")] = self.copy
+        ollama.routes[("DELETE", "/api/delete")] = self.delete
+
+    def copy(self, req, body):
+        if body["source"] not in self.m:
+            return req.send_json(404, {"error": "model %r not found" % body["source"]})
+        self.m[body["destination"]] = self.m[body["source"]]
+        req.send_json(200, None)
+
+    def delete(self, req, body):
+        if self.m.pop(body["model"], None) is None:
+            return req.send_json(404, {"error": "model %r not found" % body["model"]})
+        req.send_json(200, None)
+
+
+def test_also_as_copies_a_missing_name_then_leaves_it(ollama, capsys):
+    models = Models(ollama, **{NAME: "d1"})
+    rc, res = run_module(args(ollama, also_as=[CANONICAL]), capsys)
+    assert rc == 0 and res["changed"] is True and res["action"] == "none"
+    assert res["also_as"] == [{"name": CANONICAL, "before_digest": "", "digest": "d1", "action": "copy"}]
+    assert ollama.calls("POST", "/api/copy")[0][2] == {"source": NAME, "destination": CANONICAL}
+    assert models.m == {NAME: "d1", CANONICAL: "d1"}
+    assert res["diff"]["before"]["also_as"] == {CANONICAL: None}
+    assert res["diff"]["after"]["also_as"] == {CANONICAL: "d1"}
+
+    ollama.log.clear()
+    rc, res = run_module(args(ollama, also_as=[CANONICAL]), capsys)
+    assert rc == 0 and res["changed"] is False
+    assert res["also_as"] == [{"name": CANONICAL, "before_digest": "d1", "digest": "d1", "action": "none"}]
+    assert ollama.changing_calls() == []
+
+
+def test_also_as_after_a_first_pull(ollama, capsys):
+    models = Models(ollama)
+
+    def pull(req, body):
+        models.m[NAME] = "d2"
+        PULL_OK(req, body)
+
+    ollama.routes[("POST", "/api/pull")] = pull
+    rc, res = run_module(args(ollama, insecure=True, also_as=[CANONICAL]), capsys)
+    assert rc == 0 and res["changed"] is True and res["action"] == "pull"
+    assert [c[1] for c in ollama.changing_calls()] == ["/api/pull", "/api/copy"]
+    assert models.m == {NAME: "d2", CANONICAL: "d2"}
+
+
+def test_also_as_follows_a_latest_pull(ollama, capsys):
+    models = Models(ollama, **{NAME: "d1", CANONICAL: "d1"})
+
+    def pull(req, body):
+        models.m[NAME] = "d2"
+        PULL_OK(req, body)
+
+    ollama.routes[("POST", "/api/pull")] = pull
+    rc, res = run_module(args(ollama, state="latest", also_as=[CANONICAL]), capsys)
+    assert rc == 0 and res["changed"] is True and (res["before_digest"], res["digest"]) == ("d1", "d2")
+    assert res["also_as"] == [{"name": CANONICAL, "before_digest": "d1", "digest": "d2", "action": "copy"}]
+    assert models.m[CANONICAL] == "d2"
+
+
+def test_also_as_latest_with_no_new_digest_is_unchanged(ollama, capsys):
+    Models(ollama, **{NAME: "d1", CANONICAL: "d1"})
+    ollama.routes[("POST", "/api/pull")] = PULL_OK
+    rc, res = run_module(args(ollama, state="latest", also_as=[CANONICAL]), capsys)
+    assert rc == 0 and res["changed"] is False and ollama.calls("POST", "/api/copy") == []
+
+
+def test_also_as_takes_over_a_name_at_another_digest(ollama, capsys):
+    models = Models(ollama, **{NAME: "d1", CANONICAL: "d0"})
+    rc, res = run_module(args(ollama, also_as=[CANONICAL]), capsys)
+    assert rc == 0 and res["changed"] is True and res["also_as"][0]["action"] == "copy"
+    assert models.m[CANONICAL] == "d1"
+
+
+def test_also_as_check_mode_reports_without_copying(ollama, capsys):
+    Models(ollama, **{NAME: "d1"})
+    rc, res = run_module(args(ollama, also_as=[CANONICAL], _ansible_check_mode=True), capsys)
+    assert rc == 0 and res["changed"] is True
+    assert res["also_as"] == [{"name": CANONICAL, "before_digest": "", "digest": "d1", "action": "copy"}]
+    assert res["diff"]["after"]["also_as"] == {CANONICAL: "d1"}
+    assert ollama.changing_calls() == []
+
+
+def test_also_as_check_mode_on_a_missing_model(ollama, capsys):
+    Models(ollama)
+    rc, res = run_module(args(ollama, also_as=[CANONICAL], _ansible_check_mode=True), capsys)
+    assert rc == 0 and res["changed"] is True and res["action"] == "pull"
+    assert res["also_as"][0]["action"] == "copy" and ollama.changing_calls() == []
+
+
+def test_absent_removes_the_also_as_names_first(ollama, capsys):
+    models = Models(ollama, **{NAME: "d1", CANONICAL: "d1", "other:1": "d9"})
+    rc, res = run_module(args(ollama, state="absent", also_as=[CANONICAL, "gone:1"]), capsys)
+    assert rc == 0 and res["changed"] is True and res["action"] == "delete"
+    assert [c[2]["model"] for c in ollama.calls("DELETE", "/api/delete")] == [CANONICAL, NAME]
+    assert models.m == {"other:1": "d9"}
+    assert res["also_as"] == [
+        {"name": CANONICAL, "before_digest": "d1", "digest": "", "action": "delete"},
+        {"name": "gone:1", "before_digest": "", "digest": "", "action": "none"},
+    ]
+    assert res["diff"]["before"]["also_as"] == {CANONICAL: "d1", "gone:1": None}
+    assert res["diff"]["after"]["also_as"] == {CANONICAL: None, "gone:1": None}
+
+    ollama.log.clear()
+    rc, res = run_module(args(ollama, state="absent", also_as=[CANONICAL]), capsys)
+    assert rc == 0 and res["changed"] is False and ollama.changing_calls() == []
+
+
+def test_absent_check_mode_removes_nothing(ollama, capsys):
+    models = Models(ollama, **{NAME: "d1", CANONICAL: "d1"})
+    rc, res = run_module(args(ollama, state="absent", also_as=[CANONICAL], _ansible_check_mode=True), capsys)
+    assert rc == 0 and res["changed"] is True and res["also_as"][0]["action"] == "delete"
+    assert ollama.changing_calls() == [] and len(models.m) == 2
+
+
+def test_absent_removes_a_name_left_when_the_model_is_gone(ollama, capsys):
+    models = Models(ollama, **{CANONICAL: "d1"})
+    rc, res = run_module(args(ollama, state="absent", also_as=[CANONICAL]), capsys)
+    assert rc == 0 and res["changed"] is True and res["action"] == "none"
+    assert models.m == {}
+
+
+def test_also_as_repeats_are_copied_once(ollama, capsys):
+    models = Models(ollama, **{NAME: "d1"})
+    rc, res = run_module(
+        args(ollama, also_as=[CANONICAL, "registry.ollama.ai/library/gemma3:270m", "Gemma3:270m"]), capsys
+    )
+    assert rc == 0 and len(res["also_as"]) == 1 and len(ollama.calls("POST", "/api/copy")) == 1
+    assert models.m == {NAME: "d1", CANONICAL: "d1"}
+
+
+def test_also_as_on_a_created_model(ollama, capsys, gguf):
+    path, digest = gguf
+    models = Models(ollama)
+    ollama.routes[("HEAD", "/api/blobs/" + digest)] = (200, None)
+
+    def create(req, body):
+        models.m["mine:1"] = "d9"
+        stream({"status": "success"})(req, body)
+
+    ollama.routes[("POST", "/api/create")] = create
+    rc, res = run_module(args(ollama, name="mine:1", from_file=path, also_as=["team/mine:1"]), capsys)
+    assert rc == 0 and res["changed"] is True and res["action"] == "create"
+    assert res["also_as"] == [{"name": "team/mine:1", "before_digest": "", "digest": "d9", "action": "copy"}]
+
+
+@pytest.mark.parametrize(
+    "also_as,needle",
+    [
+        ([NAME], "is the model's own name"),
+        (["MODELS.internal:5000/library/gemma3:270m"], "is the model's own name"),
+        (["gemma3:-bad"], "also_as: model name 'gemma3:-bad': the tag '-bad' is not valid"),
+    ],
+)
+def test_also_as_bad_names_fail_before_any_request(ollama, capsys, also_as, needle):
+    rc, res = run_module(args(ollama, also_as=also_as), capsys)
+    assert rc == 1 and needle in res["msg"]
+    assert ollama.log == []
+
+
+def test_also_as_copy_failure_is_reported(ollama, capsys):
+    Models(ollama, **{NAME: "d1"})
+    ollama.routes[("POST", "/api/copy")] = (500, {"error": "open manifests: permission denied"})
+    rc, res = run_module(args(ollama, also_as=[CANONICAL]), capsys)
+    assert rc == 1 and res["msg"] == "POST /api/copy: HTTP 500: open manifests: permission denied"
+    assert res["also_as"] == [{"name": CANONICAL, "before_digest": "", "digest": "d1", "action": "copy"}]
