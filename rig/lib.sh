@@ -429,11 +429,12 @@ CONF
 # sets it, and Debian's locale-gen ignores the locale it is given). No SSH host keys (cloud-init makes them at first boot); cloud-init leaves the
 # network to podman. Rebuilt when the key (pinned versions, the base image, this recipe) changes.
 rig_cloud_image() {
-  local key have ctx
+  local key have ctx old
   key=$( (cat "$OCE_ROOT/rig/versions.env"; podman image inspect --format '{{.Id}}' "$OCE_BASE_IMAGE"
     declare -f rig_cloud_image) | sha256sum | cut -c1-12)
   have=$(podman image inspect --format '{{index .Labels "oce.cloud-image.key"}}' "$OCE_CLOUD_IMAGE" 2>/dev/null || true)
   [ "$have" = "$key" ] && return 0
+  old=$(podman image inspect --format '{{.Id}}' "$OCE_CLOUD_IMAGE" 2>/dev/null || true)
   log "cloudimage: building $OCE_CLOUD_IMAGE (cloud-init and openssh-server from Debian)"
   ctx=$(mktemp -d)
   cat >"$ctx/Containerfile" <<EOF
@@ -449,6 +450,8 @@ LABEL oce.cloud-image.key=$key
 EOF
   podman build -q -f "$ctx/Containerfile" -t "$OCE_CLOUD_IMAGE" "$ctx" >/dev/null
   rm -rf "$ctx"
+  # The previous build, unless a container still uses it.
+  if [ -n "$old" ]; then podman rmi "$old" >/dev/null 2>&1 || true; fi
 }
 
 rig_gguf() {

@@ -121,7 +121,24 @@ def build_golden(cloud="aws", extra_vars=None, log_dir=None, timeout=1800):
             return tag, 0.0
         started = time.monotonic()
         _build(tag, key, variables, log_dir or rig.CACHE, timeout)
-        return tag, time.monotonic() - started
+        seconds = time.monotonic() - started
+        prune(variables["cloud"], keep=KEEP)
+        return tag, seconds
+
+
+# Golden images kept per cloud: every change to roles/ makes a new one (about 1 GB each). Two, so
+# that a run of another checkout still using the previous key keeps its image.
+KEEP = 2
+
+
+def prune(cloud, keep=KEEP):
+    """Remove all but the newest ``keep`` golden images of ``cloud`` (an image in use stays)."""
+    listed = rig.podman(
+        "images", "--filter", f"label=oce.golden.cloud={cloud}", "--format", "{{.ID}} {{.CreatedAt}}", check=False
+    ).stdout.splitlines()
+    newest_first = sorted((line.split(" ", 1) for line in listed if " " in line), key=lambda p: p[1], reverse=True)
+    for image_id, _created in newest_first[keep:]:
+        rig.podman("rmi", image_id, check=False)
 
 
 def _build(tag, key, variables, log_dir, timeout):
@@ -167,7 +184,8 @@ def _build(tag, key, variables, log_dir, timeout):
         ]
         _script(builder, VALIDATE, log_path, validate_env)
         rig.podman("stop", "-t", "30", builder, timeout=90)
-        rig.podman("commit", "-q", "--change", f"LABEL oce.golden.key={key}", builder, tag, timeout=600)
+        labels = f"LABEL oce.golden.key={key} oce.golden.cloud={variables['cloud']}"
+        rig.podman("commit", "-q", "--change", labels, builder, tag, timeout=600)
     finally:
         rig.podman("rm", "-f", "-t", "0", builder, check=False)
         shutil.rmtree(seed_dir, ignore_errors=True)

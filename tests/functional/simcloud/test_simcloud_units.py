@@ -234,3 +234,19 @@ def test_a_body_shut_down_from_inside_stops_its_instance(fake_podman, tmp_path):
     harness.settle()
     assert [i.state for i in cloud.listed] == ["stopped"] and harness.body("i-5").state == "stopped"
     assert [e[2] for e in harness.events] == ["create", "guest shutdown"]
+
+
+def test_prune_keeps_the_newest_golden_images_of_a_cloud(monkeypatch):
+    removed = []
+
+    def podman(*args, check=True, timeout=120, input=None):
+        if args[0] == "images":
+            assert "label=oce.golden.cloud=aws" in args
+            out = "a 2026-12-01 10:00:00 +0000 UTC\nc 2026-12-01 12:00:00 +0000 UTC\nb 2026-12-01 11:00:00 +0000 UTC\n"
+            return types.SimpleNamespace(returncode=0, stdout=out, stderr="")
+        removed.append(args)
+        return types.SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    monkeypatch.setattr(rig, "podman", podman)
+    golden.prune("aws", keep=2)
+    assert removed == [("rmi", "a")]
