@@ -8,18 +8,18 @@ name: tailnet_peer
 short_description: Find a node on the tailnet by the name it joined with
 version_added: 0.2.0
 description:
-  - Reads the controller's C(tailscale status --json) and returns the peer that joined as
-    O(hostname) (the live one when an older node of that name lingers), with its tailnet address
-    and the URL of its Ollama API.
-positional: _input, hostname
+  - Reads the controller's C(tailscale status --json) and returns the peer that joined as the
+    hostname given (the live one when an older node of that name lingers), with its tailnet
+    address and the URL of its Ollama API.
+positional: _input, status
 options:
   _input:
-    description: The output of C(tailscale status --json), as text or parsed.
-    type: raw
-    required: true
-  hostname:
     description: The node's tailnet hostname (C(tailnet_hostname) of its node record).
     type: str
+    required: true
+  status:
+    description: The output of C(tailscale status --json), as text or parsed.
+    type: raw
     required: true
   port:
     description: Ollama's port on the node.
@@ -30,7 +30,7 @@ options:
 EXAMPLES = r"""
 - name: Where is the node on the tailnet
   ansible.builtin.set_fact:
-    peer: "{{ status.stdout | ollama_cloud.engine.tailnet_peer('oce-demo') }}"
+    peer: "{{ 'oce-demo' | ollama_cloud.engine.tailnet_peer(status.stdout) }}"
 """
 
 RETURN = r"""
@@ -48,7 +48,7 @@ from ansible_collections.ollama_cloud.engine.plugins.module_utils import tailnet
 NOT_JOINED = {"address": "", "dns_name": "", "online": False, "tags": [], "ollama_url": ""}
 
 
-def tailnet_peer(status, hostname, port=11434):
+def tailnet_peer(hostname, status, port=11434):
     try:
         peer = tailnet.find_peer(status, hostname)
     except ValueError as exc:

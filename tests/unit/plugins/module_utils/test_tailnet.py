@@ -25,7 +25,7 @@ def test_the_online_node_wins_over_a_stale_one_of_the_same_name():
 
 def test_a_node_that_has_not_joined_is_reported_offline_without_an_address():
     assert tailnet.find_peer({"Peer": None}, "oce-d") is None
-    assert tailnet_peer('{"BackendState": "Running"}', "oce-d") == {
+    assert tailnet_peer("oce-d", '{"BackendState": "Running"}') == {
         "hostname": "oce-d",
         "address": "",
         "dns_name": "",
@@ -37,7 +37,7 @@ def test_a_node_that_has_not_joined_is_reported_offline_without_an_address():
 
 def test_the_filter_gives_the_ollama_url_on_the_tailnet():
     status = {"Peer": {"a": dict(peer("oce-d", "100.64.0.3", True), DNSName="oce-d.tail.", Tags=["tag:ollama"])}}
-    got = tailnet_peer(status, "oce-d", port=11500)
+    got = tailnet_peer("oce-d", status, port=11500)
     assert got["ollama_url"] == "http://100.64.0.3:11500" and got["dns_name"] == "oce-d.tail"
     assert got["tags"] == ["tag:ollama"]
     assert tailnet.ollama_url("fd7a::1") == "http://[fd7a::1]:11434"
