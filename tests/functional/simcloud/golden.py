@@ -184,8 +184,9 @@ def _build(tag, key, variables, log_dir, timeout):
         ]
         _script(builder, VALIDATE, log_path, validate_env)
         rig.podman("stop", "-t", "30", builder, timeout=90)
-        labels = f"LABEL oce.golden.key={key} oce.golden.cloud={variables['cloud']}"
-        rig.podman("commit", "-q", "--change", labels, builder, tag, timeout=600)
+        # One label per --change: podman commit reads the rest of a LABEL line as the first value.
+        labels = ["--change", f"LABEL oce.golden.key={key}", "--change", f"LABEL oce.golden.cloud={variables['cloud']}"]
+        rig.podman("commit", "-q", *labels, builder, tag, timeout=600)
     finally:
         rig.podman("rm", "-f", "-t", "0", builder, check=False)
         shutil.rmtree(seed_dir, ignore_errors=True)
