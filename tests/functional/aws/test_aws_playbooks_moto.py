@@ -339,6 +339,12 @@ def test_start_of_a_missing_node_says_what_to_do(aws):
     assert "There is no AWS node oce-t-bad" in flat(out) and "run playbooks/create.yml first" in flat(out)
 
 
+def test_configure_without_a_running_node_says_what_to_do(aws):
+    out = aws.run(("configure", "t-bad"), ok=False)
+    assert "Deployment t-bad has no running node on cloud=aws: create one" in flat(out), out[-3000:]
+    assert aws.ours() == {}
+
+
 def test_a_topic_of_our_name_that_is_not_ours_is_refused(aws):
     theirs = aws.sns.create_topic(Name="oce-t-bad-alerts")["TopicArn"]
     try:
