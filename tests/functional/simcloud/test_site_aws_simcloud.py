@@ -19,7 +19,6 @@ import urllib.request
 import boto3
 import pytest
 
-from . import rig
 from .site_runner import SiteRunner, changed_tasks, flat, recap
 
 MODEL = "gemma3:270m"
@@ -210,4 +209,4 @@ def test_a_node_from_the_golden_image_answers_on_the_tailnet_without_configure(
         headscale.delete_nodes(names=[hostname])
     assert "failed=0" in gone, gone[-4000:]
     assert ours(cloud, deployment)["instances"] == []
-    assert rig.podman("ps", "-a", "--filter", "name=oce-body-", "-q").stdout.strip() == ""
+    assert cloud.bodies.bodies == {}
