@@ -49,18 +49,30 @@ class Clock:
         self.rand = rand
 
 
-def backoff_delays(attempts, base=1.0, cap=20.0, rand=random.random):
-    """'Full jitter' delays (AWS architecture blog): uniform in [0, min(cap, base * 2**n)]."""
-    return [rand() * min(cap, base * 2**n) for n in range(max(attempts - 1, 0))]
+def backoff_delays(attempts, base=1.0, cap=20.0, rand=random.random, floor=0.0):
+    """Jittered exponential delays (AWS architecture blog), each in [floor * d, d], d = min(cap, base * 2**n).
+
+    ``floor`` 0 is "full jitter" (uniform in [0, d]); 0.5 is "equal jitter", whose total is at
+    least half of the uncapped-by-chance sum: use it when the retries must outlast a known
+    window (a per-minute quota), see retry_budget.
+    """
+    return [min(cap, base * 2**n) * (floor + (1.0 - floor) * rand()) for n in range(max(attempts - 1, 0))]
 
 
-def retry(call, is_transient, attempts=6, base=1.0, cap=20.0, clock=None, on_retry=None):
+def retry_budget(attempts, base=1.0, cap=20.0, floor=0.0):
+    """The least and the most time ``retry`` sleeps before it gives up: (min, max) seconds."""
+    most = sum(min(cap, base * 2**n) for n in range(max(attempts - 1, 0)))
+    return most * floor, most
+
+
+def retry(call, is_transient, attempts=6, base=1.0, cap=20.0, clock=None, on_retry=None, floor=0.0):
     """Run ``call()``; on an error ``is_transient`` accepts, sleep a jittered delay and try again.
 
-    The last error is raised as it is, so the caller's error mapping still applies.
+    The last error is raised as it is, so the caller's error mapping still applies. ``floor``:
+    see backoff_delays.
     """
     clock = clock or Clock()
-    delays = backoff_delays(attempts, base, cap, clock.rand)
+    delays = backoff_delays(attempts, base, cap, clock.rand, floor)
     for attempt in range(attempts):
         try:
             return call()

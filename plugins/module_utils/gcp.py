@@ -3,7 +3,7 @@
 """The GCP layer of our modules: auth options, credentials, the Compute REST client, errors as sentences.
 
 The Compute Engine v1 REST API is called through google-auth's AuthorizedSession (requests).
-Retries (cloud.retry, jittered backoff on 429 and 5xx), operation polling to a deadline
+Retries (cloud.retry, jittered backoff on 429, 5xx and the 403 of a rate limit), operation polling to a deadline
 (cloud.wait_for) and the placement search (cloud.try_placements) are the ones the AWS layer
 uses. Errors never carry a request body, a header or a token: only the method, the path and
 what Google said, shortened and with anything that looks like a secret masked.
@@ -65,9 +65,16 @@ CREDENTIALS_HINT = (
 
 # Timeouts of every API call: connect, read (seconds).
 TIMEOUT = (10, 60)
-# Backoff of retried calls and the pause between operation polls; tests lower them.
-RETRY_ATTEMPTS, RETRY_BASE, RETRY_CAP = 6, 1.0, 20.0
+# Backoff of retried calls and the pause between operation polls; tests lower them. Compute
+# Engine's rate limits are per minute: with equal jitter (RETRY_FLOOR) the retries of one call
+# sleep at least 75 s and at most 151 s (cloud.retry_budget), so they outlast one quota window.
+RETRY_ATTEMPTS, RETRY_BASE, RETRY_CAP, RETRY_FLOOR = 10, 1.0, 30.0, 0.5
+QUOTA_WINDOW = 60.0
 POLL_INTERVAL = 2.0
+
+# Google answers a rate limit with HTTP 429 or with HTTP 403 and one of these reasons; any other
+# 403 (forbidden, accessNotConfigured, ...) is final.
+RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 
 # Operation error codes that mean "not here, not now": the caller tries the next placement.
 CAPACITY_CODES = {"ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"}
@@ -182,7 +189,7 @@ def shorten(text, limit=300):
 
 def is_transient(exc):
     if isinstance(exc, HttpError):
-        return exc.status == 429 or exc.status >= 500
+        return exc.status == 429 or exc.status >= 500 or (exc.status == 403 and exc.reason in RATE_LIMIT_REASONS)
     return HAS_GOOGLE_AUTH and isinstance(exc, (requests.ConnectionError, requests.Timeout))
 
 
@@ -255,7 +262,9 @@ class Api:
             self.retries.append([f"{method} {path}", reason, round(delay, 3)])
 
         try:
-            return cloud.retry(once, is_transient, RETRY_ATTEMPTS, RETRY_BASE, RETRY_CAP, self.clock, on_retry)
+            return cloud.retry(
+                once, is_transient, RETRY_ATTEMPTS, RETRY_BASE, RETRY_CAP, self.clock, on_retry, RETRY_FLOOR
+            )
         except HttpError as exc:
             raise cloud.CloudError(sentence(exc, action), code=exc.reason, status=exc.status) from None
         except Exception as exc:

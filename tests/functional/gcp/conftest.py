@@ -46,6 +46,7 @@ def gce(gce_server, monkeypatch, tmp_path):
     # Fast polls and backoff: the emulator's operations finish in a few polls.
     monkeypatch.setattr(gcp, "POLL_INTERVAL", 0.01)
     monkeypatch.setattr(gcp, "RETRY_BASE", 0.01)
+    monkeypatch.setattr(gcp, "RETRY_CAP", 0.08)
     gce_server.reset()
     yield gce_server
     assert gce_server.violations == [], "\n".join(gce_server.violations)

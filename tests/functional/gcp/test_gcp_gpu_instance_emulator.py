@@ -11,6 +11,7 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import gcp
 from ansible_collections.ollama_cloud.engine.plugins.modules import gcp_gpu_instance, gcp_gpu_instance_info
 from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server
 
@@ -170,10 +171,44 @@ def test_an_insert_whose_answer_was_lost_is_not_repeated(gce, capsys):
 
 
 def test_throttling_that_never_ends_fails_with_a_sentence(gce, capsys):
-    gce.fail("compute.instances.aggregatedList", 429, "rateLimitExceeded", times=10)
+    gce.fail("compute.instances.aggregatedList", 429, "rateLimitExceeded", times=gcp.RETRY_ATTEMPTS)
     res = run(capsys, **node_args())
     assert res["failed"] is True and "list instances failed: the API rate limit was hit" in res["msg"]
-    assert len(res["retries"]) == 5 and gce.instances == {}
+    assert len(res["retries"]) == gcp.RETRY_ATTEMPTS - 1 and gce.instances == {}
+
+
+def test_rate_limits_told_with_a_403_are_retried_on_every_kind_of_call(gce, capsys):
+    # Google's usual answer to a rate limit: HTTP 403 with reason rateLimitExceeded or
+    # userRateLimitExceeded, on reads, on an insert and on the operation polls alike.
+    gce.fail("compute.instances.aggregatedList", 403, "rateLimitExceeded", times=2)
+    gce.fail("compute.instances.insert", 403, "userRateLimitExceeded", times=1)
+    gce.fail("compute.zoneOperations.get", 403, "rateLimitExceeded", times=1)
+    res = run(capsys, **node_args())
+    assert res["changed"] is True and res["node"]["state"] == "running", res
+    assert [r[1] for r in res["retries"]] == [
+        "rateLimitExceeded",
+        "rateLimitExceeded",
+        "userRateLimitExceeded",
+        "rateLimitExceeded",
+    ]
+    assert len(gce.instances) == 1
+    first, second = gce.calls("compute.instances.insert")
+    assert first[3]["requestId"] == second[3]["requestId"]
+
+
+def test_a_403_rate_limit_that_never_ends_fails_with_a_sentence(gce, capsys):
+    gce.fail("compute.instances.aggregatedList", 403, "userRateLimitExceeded", times=gcp.RETRY_ATTEMPTS)
+    res = run(capsys, **node_args())
+    assert res["failed"] is True and "list instances failed: the API rate limit was hit" in res["msg"]
+    assert "userRateLimitExceeded" in res["msg"] and len(res["retries"]) == gcp.RETRY_ATTEMPTS - 1
+
+
+def test_a_permission_403_is_not_retried(gce, capsys):
+    gce.fail("compute.instances.aggregatedList", 403, "forbidden", times=1)
+    res = run(capsys, **node_args())
+    assert res["failed"] is True and "the credentials are not allowed to do this" in res["msg"]
+    assert res["retries"] == [] and len(gce.calls("compute.instances.aggregatedList")) == 1
+    assert gce.instances == {}
 
 
 def test_exhausted_zone_moves_to_the_next_zone_then_the_next_option(gce, capsys):

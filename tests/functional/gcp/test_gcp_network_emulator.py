@@ -10,6 +10,7 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import gcp
 from ansible_collections.ollama_cloud.engine.plugins.modules import gcp_gpu_instance, gcp_network
 from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server
 
@@ -167,7 +168,7 @@ def test_throttling_and_server_errors_on_the_inserts_are_retried(gce, capsys):
 
 
 def test_an_insert_that_stays_unavailable_fails_with_a_sentence_and_names_what_was_made(gce, capsys):
-    gce.fail("compute.routers.insert", 503, "backendError", times=10)
+    gce.fail("compute.routers.insert", 503, "backendError", times=gcp.RETRY_ATTEMPTS)
     res = run(capsys, **net_args())
     assert res["failed"] is True and res["changed"] is True, res
     assert res["msg"].startswith(
@@ -178,7 +179,8 @@ def test_an_insert_that_stays_unavailable_fails_with_a_sentence_and_names_what_w
         "run again to finish the network, or state=absent (playbooks/destroy.yml) to remove what was made)"
         in (res["msg"])
     )
-    assert len(res["retries"]) == 5 and len(gce.calls("compute.routers.insert")) == 6
+    assert len(res["retries"]) == gcp.RETRY_ATTEMPTS - 1
+    assert len(gce.calls("compute.routers.insert")) == gcp.RETRY_ATTEMPTS
     _left_is_what_the_message_names(gce, capsys, res, {"network", "subnetwork"})
 
 

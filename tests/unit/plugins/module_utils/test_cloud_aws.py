@@ -33,6 +33,12 @@ def test_backoff_is_jittered_exponential_and_capped():
     assert cloud.backoff_delays(4, base=1, cap=20, rand=lambda: 0.25) == [0.25, 0.5, 1.0]
 
 
+def test_equal_jitter_keeps_half_of_each_delay():
+    assert cloud.backoff_delays(4, base=1, cap=20, rand=lambda: 0.0, floor=0.5) == [0.5, 1.0, 2.0]
+    assert cloud.backoff_delays(4, base=1, cap=20, rand=lambda: 1.0, floor=0.5) == [1, 2, 4]
+    assert cloud.retry_budget(4, base=1, cap=3, floor=0.5) == (3.0, 6)
+
+
 def test_throttling_is_retried_with_backoff():
     clock = FakeClock(rand=1.0)
     api, stub = stubbed(clock=clock)

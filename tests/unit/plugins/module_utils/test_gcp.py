@@ -141,6 +141,38 @@ def test_transient_errors_are_retried_with_backoff():
     assert session.asked[0][1] == "http://127.0.0.1:1/compute/v1/projects/p/zones/z"
 
 
+@pytest.mark.parametrize("reason", ["rateLimitExceeded", "userRateLimitExceeded"])
+def test_rate_limits_answered_with_403_are_retried(reason):
+    session = FakeSession(error(403, reason, "Quota exceeded for quota metric 'Queries'"), (200, {"a": 1}))
+    api = gcp.Api(session, "p", None, FakeClock())
+    assert api.call("GET", "projects/p/zones/z") == {"a": 1}
+    assert [r[1] for r in api.retries] == [reason] and len(session.asked) == 2
+
+
+@pytest.mark.parametrize("reason", ["forbidden", "accessNotConfigured", "authError"])
+def test_other_403s_are_not_retried(reason):
+    session = FakeSession(error(403, reason, "no"))
+    api = gcp.Api(session, "p", None, FakeClock())
+    with pytest.raises(cloud.CloudError):
+        api.call("GET", "projects/p/zones/z")
+    assert api.retries == [] and len(session.asked) == 1
+
+
+def test_the_retries_of_one_call_outlast_a_quota_window():
+    least, most = cloud.retry_budget(gcp.RETRY_ATTEMPTS, gcp.RETRY_BASE, gcp.RETRY_CAP, gcp.RETRY_FLOOR)
+    assert least >= gcp.QUOTA_WINDOW and most <= 3 * gcp.QUOTA_WINDOW
+    # The same with the worst luck the jitter can have (rand() == 0) and the best (rand() == 1).
+    for luck in (0.0, 1.0):
+        clock = FakeClock()
+        clock.rand = lambda luck=luck: luck
+        answers = [error(403, "rateLimitExceeded", "slow down")] * gcp.RETRY_ATTEMPTS
+        api = gcp.Api(FakeSession(*answers), "p", None, clock)
+        with pytest.raises(cloud.CloudError, match="the API rate limit was hit and stayed hit"):
+            api.call("GET", "projects/p/zones/z")
+        assert sum(clock.sleeps) == pytest.approx(least if luck == 0.0 else most)
+        assert max(clock.sleeps) <= gcp.RETRY_CAP
+
+
 def test_client_errors_fail_at_once_with_a_sentence():
     session = FakeSession(error(403, "accessNotConfigured", "Compute Engine API has not been used in project p"))
     api = gcp.Api(session, "p", None, FakeClock())
