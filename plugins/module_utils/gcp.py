@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import re
+import uuid
 
 from ansible.module_utils.basic import env_fallback
 
@@ -271,6 +272,17 @@ class Api:
             if HAS_GOOGLE_AUTH and isinstance(exc, (requests.RequestException, google.auth.exceptions.GoogleAuthError)):
                 raise cloud.CloudError(sentence(exc, action), code=type(exc).__name__) from None
             raise
+
+    def change(self, method, path, body=None, action=None, request_id=None):
+        """A call that changes something (insert, start, stop, delete, set...): returns its operation.
+
+        It carries one ``requestId`` for the logical operation, reused by every retry of it, so a
+        retry after a lost answer (a read timeout, a 503) gets the first operation back instead of
+        doing the change twice or failing on what the first try did (a delete answering 404). Give
+        ``request_id`` (a UUID) to make the operation idempotent across runs; see request_id().
+        """
+        params = {"requestId": request_id or str(uuid.uuid4())}
+        return self.call(method, path, body=body, params=params, action=action)
 
     def get(self, path, action=None, missing_ok=False):
         try:

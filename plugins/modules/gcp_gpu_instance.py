@@ -571,7 +571,8 @@ class GcpNode(cloud.Provider):
     def act(self, raw, verb, method="POST"):
         path = gcp.instance_path(raw) + ("" if verb == "delete" else f"/{verb}")
         action = f"{verb} instance {raw['name']}"
-        op = self.api.call(method, path, action=action)
+        # One request id for the operation: a delete retried after a lost answer is not a 404.
+        op = self.api.change(method, path, action=action)
         self.api.wait(op, self.timeout, action)
 
     def start(self, raw):
@@ -655,13 +656,7 @@ class GcpNode(cloud.Provider):
 
     def send(self, raw, verb, body, action):
         # A request id per call: a retried POST (after a 503) is not applied twice.
-        op = self.api.call(
-            "POST",
-            f"{gcp.instance_path(raw)}/{verb}",
-            body=body,
-            params={"requestId": str(uuid.uuid4())},
-            action=action,
-        )
+        op = self.api.change("POST", f"{gcp.instance_path(raw)}/{verb}", body=body, action=action)
         self.api.wait(op, self.timeout, action)
 
     def wait_status(self, raw, wanted, failed=()):

@@ -995,8 +995,13 @@ class Emulator(MetadataServer):
         error = self._next_op_error(f"compute.instances.{kind}")
         return self.operation(zone, kind, found["selfLink"], found["id"], lambda: change(found), error)
 
+    def _change_once(self, query, project, zone, instance, kind, change, allowed):
+        """``_change`` unless the request id was seen: a repeat gets the first operation back."""
+        return self._once(query, lambda: self._change(project, zone, instance, kind, change, allowed))
+
     def do_instances_stop(self, project, zone, instance, query, body):
-        return self._change(
+        return self._change_once(
+            query,
             project,
             zone,
             instance,
@@ -1006,8 +1011,8 @@ class Emulator(MetadataServer):
         )
 
     def do_instances_start(self, project, zone, instance, query, body):
-        return self._change(
-            project, zone, instance, "start", lambda i: i.update(status="STAGING"), ("TERMINATED", "RUNNING")
+        return self._change_once(
+            query, project, zone, instance, "start", lambda i: i.update(status="STAGING"), ("TERMINATED", "RUNNING")
         )
 
     def do_instances_delete(self, project, zone, instance, query, body):
@@ -1020,7 +1025,7 @@ class Emulator(MetadataServer):
                 elif disk in self.disks:
                     self.disks[disk].pop("users", None)
 
-        return self._change(project, zone, instance, "delete", delete, tuple(STATUSES))
+        return self._change_once(query, project, zone, instance, "delete", delete, tuple(STATUSES))
 
     @staticmethod
     def _check_labels(labels, field):

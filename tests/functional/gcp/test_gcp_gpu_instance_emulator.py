@@ -170,6 +170,48 @@ def test_an_insert_whose_answer_was_lost_is_not_repeated(gce, capsys):
     assert len(gce.instances) == 1 and [r[1] for r in res["retries"]] == ["backendError"]
 
 
+def test_every_change_carries_one_request_id_reused_by_its_retries(gce, capsys):
+    gce.fail("compute.instances.stop", 503, "backendError", times=1)
+    gce.fail("compute.instances.start", 503, "backendError", times=1)
+    gce.fail("compute.instances.delete", 503, "backendError", times=1)
+    assert run(capsys, **node_args())["node"]["state"] == "running"
+    assert run(capsys, **node_args(state="stopped"))["node"]["state"] == "stopped"
+    assert run(capsys, **node_args(state="running"))["node"]["state"] == "running"
+    res = run(capsys, **node_args(state="absent"))
+    assert res["changed"] is True and not res.get("failed"), res
+    assert gce.instances == {}
+    changes = [c for c in gce.changing_calls() if c[0].startswith("compute.instances.")]
+    assert {c[0] for c in changes} >= {"compute.instances." + v for v in ("insert", "stop", "start", "delete")}
+    assert all(c[3].get("requestId") for c in changes), changes
+    for verb in ("stop", "start", "delete"):
+        first, retried = gce.calls("compute.instances." + verb)
+        assert first[3]["requestId"] == retried[3]["requestId"]
+    ids = [c[3]["requestId"][0] for c in changes]
+    assert len(set(ids)) == len({c[0] for c in changes})  # one id per operation, not per try
+
+
+def test_a_delete_whose_answer_was_lost_is_not_a_404(gce, capsys):
+    # The delete went through (the VM is gone) but its answer was lost: the retry carries the
+    # same request id and gets the first operation back instead of 404 for a VM that is gone.
+    run(capsys, **node_args())
+    real = gce.do_instances_delete
+
+    def lose_first_answer(project, zone, instance, query, body):
+        op = real(project=project, zone=zone, instance=instance, query=query, body=body)
+        if len(gce.calls("compute.instances.delete")) == 1:
+            gce.instances.pop((zone, instance))
+            raise server.GceError(503, "backendError", "emulated lost answer")
+        return op
+
+    gce.do_instances_delete = lose_first_answer
+    try:
+        res = run(capsys, **node_args(state="absent"))
+    finally:
+        del gce.do_instances_delete
+    assert res["changed"] is True and not res.get("failed"), res
+    assert [r[1] for r in res["retries"]] == ["backendError"] and gce.instances == {}
+
+
 def test_throttling_that_never_ends_fails_with_a_sentence(gce, capsys):
     gce.fail("compute.instances.aggregatedList", 429, "rateLimitExceeded", times=gcp.RETRY_ATTEMPTS)
     res = run(capsys, **node_args())
