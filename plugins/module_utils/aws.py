@@ -74,6 +74,7 @@ SENTENCES = {
     "InstanceLimitExceeded": "the account's instance quota is used up: request a quota increase",
     "InvalidSubnetID.NotFound": "a subnet in subnet_ids does not exist in this region",
     "InvalidGroup.NotFound": "a security group in security_group_ids does not exist in this region",
+    "InvalidInstanceID.NotFound": "EC2 does not know the instance (any more, or not yet)",
     "InvalidAMIID.NotFound": "the image does not exist in this region",
     "InvalidAMIID.Malformed": "the image id is malformed (expected ami-...)",
     "InvalidParameterValue": "AWS refused a parameter",
@@ -232,6 +233,39 @@ def find_instances(api, deployment=None, name=None):
     reservations = api.paginate("describe_instances", "Reservations", Filters=filters)
     instances = [i for r in reservations for i in r.get("Instances", [])]
     return sorted(instances, key=lambda i: (str(i.get("LaunchTime")), i["InstanceId"]))
+
+
+# EC2 is eventually consistent: for a while after RunInstances, DescribeInstances may answer
+# InvalidInstanceID.NotFound (or no reservation) for the instance it just launched. Within this
+# many seconds of a launch, "not found" is asked again instead of believed.
+NOT_FOUND_GRACE = 120.0
+
+
+def is_not_found(exc):
+    return str(getattr(exc, "details", {}).get("code") or "").endswith(".NotFound")
+
+
+def describe_instance(api, instance_id, fresh_until=None):
+    """One instance by id. Until ``fresh_until`` (a ``api.clock.now()`` value: the launch plus
+    NOT_FOUND_GRACE) a not-found answer, or an empty one, is EC2 catching up: asked again."""
+
+    def once():
+        reservations = api.call("describe_instances", InstanceIds=[instance_id]).get("Reservations") or []
+        found = [i for r in reservations for i in r.get("Instances") or []]
+        if not found:
+            raise cloud.CloudError(
+                f"describe instances failed: EC2 does not list instance {instance_id}",
+                code="InvalidInstanceID.NotFound",
+            )
+        return found[0]
+
+    if fresh_until is None:
+        return once()
+
+    def on_retry(exc, attempt, delay):
+        api.retries.append(("describe_instances", exc.details.get("code"), round(delay, 3)))
+
+    return cloud.retry_until(once, is_not_found, fresh_until, api.base, api.cap, api.clock, on_retry)
 
 
 def instance_node(instance, region, hourly_cost=None):

@@ -85,6 +85,37 @@ def retry(call, is_transient, attempts=6, base=1.0, cap=20.0, clock=None, on_ret
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def retry_until(call, is_transient, deadline, base=1.0, cap=20.0, clock=None, on_retry=None):
+    """Like ``retry``, bounded by time: errors ``is_transient`` accepts are retried until ``deadline``.
+
+    ``deadline`` is a ``clock.now()`` value. For answers that are right for a while after a change
+    and then wrong (EC2 does not know an instance it launched a second ago): retried while the
+    grace lasts, raised as they are after it. Equal jitter, capped; the last sleep ends at the deadline.
+    """
+    clock = clock or Clock()
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            left = deadline - clock.now()
+            if left <= 0 or not is_transient(exc):
+                raise
+            delay = min(min(cap, base * 2**attempt) * (0.5 + 0.5 * clock.rand()), left)
+            attempt += 1
+            if on_retry:
+                on_retry(exc, attempt, delay)
+            clock.sleep(delay)
+
+
+def as_error(exc, what):
+    """``exc`` as the one failure shape: a CloudError as it is, anything else told as an unexpected error."""
+    if isinstance(exc, CloudError):
+        return exc
+    kind = type(exc).__name__
+    return CloudError(f"{what} failed with an unexpected {kind} ({exc}); please report it", code=kind)
+
+
 def wait_for(probe, done, what, timeout, interval=5.0, clock=None, failed=None):
     """Poll ``probe()`` until ``done(value)``; raise CloudError at the deadline or when ``failed(value)``.
 
@@ -223,13 +254,15 @@ def undo_failed(exc, ident, undo, made="created", verb="delete", done="deleted",
     """The error to raise when what this run ``made`` failed afterwards (never became ready).
 
     Calls ``undo()`` (delete what was made) and tells in one sentence whether that worked, or
-    what to remove by hand. ``details`` (the placement tried) go to the error.
+    what to remove by hand. ``exc`` may be any exception (an unexpected one is told as such), so
+    nothing this run made is left behind by a bug. ``details`` (the placement tried) go to the error.
     """
+    exc = as_error(exc, f"waiting for {ident}")
     cleanup = f"{done} it"
     try:
         undo()
-    except CloudError as again:
-        cleanup = f"could not {verb} it ({again.msg}); {verb} {ident} by hand"
+    except Exception as again:
+        cleanup = f"could not {verb} it ({as_error(again, verb).msg}); {verb} {ident} by hand"
     return CloudError(f"{exc.msg}; this run {made} {ident} and {cleanup}", **details)
 
 

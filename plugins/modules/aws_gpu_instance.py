@@ -388,13 +388,13 @@ def launch(ec2, plan, params, token):
     )
 
 
-def describe(ec2, instance_id):
-    return ec2.call("describe_instances", InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+def describe(ec2, instance_id, fresh_until=None):
+    return aws.describe_instance(ec2, instance_id, fresh_until)
 
 
-def wait_state(ec2, instance_id, wanted, timeout, failed_states=()):
+def wait_state(ec2, instance_id, wanted, timeout, failed_states=(), fresh_until=None):
     return cloud.wait_for(
-        lambda: describe(ec2, instance_id),
+        lambda: describe(ec2, instance_id, fresh_until),
         lambda i: i["State"]["Name"] == wanted,
         f"instance {instance_id} to be {wanted}",
         timeout,
@@ -407,12 +407,16 @@ def create(ec2, plan, params, token):
     """Launch and wait; anything failing after the launch terminates what this run launched."""
     instance, tried = launch(ec2, plan, params, token)
     instance_id = instance["InstanceId"]
+    # EC2 may not know the instance yet: "not found" is asked again for a while, not believed.
+    fresh_until = ec2.clock.now() + aws.NOT_FOUND_GRACE
     try:
         if params["wait"]:
-            instance = wait_state(ec2, instance_id, "running", params["wait_timeout"], ("shutting-down", "terminated"))
+            instance = wait_state(
+                ec2, instance_id, "running", params["wait_timeout"], ("shutting-down", "terminated"), fresh_until
+            )
         else:
-            instance = describe(ec2, instance_id)
-    except cloud.CloudError as exc:
+            instance = describe(ec2, instance_id, fresh_until)
+    except Exception as exc:  # anything at all: what this run launched must not be left running
         raise cloud.undo_failed(
             exc,
             instance_id,
@@ -454,6 +458,7 @@ class AwsNode(cloud.Provider):
         self.params = params
         self.ssm = ssm
         self.timeout = params["wait_timeout"]
+        self.fresh = {}  # instance id -> until when EC2 may still not know it (launched by this run)
         # One client token base per run (see launch_spec).
         self.token = f"{params['deployment']}|{params['name']}|{uuid.uuid4()}"
 
@@ -467,7 +472,7 @@ class AwsNode(cloud.Provider):
         return aws.STATES.get(raw["State"]["Name"], "unknown")
 
     def refresh(self, raw):
-        return describe(self.ec2, raw["InstanceId"])
+        return describe(self.ec2, raw["InstanceId"], self.fresh.get(raw["InstanceId"]))
 
     def node(self, raw):
         return aws.priced_node(raw, self.ec2.region)
@@ -492,6 +497,7 @@ class AwsNode(cloud.Provider):
 
     def create(self, plan):
         instance, tried = create(self.ec2, plan, self.params, self.token)
+        self.fresh[instance["InstanceId"]] = self.ec2.clock.now() + aws.NOT_FOUND_GRACE
         return instance, self.outcome(plan, tried[-1], tried)
 
     def change(self, raw, operation, wanted):

@@ -531,7 +531,7 @@ class GcpNode(cloud.Provider):
         )
         try:
             self.api.wait(op, self.timeout, action)
-        except cloud.CloudError as exc:
+        except Exception as exc:  # anything at all: a VM this insert made must not be left behind
             # A failed insert may leave a VM record behind; remove ours before the next try.
             left = self.api.get(f"{zone_path}/instances/{name}", action=f"get instance {name}", missing_ok=True)
             labels = (left or {}).get("labels") or {}
@@ -540,7 +540,7 @@ class GcpNode(cloud.Provider):
                 and labels.get(fleet.LABEL_DEPLOYMENT) == (self.params["deployment"])
             ):
                 self.delete(left)
-            raise exc
+            raise cloud.as_error(exc, action) from exc
         return self.api.get(f"{zone_path}/instances/{name}", action=f"get instance {name}")
 
     def create(self, plan):
@@ -562,7 +562,7 @@ class GcpNode(cloud.Provider):
         if self.params["wait"]:
             try:
                 instance = self.wait_status(instance, "RUNNING", ("TERMINATED", "SUSPENDED"))
-            except cloud.CloudError as exc:
+            except Exception as exc:  # anything at all: what this run created must not be left running
                 raise cloud.undo_failed(
                     exc, self.ident(instance), lambda: self.delete(instance), placement=tried
                 ) from None

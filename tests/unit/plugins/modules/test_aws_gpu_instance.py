@@ -152,6 +152,75 @@ def test_instance_that_dies_at_boot_is_cleaned_up_at_once():
     stub.assert_no_pending_responses()
 
 
+def not_found(stub, times=1):
+    for _try in range(times):
+        stub.add_client_error(
+            "describe_instances", "InvalidInstanceID.NotFound", "The instance ID 'i-0abc' does not exist", 400
+        )
+
+
+def test_a_fresh_instance_ec2_does_not_know_yet_is_asked_for_again_not_terminated():
+    ec2, stub = stubbed()
+    stub.add_response("run_instances", {"Instances": [instance()]})
+    not_found(stub, 2)
+    stub.add_response("describe_instances", {"Reservations": []})  # no reservation yet, no IndexError
+    stub.add_response("describe_instances", {"Reservations": [{"Instances": [instance("running")]}]})
+    with stub:
+        launched, _tried = mod.create(ec2, PLAN, PARAMS, "token")
+    stub.assert_no_pending_responses()  # and no terminate_instances
+    assert launched["State"]["Name"] == "running"
+    assert [r[:2] for r in ec2.retries] == [("describe_instances", "InvalidInstanceID.NotFound")] * 3
+
+
+def test_without_wait_a_fresh_instance_is_asked_for_again_too():
+    ec2, stub = stubbed()
+    stub.add_response("run_instances", {"Instances": [instance()]})
+    not_found(stub)
+    stub.add_response("describe_instances", {"Reservations": [{"Instances": [instance("pending")]}]})
+    with stub:
+        launched, _tried = mod.create(ec2, PLAN, dict(PARAMS, wait=False), "token")
+    stub.assert_no_pending_responses()
+    assert launched["State"]["Name"] == "pending"
+
+
+def test_not_found_for_longer_than_the_grace_is_believed_and_cleaned_up():
+    ec2, stub = stubbed()
+    stub.add_response("run_instances", {"Instances": [instance()]})
+    # Asked 13 times: after 0.75, 1.5, 3, 6, 12 s, six times 15 s (equal jitter under the 20 s cap),
+    # then the 6.75 s left of the grace.
+    not_found(stub, 13)
+    stub.add_response("terminate_instances", {"TerminatingInstances": []}, {"InstanceIds": ["i-0abc"]})
+    with stub, pytest.raises(cloud.CloudError) as err:
+        mod.create(ec2, PLAN, dict(PARAMS, wait_timeout=900), "token")
+    stub.assert_no_pending_responses()
+    assert "EC2 does not know the instance" in err.value.msg
+    assert "this run launched i-0abc and terminated it" in err.value.msg
+    assert ec2.clock.t == pytest.approx(aws.NOT_FOUND_GRACE)
+
+
+def test_any_error_after_the_launch_still_terminates_and_fails_as_a_sentence():
+    ec2, stub = stubbed()
+    stub.add_response("run_instances", {"Instances": [instance()]})
+    # An answer without State: a KeyError in our code, not a CloudError.
+    stub.add_response("describe_instances", {"Reservations": [{"Instances": [{"InstanceId": "i-0abc"}]}]})
+    stub.add_response("terminate_instances", {"TerminatingInstances": []}, {"InstanceIds": ["i-0abc"]})
+    with stub, pytest.raises(cloud.CloudError) as err:
+        mod.create(ec2, PLAN, PARAMS, "token")
+    stub.assert_no_pending_responses()
+    assert "unexpected KeyError" in err.value.msg
+    assert "this run launched i-0abc and terminated it" in err.value.msg
+
+
+def test_a_failed_clean_up_says_what_to_terminate_by_hand():
+    ec2, stub = stubbed()
+    stub.add_response("run_instances", {"Instances": [instance()]})
+    stub.add_response("describe_instances", {"Reservations": [{"Instances": [instance("terminated")]}]})
+    stub.add_client_error("terminate_instances", "UnauthorizedOperation", "not allowed", 403)
+    with stub, pytest.raises(cloud.CloudError) as err:
+        mod.create(ec2, PLAN, PARAMS, "token")
+    assert "could not terminate it" in err.value.msg and "terminate i-0abc by hand" in err.value.msg
+
+
 def test_dlami_comes_from_its_public_ssm_parameter():
     ec2, ec2_stub = stubbed()
     ssm, ssm_stub = stubbed("ssm")
