@@ -14,7 +14,7 @@ description:
     identity, joins the tailnet with a persistent identity and, when the image carries Ollama,
     pulls the model. It also creates the user C(oce) that the controller reaches over the tailnet
     with the given SSH public key.
-  - It holds names only, never a secret: where the key is stored, not the key.
+  - It holds names only, never a secret (where the key is stored, not the key).
 positional: _input, ssh_public_key
 options:
   _input:

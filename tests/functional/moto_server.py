@@ -19,6 +19,16 @@ import tempfile
 import time
 import urllib.request
 
+# Fake credentials, and never a reach for real ones or for the instance metadata service.
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
 
 class MotoServer:
     def __init__(self, start_timeout=30, host="127.0.0.1"):

@@ -8,17 +8,7 @@ import types
 import boto3
 import pytest
 
-from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import MotoServer
-
-FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_REGION": "us-east-1",
-    # Never reach for real credentials or the instance metadata service.
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-}
+from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import FAKE_ENV, MotoServer
 
 
 @pytest.fixture(scope="session")

@@ -14,19 +14,12 @@ import types
 import pytest
 
 from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server as gce_server
-from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import MotoServer
+from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import FAKE_ENV, MotoServer
 
 from . import golden, rig, tailnet
 from .bodies import AwsCloud, Bodies, GcpCloud
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-}
+AWS_ENV = FAKE_ENV
 
 
 @pytest.fixture(scope="session")

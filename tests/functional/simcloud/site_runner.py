@@ -13,10 +13,13 @@ import os
 import re
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 from . import rig
 
 REPO_ROOT = rig.REPO_ROOT
+MODEL = "gemma3:270m"
 
 
 def recap(out):
@@ -54,7 +57,7 @@ class SiteRunner:
         self.extra = {
             "cloud": cloud,
             "deployment": deployment,
-            "model": "gemma3:270m",
+            "model": MODEL,
             "node_ssh_key_file": ssh_key,
             "node_ssh_known_hosts_file": ssh_key + ".known_hosts",
             # This controller's tailscaled runs in userspace mode.
@@ -89,3 +92,84 @@ class SiteRunner:
         if ok:
             assert proc.returncode == 0, f"{playbook} failed:\n{out[-8000:]}"
         return out, time.monotonic() - started
+
+
+def via_tailnet(controller, url, body=None, timeout=30):
+    """A request from this controller over the tailnet (tailscaled's HTTP proxy), as a client sends it."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": controller.http_proxy}))
+    data = json.dumps(body).encode() if body is not None else None
+    with opener.open(urllib.request.Request(url, data=data), timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def generate(controller, url, timeout=300):
+    body = {"model": MODEL, "prompt": "The sky is", "stream": False, "options": {"num_predict": 8}}
+    return via_tailnet(controller, url + "/api/generate", body, timeout=timeout)
+
+
+def ollama_url_of(out):
+    """The tailnet URL ask.yml printed for the node."""
+    for word in flat(out).split():
+        if word.startswith("(http://100.") and word.endswith(":11434)"):
+            return word.strip("()")
+    raise AssertionError("no tailnet URL in the output:\n" + out[-3000:])
+
+
+def refused_outside_the_tailnet(ip):
+    """The node's VPC address: the host firewall drops the API (a timeout, not an answer)."""
+    try:
+        urllib.request.urlopen(f"http://{ip}:11434/api/version", timeout=3)  # noqa: S310
+    except (urllib.error.URLError, TimeoutError, OSError):
+        return True
+    return False
+
+
+def lifecycle(site, bodies, controller, headscale, record_property):
+    """site.yml from nothing to the answer, a quiet rerun, stop/start on the same tailnet node.
+
+    The same on every cloud: only the runner's settings and the bodies' cloud differ.
+    """
+    hostname = f"oce-{site.deployment}"
+    out, seconds = site.run("site.yml")
+    record_property("site_stock_seconds", round(seconds, 1))
+    print(f"\n[simcloud] {site.cloud} site.yml from nothing to the answer: {seconds:.0f}s")
+    url = ollama_url_of(out)
+    assert f"{MODEL} on {hostname} ({url}) answered" in flat(out)
+
+    # The node joined by itself under its name, tagged by its key; one node, not ephemeral.
+    (node,) = headscale.nodes_named(hostname)
+    assert node["tags"] == ["tag:ollama"] and node["online"]
+    # Ollama answers on the tailnet to the model's own name, and not on the VPC address.
+    assert MODEL in [m["name"] for m in via_tailnet(controller, url + "/api/tags")["models"]]
+    body = bodies.body(hostname)
+    assert refused_outside_the_tailnet(body.ip)
+    assert bodies.exec(hostname, "ip", "-o", "link", "show", "tailscale0").returncode == 0
+
+    # A converged rerun changes nothing, on the controller or on the node.
+    again, _ = site.run("site.yml")
+    assert recap(again) == {"localhost": (0, 0, 0), hostname: (0, 0, 0)}, changed_tasks(again)
+
+    # Stop and start: the same tailnet node answers, with its model, and no new key was needed.
+    site.run("playbooks/stop.yml")
+    bodies.settle()
+    site.run("playbooks/start.yml")
+    bodies.settle()
+    configured, _ = site.run("playbooks/configure.yml")
+    assert recap(configured)[hostname] == (0, 0, 0), changed_tasks(configured)
+    (after,) = headscale.nodes_named(hostname)
+    assert after["id"] == node["id"] and after["online"]
+    assert generate(controller, url)["response"].strip()
+
+
+def destroyed(site, bodies, headscale):
+    """destroy.yml, whatever happened before; the node logged out and its body gone."""
+    hostname = f"oce-{site.deployment}"
+    gone, _ = site.run("playbooks/destroy.yml", ok=False)
+    bodies.settle()
+    assert "failed=0" in gone, gone[-4000:]
+    assert bodies.bodies == {}
+    # Logged out before it went. Headscale 0.29 keeps a tagged node after logout (tagged nodes
+    # never expire): it is offline, its key no longer valid; its admin deletes it, as here.
+    assert "Log the node out of the tailnet" in gone and f"changed: [{hostname}]" in gone, gone[-4000:]
+    assert not any(n.get("online") for n in headscale.nodes_named(hostname))
+    headscale.delete_nodes(names=[hostname])

@@ -10,18 +10,15 @@ otherwise); every wait is bounded, and each test removes what it made, in moto, 
 
 from __future__ import annotations
 
-import json
+import contextlib
 import subprocess
 import time
 import urllib.error
-import urllib.request
 
 import boto3
 import pytest
 
-from .site_runner import SiteRunner, changed_tasks, flat, recap
-
-MODEL = "gemma3:270m"
+from .site_runner import SiteRunner, destroyed, flat, generate, lifecycle
 
 
 @pytest.fixture
@@ -37,22 +34,6 @@ def store_key(cloud, deployment, key):
     client.create_secret(Name=f"oce/{deployment}/tailscale", SecretString=key)
 
 
-def via_tailnet(controller, url, body=None, timeout=30):
-    """A request from this controller over the tailnet (tailscaled's HTTP proxy), as a client sends it."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": controller.http_proxy}))
-    data = json.dumps(body).encode() if body is not None else None
-    with opener.open(urllib.request.Request(url, data=data), timeout=timeout) as response:
-        return json.loads(response.read())
-
-
-def ollama_url_of(out):
-    """The tailnet URL ask.yml printed for the node."""
-    for word in flat(out).split():
-        if word.startswith("(http://100.") and word.endswith(":11434)"):
-            return word.strip("()")
-    raise AssertionError("no tailnet URL in the output:\n" + out[-3000:])
-
-
 def ours(cloud, deployment):
     ec2 = cloud.ec2
     tag = [{"Name": "tag:oce-deployment", "Values": [deployment]}]
@@ -65,75 +46,18 @@ def ours(cloud, deployment):
     return {"instances": live, "vpcs": [v["VpcId"] for v in ec2.describe_vpcs(Filters=tag)["Vpcs"]]}
 
 
-def body_address(cloud, deployment):
-    (iid,) = ours(cloud, deployment)["instances"]
-    return iid, cloud.bodies.body(iid).ip
-
-
-def refused_outside_the_tailnet(ip):
-    """The node's VPC address: the host firewall drops the API (a timeout, not an answer)."""
-    try:
-        urllib.request.urlopen(f"http://{ip}:11434/api/version", timeout=3)  # noqa: S310
-    except (urllib.error.URLError, TimeoutError, OSError):
-        return True
-    return False
-
-
 def test_site_from_nothing_to_an_answer_then_rerun_stop_start_destroy(
     simcloud_aws, headscale, controller_tailnet, ssh_key, record_property
 ):
     cloud, deployment = simcloud_aws, "sim-aws"
-    hostname = f"oce-{deployment}"
-    headscale.delete_nodes(names=[hostname])  # from an earlier, interrupted run
+    headscale.delete_nodes(names=[f"oce-{deployment}"])  # from an earlier, interrupted run
     store_key(cloud, deployment, headscale.preauth_key(tags=["tag:ollama"]))
     site = SiteRunner("aws", deployment, cloud.env, controller_tailnet, ssh_key, {"node_aws_image": cloud.ami})
     try:
-        out, seconds = site.run("site.yml")
-        record_property("site_stock_seconds", round(seconds, 1))
-        print(f"\n[simcloud] aws site.yml from nothing to the answer: {seconds:.0f}s")
-        url = ollama_url_of(out)
-        assert f"{MODEL} on {hostname} ({url}) answered" in flat(out)
-
-        # The node joined by itself under its name, tagged by its key; one node, not ephemeral.
-        (node,) = headscale.nodes_named(hostname)
-        assert node["tags"] == ["tag:ollama"] and node["online"]
-        # Ollama answers on the tailnet to the model's canonical name, and not on the VPC address.
-        tags = via_tailnet(controller_tailnet, url + "/api/tags")
-        assert MODEL in [m["name"] for m in tags["models"]]
-        iid, ip = body_address(cloud, deployment)
-        assert refused_outside_the_tailnet(ip)
-        assert cloud.bodies.exec(iid, "ip", "-o", "link", "show", "tailscale0").returncode == 0
-
-        # A converged rerun changes nothing, on the controller or on the node.
-        again, _ = site.run("site.yml")
-        assert recap(again) == {"localhost": (0, 0, 0), hostname: (0, 0, 0)}, changed_tasks(again)
-
-        # Stop and start: the same tailnet node answers, with its model, and no new key was needed.
-        site.run("playbooks/stop.yml")
-        cloud.bodies.settle()
-        site.run("playbooks/start.yml")
-        cloud.bodies.settle()
-        configured, _ = site.run("playbooks/configure.yml")
-        assert recap(configured)[hostname] == (0, 0, 0), changed_tasks(configured)
-        (after,) = headscale.nodes_named(hostname)
-        assert after["id"] == node["id"] and after["online"]
-        answer = via_tailnet(
-            controller_tailnet, url + "/api/generate", {"model": MODEL, "prompt": "The sky is", "stream": False,
-                                                       "options": {"num_predict": 8}}, timeout=300,
-        )  # fmt: skip
-        assert answer["response"].strip()
+        lifecycle(site, cloud.bodies, controller_tailnet, headscale, record_property)
     finally:
-        gone, _ = site.run("playbooks/destroy.yml", ok=False)
-        cloud.bodies.settle()
-    assert "failed=0" in gone, gone[-4000:]
+        destroyed(site, cloud.bodies, headscale)
     assert ours(cloud, deployment) == {"instances": [], "vpcs": []}
-    assert cloud.bodies.bodies == {}
-    # Logged out before it went: Headscale has expired it (or it is gone).
-    # Logged out before it went. Headscale 0.29 keeps a tagged node after logout (tagged nodes
-    # never expire): it is offline, its key no longer valid; its admin deletes it, as here.
-    assert "Log the node out of the tailnet" in gone and f"changed: [{hostname}]" in gone, gone[-4000:]
-    assert not any(n.get("online") for n in headscale.nodes_named(hostname))
-    headscale.delete_nodes(names=[hostname])
 
 
 def test_a_node_that_cannot_read_its_key_fails_configure_in_time_and_destroy_cleans_up(
@@ -154,8 +78,9 @@ def test_a_node_that_cannot_read_its_key_fails_configure_in_time_and_destroy_cle
         assert "oce-sim-nokey (ID i-" in text and "did not come online on the tailnet within 45 s" in text
         assert "get-console-output" in text and "oce/sim-nokey/tailscale" in text
         # The node says why on its console: the secret store's own answer.
-        iid, _ip = body_address(cloud, deployment)
-        journal = cloud.bodies.exec(iid, "journalctl", "-u", "oce-first-boot", "--no-pager", check=False).stdout
+        journal = cloud.bodies.exec(
+            f"oce-{deployment}", "journalctl", "-u", "oce-first-boot", "--no-pager", check=False
+        ).stdout
         assert "oce-first-boot: FAILED: reading oce/sim-nokey/tailscale from Secrets Manager" in journal, journal
     finally:
         gone, _ = site.run("playbooks/destroy.yml", ok=False)
@@ -192,11 +117,8 @@ def test_a_node_from_the_golden_image_answers_on_the_tailnet_without_configure(
             )
             if peer and peer.get("Online"):
                 url = f"http://{peer['TailscaleIPs'][0]}:11434"
-                try:
-                    body = {"model": MODEL, "prompt": "The sky is", "stream": False, "options": {"num_predict": 8}}
-                    answer = via_tailnet(controller_tailnet, url + "/api/generate", body, timeout=120)
-                except (urllib.error.URLError, OSError):
-                    pass
+                with contextlib.suppress(urllib.error.URLError, OSError):
+                    answer = generate(controller_tailnet, url, timeout=120)
             if answer is None:
                 time.sleep(3)
         seconds = time.monotonic() - started

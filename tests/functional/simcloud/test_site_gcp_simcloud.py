@@ -14,10 +14,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server as gce_server
-
-from .site_runner import SiteRunner, changed_tasks, flat, recap
-from .test_site_aws_simcloud import MODEL, ollama_url_of, refused_outside_the_tailnet, via_tailnet
+from .site_runner import SiteRunner, destroyed, lifecycle
 
 UBUNTU = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts"
 
@@ -42,47 +39,14 @@ def test_site_from_nothing_to_an_answer_then_rerun_stop_start_destroy(
     simcloud_gcp, headscale, controller_tailnet, ssh_key, record_property
 ):
     emu, deployment = simcloud_gcp.emu, "sim-gcp"
-    hostname = f"oce-{deployment}"
-    headscale.delete_nodes(names=[hostname])
+    headscale.delete_nodes(names=[f"oce-{deployment}"])
     # What a user does once: the tailnet key in Secret Manager (gcloud secrets create ...).
     emu.add_secret(f"oce-{deployment}-tailscale", members=["user:ops@example.com"])
     emu.add_secret_version(f"oce-{deployment}-tailscale", headscale.preauth_key(tags=["tag:ollama"]))
     extra = {"node_gcp_image": UBUNTU, "node_gcp_secret_endpoint": emu.url + "/secretmanager"}
     site = SiteRunner("gcp", deployment, simcloud_gcp.env, controller_tailnet, ssh_key, extra)
     try:
-        out, seconds = site.run("site.yml")
-        record_property("site_stock_seconds", round(seconds, 1))
-        print(f"\n[simcloud] gcp site.yml from nothing to the answer: {seconds:.0f}s")
-        url = ollama_url_of(out)
-        assert f"{MODEL} on {hostname} ({url}) answered" in flat(out)
-        (node,) = headscale.nodes_named(hostname)
-        assert node["tags"] == ["tag:ollama"] and node["online"]
-        tags = via_tailnet(controller_tailnet, url + "/api/tags")
-        assert MODEL in [m["name"] for m in tags["models"]]
-        assert refused_outside_the_tailnet(simcloud_gcp.bodies.body(hostname).ip)
-
-        again, _ = site.run("site.yml")
-        assert recap(again) == {"localhost": (0, 0, 0), hostname: (0, 0, 0)}, changed_tasks(again)
-
-        site.run("playbooks/stop.yml")
-        simcloud_gcp.bodies.settle()
-        site.run("playbooks/start.yml")
-        simcloud_gcp.bodies.settle()
-        configured, _ = site.run("playbooks/configure.yml")
-        assert recap(configured)[hostname] == (0, 0, 0), changed_tasks(configured)
-        (after,) = headscale.nodes_named(hostname)
-        assert after["id"] == node["id"] and after["online"]
-        body = {"model": MODEL, "prompt": "The sky is", "stream": False, "options": {"num_predict": 8}}
-        assert via_tailnet(controller_tailnet, url + "/api/generate", body, timeout=300)["response"].strip()
+        lifecycle(site, simcloud_gcp.bodies, controller_tailnet, headscale, record_property)
     finally:
-        gone, _ = site.run("playbooks/destroy.yml", ok=False)
-        simcloud_gcp.bodies.settle()
-    assert "failed=0" in gone, gone[-4000:]
+        destroyed(site, simcloud_gcp.bodies, headscale)
     assert ours(emu, deployment) == {"instances": [], "networks": [], "service_accounts": []}
-    assert simcloud_gcp.bodies.bodies == {}
-    # Logged out before it went. Headscale 0.29 keeps a tagged node after logout (tagged nodes
-    # never expire): it is offline, its key no longer valid; its admin deletes it, as here.
-    assert "Log the node out of the tailnet" in gone and f"changed: [{hostname}]" in gone, gone[-4000:]
-    assert not any(n.get("online") for n in headscale.nodes_named(hostname))
-    headscale.delete_nodes(names=[hostname])
-    assert gce_server.PROJECT  # the emulator's project held every call (violations checked by the fixture)
