@@ -8,6 +8,7 @@ throttling and 5xx) applies everywhere and tests can see it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from ansible.module_utils.basic import env_fallback
@@ -266,6 +267,23 @@ def describe_instance(api, instance_id, fresh_until=None):
         api.retries.append(("describe_instances", exc.details.get("code"), round(delay, 3)))
 
     return cloud.retry_until(once, is_not_found, fresh_until, api.base, api.cap, api.clock, on_retry)
+
+
+# Instances on their way out, or gone but still listed (about an hour): the node's earlier generations.
+GONE_STATES = ["shutting-down", "terminated"]
+
+
+def gone_instance_ids(api, deployment, name):
+    """Ids of our instances of ``deployment`` named ``name`` that EC2 still lists as shutting down or terminated."""
+    labels = {fleet.LABEL_MANAGED_BY: fleet.MANAGED_BY, fleet.LABEL_DEPLOYMENT: deployment, "Name": name}
+    filters = tag_filters(labels) + [{"Name": "instance-state-name", "Values": GONE_STATES}]
+    reservations = api.paginate("describe_instances", "Reservations", Filters=filters)
+    return sorted(i["InstanceId"] for r in reservations for i in r.get("Instances", []))
+
+
+def client_token(key, *parts):
+    """RunInstances' ClientToken (at most 64 ASCII characters) for idempotency ``key`` and ``parts``."""
+    return hashlib.sha256("|".join([key, *map(str, parts)]).encode()).hexdigest()
 
 
 def instance_node(instance, region, hourly_cost=None):

@@ -8,6 +8,7 @@ random source are parameters, so tests run the backoff and the deadlines without
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import time
@@ -114,6 +115,18 @@ def as_error(exc, what):
         return exc
     kind = type(exc).__name__
     return CloudError(f"{what} failed with an unexpected {kind} ({exc}); please report it", code=kind)
+
+
+def idempotency_key(deployment, name, *generation):
+    """The key of one launch of node ``name`` of ``deployment``: the same in every run that sees the same cloud.
+
+    Two runs at once (or a run repeated after a lost answer) send the same key, so the cloud
+    returns the first launch to the second instead of launching twice. ``generation`` is what
+    tells launches of the same name apart over time (the ids of the node's earlier instances,
+    which are gone): a new node after a destroy gets a new key. A hex SHA-256 (64 characters).
+    """
+    text = "\n".join([str(deployment), str(name)] + sorted(str(g) for g in generation))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def wait_for(probe, done, what, timeout, interval=5.0, clock=None, failed=None):

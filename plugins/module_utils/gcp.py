@@ -338,6 +338,15 @@ class Api:
         return done
 
 
+# A fixed namespace for the request ids derived from an idempotency key (cloud.idempotency_key).
+REQUEST_ID_NAMESPACE = uuid.UUID("6b1d3f0e-8c1a-5d4e-9a7b-0ce0c1a0d5e1")
+
+
+def request_id(key, *parts):
+    """A requestId (a UUID, as Compute Engine wants it) derived from ``key`` and ``parts``: the same in every run."""
+    return str(uuid.uuid5(REQUEST_ID_NAMESPACE, "|".join([key, *map(str, parts)])))
+
+
 def credentials(params):
     """google-auth credentials from the module's auth options; CloudError when they cannot work."""
     kind = params.get("auth_kind") or "application"

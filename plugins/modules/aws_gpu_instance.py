@@ -14,8 +14,9 @@ description:
     collection's model catalog, and returns the same node record as the local and GCP providers.
   - The instance has no public IP, requires IMDSv2, and boots from an encrypted gp3 root volume
     sized from the catalog. It carries our deployment, model and environment tags.
-  - Idempotent by our deployment tag plus O(name); EC2's client token is only a guard against
-    duplicate launches on retried calls.
+  - Idempotent by our deployment tag plus O(name). EC2's client token is derived from the
+    deployment, O(name) and the node's earlier (terminated) instances, so a retried call or a second
+    run at the same time gets the first launch back instead of launching another instance.
   - "Tag drift: on an instance that exists already, tags that differ from what this run would set
     (the model, O(environment), O(tags)) are updated with C(CreateTags). Tags the run does not name
     are kept unless O(purge_tags) (C(DeleteTags)); our C(oce-deployment) and C(oce-managed-by) tags
@@ -248,9 +249,6 @@ retries:
   elements: list
 """
 
-import hashlib
-import uuid
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud, fleet
@@ -361,10 +359,9 @@ def launch_spec(plan, place, params, token):
             }
         ],
         "TagSpecifications": [{"ResourceType": r, "Tags": tags} for r in ("instance", "volume", "network-interface")],
-        # Guards a retried RunInstances against a double launch; one token per placement and run.
-        "ClientToken": hashlib.sha256(
-            "|".join([token, place["instance_type"], place["subnet_id"]]).encode()
-        ).hexdigest()[:64],
+        # The same in every run that would make this launch (see AwsNode.create): a retried or a
+        # concurrent RunInstances gets the first launch back instead of a second instance.
+        "ClientToken": aws.client_token(token, place["instance_type"], place["subnet_id"]),
     }
     if params["security_group_ids"]:
         spec["NetworkInterfaces"][0]["Groups"] = params["security_group_ids"]
@@ -375,11 +372,36 @@ def launch_spec(plan, place, params, token):
     return spec
 
 
+# How many earlier generations one launch steps over (see run_instance) before it gives up.
+STALE_TOKENS = 5
+
+
+def run_instance(ec2, plan, place, params, token):
+    """RunInstances in ``place`` with the idempotency key ``token``; the instance it answers.
+
+    EC2 remembers a client token for a day or so after its instance was terminated, longer than
+    it lists the instance: a key that comes back with a shutting-down or terminated instance was
+    used by an earlier generation of this node. That instance's id joins the key and the launch
+    is asked again, so every run that sees the same answers derives the same next key.
+    """
+    stale = []
+    for _step in range(STALE_TOKENS + 1):
+        key = cloud.idempotency_key(token, "stale", *stale) if stale else token
+        instance = ec2.call("run_instances", **launch_spec(plan, place, params, key))["Instances"][0]
+        if instance["State"]["Name"] not in aws.GONE_STATES:
+            return instance
+        stale.append(instance["InstanceId"])
+    raise cloud.CloudError(
+        "run instances kept answering with terminated instances of earlier runs ({}): "
+        "wait an hour or use another name".format(", ".join(stale))
+    )
+
+
 def launch(ec2, plan, params, token):
     """Try the placements in order; return (instance, placement tried)."""
     return cloud.try_placements(
         plan["candidates"],
-        lambda place: ec2.call("run_instances", **launch_spec(plan, place, params, token))["Instances"][0],
+        lambda place: run_instance(ec2, plan, place, params, token),
         aws.CAPACITY_CODES,  # not here: the next subnet, then the next type
         tried=plan["skipped"],
         what=params["model"],
@@ -459,8 +481,8 @@ class AwsNode(cloud.Provider):
         self.ssm = ssm
         self.timeout = params["wait_timeout"]
         self.fresh = {}  # instance id -> until when EC2 may still not know it (launched by this run)
-        # One client token base per run (see launch_spec).
-        self.token = f"{params['deployment']}|{params['name']}|{uuid.uuid4()}"
+        # The idempotency key of the launch; set by create (see there).
+        self.token = ""
 
     def find(self):
         return aws.find_instances(self.ec2, self.params["deployment"], self.params["name"])
@@ -496,6 +518,12 @@ class AwsNode(cloud.Provider):
         return self.outcome(plan, first, plan["skipped"] + [dict(first, result="would launch")])
 
     def create(self, plan):
+        # Derived from the deployment, the name and the node's earlier instances (still listed as
+        # terminated): two runs at once send the same ClientToken and EC2 launches once; a node
+        # made again after a destroy gets a new one. run_instance handles what EC2 no longer lists.
+        deployment, name = self.params["deployment"], self.params["name"]
+        gone = aws.gone_instance_ids(self.ec2, deployment, name)
+        self.token = cloud.idempotency_key(deployment, name, *gone)
         instance, tried = create(self.ec2, plan, self.params, self.token)
         self.fresh[instance["InstanceId"]] = self.ec2.clock.now() + aws.NOT_FOUND_GRACE
         return instance, self.outcome(plan, tried[-1], tried)

@@ -304,11 +304,12 @@ retries:
   elements: list
 """
 
-import uuid
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog, cloud, fleet, gcp
+
+# How many earlier generations one insert steps over (see GcpNode.insert_once) before it gives up.
+STALE_REQUESTS = 5
 
 # Metadata keys we set; the user's metadata may not override them.
 FIXED_METADATA = {"block-project-ssh-keys": "TRUE", "enable-oslogin": "TRUE"}
@@ -521,14 +522,7 @@ class GcpNode(cloud.Provider):
         zone, name = place["zone"], self.params["name"]
         zone_path = f"projects/{self.project}/zones/{zone}"
         action = f"create instance {name} ({describe_option(place['option'])}) in {zone}"
-        # One request id per placement: a retried insert (after a 503) is not a second VM.
-        op = self.api.call(
-            "POST",
-            f"{zone_path}/instances",
-            body=self.request(plan, place),
-            params={"requestId": str(uuid.uuid4())},
-            action=action,
-        )
+        op = self.insert_once(zone_path, name, place, self.request(plan, place), action)
         try:
             self.api.wait(op, self.timeout, action)
         except Exception as exc:  # anything at all: a VM this insert made must not be left behind
@@ -542,6 +536,36 @@ class GcpNode(cloud.Provider):
                 self.delete(left)
             raise cloud.as_error(exc, action) from exc
         return self.api.get(f"{zone_path}/instances/{name}", action=f"get instance {name}")
+
+    def insert_once(self, zone_path, name, place, body, action):
+        """instances.insert with a request id derived from the deployment, the name and the placement.
+
+        A retried insert (after a 503), or a second run at the same time, sends the same id and
+        gets the first operation back instead of a second VM or a 409. Compute Engine remembers
+        a request id for an hour or so: an answer that is already DONE and failed, or whose VM is
+        gone or another, belongs to an earlier generation of this node. That operation's name joins
+        the id and the insert is sent again, so every run that sees the same answers agrees.
+        """
+        key = cloud.idempotency_key(self.params["deployment"], name)
+        where = (place["zone"], place["machine_type"], place["accelerator"], place["count"])
+        stale = []
+        for _step in range(STALE_REQUESTS + 1):
+            rid = gcp.request_id(key, *where, *stale)
+            op = self.api.change("POST", f"{zone_path}/instances", body=body, action=action, request_id=rid)
+            if op.get("status") != "DONE" or not self.stale(op, zone_path, name):
+                return op
+            stale.append(op.get("name"))
+        raise cloud.CloudError(
+            f"{action} kept answering with operations of earlier runs ({', '.join(stale)}): "
+            "wait an hour or use another name"
+        )
+
+    def stale(self, op, zone_path, name):
+        """True when a finished insert operation is not this node's current VM (an earlier generation's)."""
+        if (op.get("error") or {}).get("errors"):
+            return True
+        found = self.api.get(f"{zone_path}/instances/{name}", action=f"get instance {name}", missing_ok=True)
+        return found is None or str(found.get("id")) != str(op.get("targetId"))
 
     def create(self, plan):
         (instance, chosen), tried = cloud.try_placements(

@@ -212,6 +212,43 @@ def test_a_delete_whose_answer_was_lost_is_not_a_404(gce, capsys):
     assert [r[1] for r in res["retries"]] == ["backendError"] and gce.instances == {}
 
 
+def test_a_second_run_at_the_same_time_gets_the_first_vm_not_a_second(gce, capsys):
+    first = run(capsys, **node_args())
+    # The second run listed the instances before the first one's insert: it saw none.
+    real = gce.do_instances_aggregatedList
+
+    def before_the_first_insert(project, query, body):
+        return real(project=project, query=dict(query, filter=['(name = "none-yet")']), body=body)
+
+    gce.do_instances_aggregatedList = before_the_first_insert
+    try:
+        second = run(capsys, **node_args())
+    finally:
+        del gce.do_instances_aggregatedList
+    assert second["changed"] is True and not second.get("failed"), second
+    assert second["node"]["id"] == first["node"]["id"] and len(gce.instances) == 1
+    one, two = gce.calls("compute.instances.insert")
+    assert one[3]["requestId"] == two[3]["requestId"]  # derived from the deployment, the name, the placement
+
+
+def test_a_node_made_again_after_a_destroy_is_a_new_vm(gce, capsys):
+    # Compute Engine still remembers the first insert's request id: its answer (DONE, the VM
+    # gone) is an earlier generation's, so the insert is sent again with a new id.
+    first = run(capsys, **node_args())
+    run(capsys, **node_args(state="absent"))
+    again = run(capsys, **node_args())
+    assert again["changed"] is True and not again.get("failed"), again
+    assert again["node"]["id"] != first["node"]["id"] and len(gce.instances) == 1
+    ids = [c[3]["requestId"][0] for c in gce.calls("compute.instances.insert")]
+    assert ids[0] == ids[1] != ids[2]
+    # A third generation steps over both earlier ones, in the same order, to a new id.
+    run(capsys, **node_args(state="absent"))
+    run(capsys, **node_args())
+    third = [c[3]["requestId"][0] for c in gce.calls("compute.instances.insert")][3:]
+    assert third[:2] == [ids[0], ids[2]] and len(third) == 3 and third[2] not in ids
+    assert len(gce.instances) == 1
+
+
 def test_throttling_that_never_ends_fails_with_a_sentence(gce, capsys):
     gce.fail("compute.instances.aggregatedList", 429, "rateLimitExceeded", times=gcp.RETRY_ATTEMPTS)
     res = run(capsys, **node_args())

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, cloud
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud
 from ansible_collections.ollama_cloud.engine.plugins.modules import aws_gpu_instance as mod
 
 
@@ -219,6 +219,74 @@ def test_a_failed_clean_up_says_what_to_terminate_by_hand():
     with stub, pytest.raises(cloud.CloudError) as err:
         mod.create(ec2, PLAN, PARAMS, "token")
     assert "could not terminate it" in err.value.msg and "terminate i-0abc by hand" in err.value.msg
+
+
+def node_run(gone=(), launched=None, then=None):
+    """One AwsNode.create against a Stubber: the ClientTokens of its RunInstances calls."""
+    ec2, stub = stubbed()
+    params = dict(PARAMS, wait=False)
+    earlier = [{"Instances": [dict(instance("terminated"), InstanceId=i)]} for i in gone]
+    stub.add_response("describe_instances", {"Reservations": earlier})
+    tokens = []
+    for answer in launched or [instance()]:
+        stub.add_response("run_instances", {"Instances": [answer]})
+    stub.add_response("describe_instances", {"Reservations": [{"Instances": [then or instance()]}]})
+    real = ec2.client.run_instances
+
+    def record(**kwargs):
+        tokens.append(kwargs["ClientToken"])
+        return real(**kwargs)
+
+    ec2.client.run_instances = record
+    with stub:
+        node, _extra = mod.AwsNode(ec2, params).create(dict(PLAN, catalog=catalog.merge({})))
+    stub.assert_no_pending_responses()
+    return node, tokens
+
+
+def test_the_client_token_is_the_same_in_every_run_of_the_same_node():
+    # Two runs at once (or a rerun) send the same ClientToken: EC2 answers the second with the first launch.
+    _node, first = node_run()
+    _node, second = node_run()
+    assert first == second and len(first[0]) == 64
+    key = cloud.idempotency_key("t", "oce-t")
+    assert first == [aws.client_token(key, "g5.xlarge", "subnet-a")]
+    # Another node, or another placement, is another launch.
+    assert aws.client_token(cloud.idempotency_key("t", "oce-u"), "g5.xlarge", "subnet-a") != first[0]
+    assert aws.client_token(key, "g5.xlarge", "subnet-b") != first[0]
+
+
+def test_a_node_made_again_after_a_destroy_gets_a_new_client_token():
+    _node, before = node_run()
+    _node, after = node_run(gone=["i-0old"])
+    assert after != before
+    assert after == [aws.client_token(cloud.idempotency_key("t", "oce-t", "i-0old"), "g5.xlarge", "subnet-a")]
+    # The order EC2 lists the gone instances in does not matter.
+    _node, one = node_run(gone=["i-0b", "i-0a"])
+    _node, other = node_run(gone=["i-0a", "i-0b"])
+    assert one == other
+
+
+def test_a_token_ec2_answers_with_a_terminated_instance_is_stepped_over():
+    # The earlier generation is no longer listed, but EC2 still remembers its token: it answers
+    # with the old, terminated instance. Its id joins the key and the launch is asked again.
+    old = dict(instance("terminated"), InstanceId="i-0old")
+    node, tokens = node_run(launched=[old, instance()])
+    assert node["InstanceId"] == "i-0abc"
+    key = cloud.idempotency_key("t", "oce-t")
+    assert tokens == [
+        aws.client_token(key, "g5.xlarge", "subnet-a"),
+        aws.client_token(cloud.idempotency_key(key, "stale", "i-0old"), "g5.xlarge", "subnet-a"),
+    ]
+
+
+def test_a_token_that_only_ever_answers_terminated_instances_fails_with_a_sentence():
+    ec2, stub = stubbed()
+    for n in range(mod.STALE_TOKENS + 1):
+        stub.add_response("run_instances", {"Instances": [dict(instance("terminated"), InstanceId=f"i-0old{n}")]})
+    with stub, pytest.raises(cloud.CloudError, match="kept answering with terminated instances of earlier runs"):
+        mod.run_instance(ec2, PLAN, PLAN["candidates"][0], PARAMS, "key")
+    stub.assert_no_pending_responses()
 
 
 def test_dlami_comes_from_its_public_ssm_parameter():
