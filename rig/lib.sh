@@ -504,6 +504,18 @@ rig_model_push() {
   rm -rf "$work"
 }
 
+rig_tailscale_vars() {
+  [ -f "$OCE_TAILSCALE_TARBALL.sha256" ] || return 0
+  cat <<EOF
+tailscale_download_url: $OCE_TAILSCALE_TARBALL
+tailscale_checksum: sha256:$(cat "$OCE_TAILSCALE_TARBALL.sha256")
+tailscale_login_server: $OCE_HEADSCALE_URL
+# The local nodes get no /dev/net/tun; and no logs to Tailscale's log servers from the rig.
+tailscale_userspace_networking: true
+tailscale_extra_flags: [--no-logs-no-support]
+EOF
+}
+
 rig_vars() {
   local sum
   sum=$(cut -d' ' -f1 "$OCE_MIRROR_DIR/sha256sum.txt")
@@ -517,20 +529,32 @@ node_local_image: $OCE_BASE_IMAGE
 node_local_network: $OCE_RIG_NETWORK
 node_local_extra_hosts:
   $OCE_REGISTRY_HOSTNAME: $OCE_REGISTRY_IP
-tailscale_download_url: $OCE_TAILSCALE_TARBALL
-tailscale_checksum: sha256:$(cat "$OCE_TAILSCALE_TARBALL.sha256")
-tailscale_login_server: $OCE_HEADSCALE_URL
-# Containers have no /dev/net/tun; and no logs to Tailscale's log servers from the rig.
-tailscale_userspace_networking: true
-tailscale_extra_flags: [--no-logs-no-support]
+$(rig_tailscale_vars)
 EOF
   local prev=$OCE_CACHE/mirror/ollama/v$OCE_OLLAMA_PREVIOUS_VERSION
+  # The demo builds only what it needs: no older Ollama, no Tailscale (rig_demo_setup).
+  [ -f "$prev/sha256sum.txt" ] || return 0
   rig_write "$OCE_RIG_PREVIOUS" <<EOF
 # Written by rig/setup: the older Ollama for the upgrade/downgrade scenario.
 ollama_version: "$OCE_OLLAMA_PREVIOUS_VERSION"
 ollama_download_url: $prev/ollama-linux-amd64.tar.zst
 ollama_checksum: sha256:$(cut -d' ' -f1 "$prev/sha256sum.txt")
 EOF
+}
+
+# What rig/demo needs and nothing more: the pinned Ollama, the base image, the registry with
+# the model. rig/test (rig_setup) builds the rest, reusing all of this.
+rig_demo_setup() {
+  rig_apt
+  rig_go
+  rig_containers_conf
+  rig_venv
+  rig_ollama_version "$OCE_OLLAMA_VERSION"
+  rig_base_image
+  rig_network
+  rig_registry
+  rig_model_push
+  rig_vars
 }
 
 rig_setup() {
