@@ -93,6 +93,12 @@ def test_every_extra_var_is_one_shell_word(cloud):
     text = (PACKER / ("%s.pkr.hcl" % cloud)).read_text() + (PACKER / "variables.pkr.hcl").read_text()
     values = re.findall(r'"--extra-vars",\s*"((?:[^"\\$]|\$\{[^}]*\})*)"', text)
     assert len(values) >= 12
+    # One vars file, by its path in the collection installed on the builder.
+    files = [v for v in values if v.startswith("@")]
+    assert files == [
+        "@/usr/share/ansible/collections/ansible_collections/ollama_cloud/engine/playbooks/vars/cloud_node.yml"
+    ]
+    values = [v for v in values if not v.startswith("@")]
     for value in values:
         # An interpolation renders a variable that variables.pkr.hcl checks (or a bool).
         assert re.fullmatch(r"[a-z_]+=\S*", re.sub(r"\$\{[^}]*\}", "V", value)), value
