@@ -124,10 +124,12 @@ def refused_outside_the_tailnet(ip):
     return False
 
 
-def lifecycle(site, bodies, controller, headscale, record_property):
+def lifecycle(site, bodies, controller, headscale, record_property, rerun=True):
     """site.yml from nothing to the answer, a quiet rerun, stop/start on the same tailnet node.
 
-    The same on every cloud: only the runner's settings and the bodies' cloud differ.
+    The same on every cloud: only the runner's settings and the bodies' cloud differ. ``rerun``
+    runs site.yml a second time; configure.yml after the restart checks 0 changed on the node
+    either way.
     """
     hostname = f"oce-{site.deployment}"
     out, seconds = site.run("site.yml")
@@ -146,8 +148,9 @@ def lifecycle(site, bodies, controller, headscale, record_property):
     assert bodies.exec(hostname, "ip", "-o", "link", "show", "tailscale0").returncode == 0
 
     # A converged rerun changes nothing, on the controller or on the node.
-    again, _ = site.run("site.yml")
-    assert recap(again) == {"localhost": (0, 0, 0), hostname: (0, 0, 0)}, changed_tasks(again)
+    if rerun:
+        again, _ = site.run("site.yml")
+        assert recap(again) == {"localhost": (0, 0, 0), hostname: (0, 0, 0)}, changed_tasks(again)
 
     # Stop and start: the same tailnet node answers, with its model, and no new key was needed.
     site.run("playbooks/stop.yml")
