@@ -128,7 +128,8 @@ def user_data(config, ssh_public_key):
 
 
 def log(message):
-    print(f"oce-first-boot: {message}", flush=True)
+    sys.stdout.write(f"oce-first-boot: {message}\n")
+    sys.stdout.flush()
 
 
 def run(argv, what, **kwargs):
@@ -303,4 +304,4 @@ def main(path=CONFIG_PATH):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

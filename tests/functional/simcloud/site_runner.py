@@ -149,7 +149,7 @@ def lifecycle(site, bodies, controller, headscale, record_property, rerun=True):
 
     # A converged rerun changes nothing, on the controller or on the node.
     if rerun:
-        again, _ = site.run("site.yml")
+        again, _seconds = site.run("site.yml")
         assert recap(again) == {"localhost": (0, 0, 0), hostname: (0, 0, 0)}, changed_tasks(again)
 
     # Stop and start: the same tailnet node answers, with its model, and no new key was needed.
@@ -157,7 +157,7 @@ def lifecycle(site, bodies, controller, headscale, record_property, rerun=True):
     bodies.settle()
     site.run("playbooks/start.yml")
     bodies.settle()
-    configured, _ = site.run("playbooks/configure.yml")
+    configured, _seconds = site.run("playbooks/configure.yml")
     assert recap(configured)[hostname] == (0, 0, 0), changed_tasks(configured)
     (after,) = headscale.nodes_named(hostname)
     assert after["id"] == node["id"] and after["online"]
@@ -167,7 +167,7 @@ def lifecycle(site, bodies, controller, headscale, record_property, rerun=True):
 def destroyed(site, bodies, headscale):
     """destroy.yml, whatever happened before; the node logged out and its body gone."""
     hostname = f"oce-{site.deployment}"
-    gone, _ = site.run("playbooks/destroy.yml", ok=False)
+    gone, _seconds = site.run("playbooks/destroy.yml", ok=False)
     bodies.settle()
     assert "failed=0" in gone, gone[-4000:]
     assert bodies.bodies == {}

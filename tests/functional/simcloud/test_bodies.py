@@ -200,7 +200,7 @@ def gce_call(emu, method, path, body=None):
 
 
 def gce_wait(emu, op):
-    for _ in range(20):
+    for _poll in range(20):
         op = gce_call(emu, "GET", f"projects/{gce_server.PROJECT}/zones/{ZONE}/operations/{op['name']}")
         if op["status"] == "DONE":
             assert "error" not in op, op
@@ -260,7 +260,7 @@ def test_gcp_instances_get_bodies_with_their_own_identity(simcloud_gcp, ssh_key,
     body = bodies.body("oce-t-gcp1")
     assert container_state(body.container) == "exited"
     assert body.ip not in emu.bodies
-    for _ in range(5):
+    for _poll in range(5):
         if instance_status(emu, "oce-t-gcp1") == "TERMINATED":
             break
     gce_wait(emu, gce_call(emu, "POST", path + "/start"))
@@ -346,7 +346,8 @@ def test_a_body_joins_the_tailnet_with_tun_and_the_controller_sshes_to_it(
 
         # A real tailscale0 in the body's own namespace (TUN), nothing on this machine.
         assert "tailscale0" in cloud.bodies.exec(iid, "ip", "-o", "link", "show", "tailscale0").stdout
-        assert "tailscale0" not in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+        host_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+        assert "tailscale0" not in host_links
         node_ip = cloud.bodies.exec(iid, "tailscale", "ip", "-4").stdout.strip()
         found = headscale.nodes_named(name)
         assert len(found) == 1 and found[0]["tags"] == ["tag:ollama"], found

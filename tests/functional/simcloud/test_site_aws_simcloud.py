@@ -72,7 +72,7 @@ def test_a_node_that_cannot_read_its_key_fails_configure_in_time_and_destroy_cle
     )  # fmt: skip
     try:
         started = time.monotonic()
-        out, _ = site.run("site.yml", ok=False)
+        out, _seconds = site.run("site.yml", ok=False)
         assert time.monotonic() - started < 400
         text = flat(out)
         assert "oce-sim-nokey (ID i-" in text and "did not come online on the tailnet within 45 s" in text
@@ -83,7 +83,7 @@ def test_a_node_that_cannot_read_its_key_fails_configure_in_time_and_destroy_cle
         ).stdout
         assert "oce-first-boot: FAILED: reading oce/sim-nokey/tailscale from Secrets Manager" in journal, journal
     finally:
-        gone, _ = site.run("playbooks/destroy.yml", ok=False)
+        gone, _seconds = site.run("playbooks/destroy.yml", ok=False)
         cloud.bodies.settle()
     assert "failed=0" in gone, gone[-4000:]
     assert ours(cloud, deployment) == {"instances": [], "vpcs": []}
@@ -126,7 +126,7 @@ def test_a_node_from_the_golden_image_answers_on_the_tailnet_without_configure(
         print(f"\n[simcloud] aws golden image: create to the first answer on the tailnet in {seconds:.0f}s")
         assert answer and answer["response"].strip(), "no answer on the tailnet within 300 s"
     finally:
-        gone, _ = site.run("playbooks/destroy.yml", ok=False)
+        gone, _seconds = site.run("playbooks/destroy.yml", ok=False)
         cloud.bodies.settle()
         headscale.delete_nodes(names=[hostname])
     assert "failed=0" in gone, gone[-4000:]

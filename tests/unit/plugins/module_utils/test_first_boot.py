@@ -60,7 +60,7 @@ def test_user_data_carries_names_the_program_and_the_key_but_no_secret():
 
 def test_node_program_compiles_without_ansible(tmp_path):
     """On the node there is no Ansible: both files must import with the standard library alone."""
-    _, files = files_of(first_boot_user_data(CONFIG, KEY))
+    files = files_of(first_boot_user_data(CONFIG, KEY))[1]
     for name in ("first_boot.py", "node_secrets.py"):
         (tmp_path / name).write_text(files[first_boot.LIB_DIR + "/" + name])
     code = "\n".join(
@@ -107,6 +107,10 @@ def test_a_wrong_checksum_installs_nothing(tmp_path, monkeypatch):
 def test_main_reports_a_failure_in_one_sentence(tmp_path, capsys, monkeypatch):
     path = tmp_path / "node.json"
     path.write_text(json.dumps(CONFIG))
-    monkeypatch.setattr(first_boot, "install_tailscale", lambda ts: (_ for _ in ()).throw(first_boot.BootError("boom")))
+
+    def broken(ts):
+        raise first_boot.BootError("boom")
+
+    monkeypatch.setattr(first_boot, "install_tailscale", broken)
     assert first_boot.main(str(path)) == 1
     assert "oce-first-boot: FAILED: boom" in capsys.readouterr().out
