@@ -57,16 +57,58 @@ rig_apt() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The Go module proxy this machine is configured with (GOPROXY, or an older Go's `go env`): its
+# first http(s) entry. The rig names no proxy of its own.
+rig_goproxy() {
+  local list=${GOPROXY:-}
+  [ -n "$list" ] || ! command -v go >/dev/null 2>&1 || list=$(go env GOPROXY)
+  sed 's/[,|]/\n/g' <<<"$list" | grep -m1 -E '^https?://' | sed 's|/*$||'
+}
+
+# The Debian mirror this machine's apt uses for $OCE_DEBIAN_SUITE (deb822 .sources or
+# sources.list): debootstrap fetches the base image from the same place.
+rig_debian_mirror() {
+  python3 - "$OCE_DEBIAN_SUITE" <<'PY'
+import glob, re, sys
+suite = sys.argv[1]
+def entries():
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        for stanza in open(path).read().split("\n\n"):
+            fields = {}
+            for line in stanza.splitlines():
+                if ":" in line and not line.startswith(("#", " ")):
+                    key, value = line.split(":", 1)
+                    fields[key.strip().lower()] = value.split()
+            if "deb" in fields.get("types", []) and fields.get("enabled", ["yes"]) != ["no"]:
+                yield fields.get("uris", []), fields.get("suites", [])
+    for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+        try:
+            lines = open(path).read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()  # no [options]
+            if len(words) >= 3 and words[0] == "deb":
+                yield [words[1]], [words[2]]
+for uris, suites in entries():
+    if suite in suites and uris:
+        print(uris[0].rstrip("/"))
+        break
+PY
+}
+
 # Ollama's go.mod asks for Go >= 1.26; Debian ships 1.19. Use the machine's Go when it is new
-# enough, else the official toolchain module from the Go module proxy, cached by version.
+# enough, else the official toolchain module from the machine's Go module proxy, cached by version.
 rig_go() {
   if command -v go >/dev/null 2>&1 && go version | grep -qE 'go1\.(2[6-9]|[3-9][0-9])'; then return 0; fi
   local dir=$OCE_CACHE/go-$OCE_GO_VERSION
   if [ ! -x "$dir/bin/go" ]; then
-    log "go: fetching go$OCE_GO_VERSION from the Go module proxy"
-    local zip
+    local proxy zip
+    proxy=$(rig_goproxy)
+    [ -n "$proxy" ] || die "no Go >= 1.26 here and no Go module proxy configured: set GOPROXY (an http(s) URL)"
+    log "go: fetching go$OCE_GO_VERSION from $proxy"
     zip=$(mktemp --suffix=.zip)
-    curl -fsSL -o "$zip" "https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go$OCE_GO_VERSION.linux-amd64.zip"
+    curl -fsSL -o "$zip" "$proxy/golang.org/toolchain/@v/v0.0.1-go$OCE_GO_VERSION.linux-amd64.zip"
     rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
     unzip -q "$zip" -d "$dir.tmp" && rm -f "$zip"
     mv "$dir.tmp/golang.org/toolchain@v0.0.1-go$OCE_GO_VERSION.linux-amd64" "$dir" && rm -rf "$dir.tmp"
@@ -167,12 +209,14 @@ rig_ollama() {
 
 rig_base_image() {
   if podman image exists "$OCE_BASE_IMAGE"; then return 0; fi
-  local rootfs=$OCE_CACHE/rootfs-$OCE_DEBIAN_SUITE
-  log "image: debootstrap $OCE_DEBIAN_SUITE into $rootfs (about a minute)"
+  local rootfs=$OCE_CACHE/rootfs-$OCE_DEBIAN_SUITE mirror
+  mirror=$(rig_debian_mirror)
+  [ -n "$mirror" ] || die "apt on this machine has no source for Debian $OCE_DEBIAN_SUITE: debootstrap needs its mirror"
+  log "image: debootstrap $OCE_DEBIAN_SUITE from $mirror into $rootfs (about a minute)"
   rm -rf "$rootfs"
   debootstrap --variant=minbase \
     --include=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,curl,iproute2,procps \
-    "$OCE_DEBIAN_SUITE" "$rootfs" "$OCE_DEBIAN_MIRROR" >/dev/null
+    "$OCE_DEBIAN_SUITE" "$rootfs" "$mirror" >/dev/null
   # A bare host, as a fresh cloud image would be: no machine id, apt lists kept for the role.
   : >"$rootfs/etc/machine-id"
   tar -C "$rootfs" -c . | podman import -q \
