@@ -25,6 +25,16 @@ options:
     description: Ollama's port on the node.
     type: int
     default: 11434
+  known_hosts_file:
+    description:
+      - With it, the result also says how SSH reaches the node (C(ssh_common_args)), learning its
+        host key into this file.
+    type: str
+    default: ""
+  ssh_proxy_command:
+    description: An SSH ProxyCommand for a controller whose tailscaled runs in userspace mode.
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -38,6 +48,7 @@ _value:
   description:
     - C(hostname), C(address), C(dns_name), C(online), C(tags) and C(ollama_url); when the node has
       not joined, C(online) is false and the address and URL are empty.
+    - With O(known_hosts_file), also C(ssh_common_args), the same the fleet inventory gives.
   type: dict
 """
 
@@ -48,14 +59,18 @@ from ansible_collections.ollama_cloud.engine.plugins.module_utils import tailnet
 NOT_JOINED = {"address": "", "dns_name": "", "online": False, "tags": [], "ollama_url": ""}
 
 
-def tailnet_peer(hostname, status, port=11434):
+def tailnet_peer(hostname, status, port=11434, known_hosts_file="", ssh_proxy_command=""):
     try:
         peer = tailnet.find_peer(status, hostname)
     except ValueError as exc:
         raise AnsibleFilterError(f"tailnet_peer: not the output of tailscale status --json: {exc}") from None
     if not peer or not peer["address"]:
-        return dict(NOT_JOINED, hostname=hostname)
-    return dict(peer, ollama_url=tailnet.ollama_url(peer["address"], port))
+        found = dict(NOT_JOINED, hostname=hostname)
+    else:
+        found = dict(peer, ollama_url=tailnet.ollama_url(peer["address"], port))
+    if known_hosts_file:
+        found["ssh_common_args"] = tailnet.ssh_common_args(known_hosts_file, ssh_proxy_command)
+    return found
 
 
 class FilterModule:

@@ -381,14 +381,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _tailnet_vars(self, node, status):
         """Over the tailnet only: its address when this controller sees the node, else its name."""
-        name = node.get("tailnet_hostname") or fleet.tailnet_hostname(node["deployment"] or "", node["name"])
+        # Derived, not read from the record: cached records of older versions lack it.
+        name = fleet.tailnet_hostname(node["deployment"] or "", node["name"])
         peer = tailnet.find_peer(status, name) if status else None
         host = (peer or {}).get("address") or name
-        ssh_args = "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=~/.ssh/oce_known_hosts_{}".format(
-            node["deployment"] or "unknown"
-        )
-        if self.get_option("ssh_proxy_command"):
-            ssh_args += ' -o ProxyCommand="{}"'.format(self.get_option("ssh_proxy_command"))
+        known_hosts = "~/.ssh/oce_known_hosts_{}".format(node["deployment"] or "unknown")
+        ssh_args = tailnet.ssh_common_args(known_hosts, self.get_option("ssh_proxy_command"))
         return {
             "oce_tailnet_hostname": name,
             "oce_tailnet_online": bool(peer and peer["online"]),

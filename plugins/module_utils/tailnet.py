@@ -38,6 +38,16 @@ def find_peer(status, hostname):
     }
 
 
+def ssh_common_args(known_hosts_file, proxy_command=""):
+    """How the controller's SSH reaches a node over the tailnet, the same from the role and the inventory.
+
+    The tailnet already authenticates the peer, so a node's first host key is learnt (accept-new)
+    into a file of the deployment's own; a userspace-mode controller goes through ``proxy_command``.
+    """
+    args = f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={known_hosts_file} -o ConnectTimeout=20"
+    return args + (f' -o ProxyCommand="{proxy_command}"' if proxy_command else "")
+
+
 def ollama_url(address, port=11434):
     host = f"[{address}]" if ":" in address else address
     return f"http://{host}:{port}"

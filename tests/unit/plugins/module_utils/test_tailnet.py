@@ -51,3 +51,14 @@ def test_tailnet_hostnames_carry_the_deployment_once():
         fleet.node_record("aws", "gpu1", "running", fleet.deployment_labels("demo"))["tailnet_hostname"]
         == "oce-demo-gpu1"
     )
+
+
+def test_the_role_and_the_inventory_reach_a_node_with_the_same_ssh_arguments():
+    status = {"Peer": {"a": peer("oce-d", "100.64.0.4", True)}}
+    got = tailnet_peer("oce-d", status, 11434, "/k/known", "tailscale nc %h %p")
+    assert got["ssh_common_args"] == tailnet.ssh_common_args("/k/known", "tailscale nc %h %p")
+    assert got["ssh_common_args"] == (
+        "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/k/known -o ConnectTimeout=20"
+        ' -o ProxyCommand="tailscale nc %h %p"'
+    )
+    assert "ssh_common_args" not in tailnet_peer("oce-d", status)
