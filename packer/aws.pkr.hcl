@@ -1,15 +1,28 @@
 # The AWS golden image: Canonical's Ubuntu LTS, the NVIDIA driver, Ollama and Tailscale (installed,
 # not logged in), cleaned for cloning. Built privately: no public IP, reached through Session
-# Manager, IMDSv2 only, encrypted gp3 root. `packer build -only='aws.*' packer`.
+# Manager, IMDSv2 only, encrypted gp3 root. The steps are the one build in build.pkr.hcl:
+# `packer build -only='*.aws' packer`.
 
 locals {
   aws_tags = merge(local.tags, {
     "Name"              = local.image_id
     "oce-nvidia-driver" = var.aws_nvidia_driver_source == "none" ? "none" : var.nvidia_driver_branch
   })
+
+  # What the build passes for this source only (build.pkr.hcl looks it up by source name).
+  aws_build = {
+    extra_arguments = [
+      "--extra-vars", "cloud=aws",
+      "--extra-vars", "nvidia_driver_source=${var.aws_nvidia_driver_source}",
+      "--extra-vars", "nvidia_driver_kernel_flavour=aws",
+      "--extra-vars", "ollama_gpu=${var.aws_nvidia_driver_source != "none"}",
+      "--extra-vars", "monitoring_agent_gpu=${var.aws_nvidia_driver_source != "none"}",
+    ]
+    validate_env = ["NVIDIA_DRIVER_SOURCE=${var.aws_nvidia_driver_source}"]
+  }
 }
 
-source "amazon-ebs" "ubuntu" {
+source "amazon-ebs" "aws" {
   region          = var.aws_region
   ami_name        = local.image_id
   ami_description = "Ollama ${var.ollama_version} on Ubuntu ${var.ubuntu_version} (ollama_cloud.engine golden image)"
@@ -66,59 +79,5 @@ source "amazon-ebs" "ubuntu" {
   aws_polling {
     delay_seconds = 15
     max_attempts  = 240
-  }
-}
-
-build {
-  name    = "aws"
-  sources = ["source.amazon-ebs.ubuntu"]
-
-  # 1. The collection (built with ansible-galaxy collection build) and a throw-away ansible-core.
-  provisioner "file" {
-    source      = local.collection_tarball
-    destination = "/tmp/ollama_cloud-engine.tar.gz"
-    generated   = true
-  }
-  provisioner "shell" {
-    script           = "${path.root}/scripts/bootstrap-ansible.sh"
-    environment_vars = local.bootstrap_env
-    execute_command  = local.execute_command
-  }
-
-  # 2. The collection's roles, the NVIDIA driver first (image.yml), applied on the builder itself
-  #    (ansible-local: no SSH round trips through Session Manager).
-  provisioner "ansible-local" {
-    command                 = "/opt/oce-build/venv/bin/ansible-playbook"
-    playbook_file           = "${path.root}/image.yml"
-    staging_directory       = "/tmp/oce-build/ansible"
-    clean_staging_directory = true
-    # One key=value per --extra-vars: the provisioner joins these with spaces into a shell command.
-    extra_arguments = concat(local.ansible_extra_arguments, [
-      "--extra-vars", "cloud=aws",
-      "--extra-vars", "nvidia_driver_source=${var.aws_nvidia_driver_source}",
-      "--extra-vars", "nvidia_driver_kernel_flavour=aws",
-      "--extra-vars", "ollama_gpu=${var.aws_nvidia_driver_source != "none"}",
-      "--extra-vars", "monitoring_agent_gpu=${var.aws_nvidia_driver_source != "none"}",
-    ])
-  }
-
-  # 3. Nothing that belongs to this one machine may reach the image; 4. then check the result.
-  provisioner "shell" {
-    script          = "${path.root}/scripts/cleanup.sh"
-    execute_command = local.execute_command
-  }
-  provisioner "shell" {
-    script           = "${path.root}/scripts/validate.sh"
-    environment_vars = concat(local.validate_env, ["NVIDIA_DRIVER_SOURCE=${var.aws_nvidia_driver_source}"])
-    execute_command  = local.execute_command
-  }
-
-  post-processor "manifest" {
-    output     = "packer-manifest.json"
-    strip_path = true
-    custom_data = {
-      image_name     = var.image_name
-      ollama_version = var.ollama_version
-    }
   }
 }

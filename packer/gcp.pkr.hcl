@@ -1,15 +1,27 @@
 # The GCP golden image: Canonical's Ubuntu LTS family, the NVIDIA driver, Ollama and Tailscale
 # (installed, not logged in), cleaned for cloning, published into the image family var.image_name
 # that gcp_gpu_instance boots (image=golden). Built privately: no external IP, SSH through IAP.
-# `packer build -only='gcp.*' packer`.
+# The steps are the one build in build.pkr.hcl: `packer build -only='*.gcp' packer`.
 
 locals {
   gcp_labels = merge(local.labels, {
     "oce-nvidia-driver" = var.gcp_nvidia_driver_source == "none" ? "none" : var.nvidia_driver_branch
   })
+
+  # What the build passes for this source only (build.pkr.hcl looks it up by source name).
+  gcp_build = {
+    extra_arguments = [
+      "--extra-vars", "cloud=gcp",
+      "--extra-vars", "nvidia_driver_source=${var.gcp_nvidia_driver_source}",
+      "--extra-vars", "nvidia_driver_kernel_flavour=gcp",
+      "--extra-vars", "ollama_gpu=${var.gcp_nvidia_driver_source != "none"}",
+      "--extra-vars", "monitoring_agent_gpu=${var.gcp_nvidia_driver_source != "none"}",
+    ]
+    validate_env = ["NVIDIA_DRIVER_SOURCE=${var.gcp_nvidia_driver_source}"]
+  }
 }
 
-source "googlecompute" "ubuntu" {
+source "googlecompute" "gcp" {
   project_id              = var.gcp_project_id
   zone                    = var.gcp_zone
   source_image_family     = local.ubuntu[var.ubuntu_version].gcp_family
@@ -48,57 +60,4 @@ source "googlecompute" "ubuntu" {
   image_labels            = local.gcp_labels
   image_storage_locations = var.gcp_image_storage_locations
   labels                  = local.gcp_labels
-}
-
-build {
-  name    = "gcp"
-  sources = ["source.googlecompute.ubuntu"]
-
-  # 1. The collection (built with ansible-galaxy collection build) and a throw-away ansible-core.
-  provisioner "file" {
-    source      = local.collection_tarball
-    destination = "/tmp/ollama_cloud-engine.tar.gz"
-    generated   = true
-  }
-  provisioner "shell" {
-    script           = "${path.root}/scripts/bootstrap-ansible.sh"
-    environment_vars = local.bootstrap_env
-    execute_command  = local.execute_command
-  }
-
-  # 2. The collection's roles, the NVIDIA driver first (image.yml), applied on the builder itself.
-  provisioner "ansible-local" {
-    command                 = "/opt/oce-build/venv/bin/ansible-playbook"
-    playbook_file           = "${path.root}/image.yml"
-    staging_directory       = "/tmp/oce-build/ansible"
-    clean_staging_directory = true
-    # One key=value per --extra-vars: the provisioner joins these with spaces into a shell command.
-    extra_arguments = concat(local.ansible_extra_arguments, [
-      "--extra-vars", "cloud=gcp",
-      "--extra-vars", "nvidia_driver_source=${var.gcp_nvidia_driver_source}",
-      "--extra-vars", "nvidia_driver_kernel_flavour=gcp",
-      "--extra-vars", "ollama_gpu=${var.gcp_nvidia_driver_source != "none"}",
-      "--extra-vars", "monitoring_agent_gpu=${var.gcp_nvidia_driver_source != "none"}",
-    ])
-  }
-
-  # 3. Nothing that belongs to this one machine may reach the image; 4. then check the result.
-  provisioner "shell" {
-    script          = "${path.root}/scripts/cleanup.sh"
-    execute_command = local.execute_command
-  }
-  provisioner "shell" {
-    script           = "${path.root}/scripts/validate.sh"
-    environment_vars = concat(local.validate_env, ["NVIDIA_DRIVER_SOURCE=${var.gcp_nvidia_driver_source}"])
-    execute_command  = local.execute_command
-  }
-
-  post-processor "manifest" {
-    output     = "packer-manifest.json"
-    strip_path = true
-    custom_data = {
-      image_name     = var.image_name
-      ollama_version = var.ollama_version
-    }
-  }
 }

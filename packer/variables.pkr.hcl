@@ -1,5 +1,6 @@
-# Inputs of both builds (aws.pkr.hcl, gcp.pkr.hcl) and the values they share. Every variable has a
-# default except where a cloud account is named; packer/example.pkrvars.hcl lists those.
+# Inputs of the build (build.pkr.hcl) of both sources (aws.pkr.hcl, gcp.pkr.hcl) and the values
+# they share. Every variable has a default except where a cloud account is named;
+# packer/example.pkrvars.hcl lists those.
 
 # ------------------------------------------------------------------------------ what the image holds
 
@@ -304,7 +305,8 @@ locals {
 
   # ansible-local joins these with spaces into one command for the builder's shell, unquoted: one
   # key=value per --extra-vars, and every value here is checked above to be free of spaces and
-  # quotes. The nvidia_driver role's source and kernel flavour are added by each build.
+  # quotes. The nvidia_driver role's source and kernel flavour are added per source
+  # (local.aws_build, local.gcp_build).
   ansible_extra_arguments = [
     # What every cloud node shares with the image (Ollama on the tailnet behind the host
     # firewall), from the collection bootstrap-ansible.sh installed: written once, in the collection.
