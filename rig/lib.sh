@@ -130,7 +130,7 @@ EOF
 
 rig_venv() {
   local key
-  key=$(sha256sum "$OCE_ROOT/requirements-dev.txt" | cut -c1-12)
+  key=$(cat "$OCE_ROOT/requirements.txt" "$OCE_ROOT/requirements-dev.txt" | sha256sum | cut -c1-12)
   export OCE_VENV=$OCE_CACHE/venv-$key
   if [ ! -f "$OCE_VENV/.complete" ]; then
     mkdir -p "$OCE_CACHE"
@@ -565,6 +565,9 @@ rig_vars() {
   sum=$(cut -d' ' -f1 "$OCE_MIRROR_DIR/sha256sum.txt")
   rig_write "$OCE_RIG_VARS" <<EOF
 # Written by rig/setup: point the roles at the rig's mirrors instead of the internet.
+# The version the rig builds (rig/versions.env), not the role's default: the newest release,
+# which cannot be built here.
+ollama_version: "$OCE_OLLAMA_VERSION"
 ollama_download_url: $OCE_OLLAMA_TARBALL
 ollama_checksum: sha256:$sum
 ollama_models_registry_mirror: $OCE_REGISTRY_HOSTNAME:$OCE_REGISTRY_PORT
