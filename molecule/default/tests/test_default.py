@@ -1,5 +1,6 @@
 """What a converged node must do: serve the pinned Ollama, hold the model, answer, stay sandboxed."""
 
+import base64
 import hashlib
 import json
 import os
@@ -86,3 +87,26 @@ def test_setting_survives_reinstall(host):
     env = host.check_output("systemctl show -p Environment --value ollama")
     assert "OLLAMA_KEEP_ALIVE=42m" in env.split()
     assert host.file("/usr/local/bin/ollama").exists
+
+
+# converge.yml and side_effect.yml set ollama_extra_env to this made-up secret.
+SECRET = " s3cr\"et' $HOME ${X} `id` back\\slash #no-comment %n 100% "
+EXTRA_ENV = "/etc/systemd/system/ollama.service.d/extra.env"
+
+
+def test_extra_env_file_is_root_only(host):
+    env_file = host.file(EXTRA_ENV)
+    assert env_file.is_file
+    assert env_file.mode == 0o600
+    assert (env_file.user, env_file.group) == ("root", "root")
+    # Not in the world-readable drop-in, nor in what systemctl shows to every user.
+    assert "OCE_TEST_SECRET" not in host.file("/etc/systemd/system/ollama.service.d/10-settings.conf").content_string
+    assert "s3cr" not in host.check_output("systemctl show -p Environment --value ollama")
+    assert host.check_output("systemctl show -p EnvironmentFiles --value ollama").split()[0] == EXTRA_ENV
+
+
+def test_extra_env_value_reaches_the_service_unmangled(host):
+    pid = host.check_output("systemctl show -p MainPID --value ollama")
+    environ = host.check_output("base64 -w0 /proc/%s/environ" % pid)  # as root
+    variables = dict(entry.split("=", 1) for entry in base64.b64decode(environ).decode().split("\0") if "=" in entry)
+    assert variables.get("OCE_TEST_SECRET") == SECRET
