@@ -1,142 +1,298 @@
 #!/usr/bin/env python
-"""The fleet inventory plugin over 1,000 of our instances in three regions, on a moto server.
+"""The fleet inventory against amazon.aws.aws_ec2 and the raw API, as whole processes, on a moto server.
 
-Prints wall seconds for a cold run (cache miss: every region is read) and a cached run (cache
-hit), and the number of AWS API calls each made, counted with a botocore event hook on every
-client the plugin creates. 100 instances that are not ours sit beside them and must be left out.
+For each fleet size N (our instances spread over three regions, tagged as the node role tags them,
+plus 100 that are not ours), it times with wall clocks, median of --runs:
 
-    eval "$(rig/setup --env)"; python bench/inventory_fleet.py [--instances 1000] [--page-size 1000]
+  start      ``ansible-inventory --version``: Python and Ansible starting, the floor of any inventory
+  api        a fresh Python process making the three regions' paginated DescribeInstances calls in
+             parallel with boto3 (our tag filter): the floor of any EC2 inventory
+  fleet      ``ansible-inventory -i bench.fleet.yml --list`` (cache miss; the controller's tailnet
+             sees every node, through a stand-in ``tailscale status --json``)
+  cached     the same, on a cache hit (no API call)
+  aws_ec2    ``ansible-inventory -i bench.aws_ec2.yml --list`` with the same filters, keyed groups
+             and host names
+  base       with --baseline DIR: the fleet plugin of that checkout (an older commit), miss and hit
+
+and prints fleet - api (the plugin's own cost) and fleet / aws_ec2. ``--profile N`` prints where
+one fleet run at N spends its time (cProfile of the whole process, cumulative).
+
+    eval "$(rig/setup --env)"; python bench/inventory_fleet.py [--sizes 100,1000] [--large] [--runs 3]
+        [--baseline DIR] [--profile N]
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
+import concurrent.futures
+import json
 import os
-import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
-FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-}
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+MODELS = ["codellama:7b-code", "mistral:7b", "codellama:34b-code", "gemma3:270m"]
+TYPES = ["g5.xlarge", "g6.xlarge", "g6e.xlarge", "g4dn.xlarge"]
+PER_DEPLOYMENT = 250
+
+# By path: importing through ansible_collections before Ansible's loader is set up breaks the loader.
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "functional"))
+sys.path.insert(0, os.path.join(REPO_ROOT, "plugins", "module_utils"))
+import fleet as fleet_labels  # noqa: E402  (plain constants; no Ansible import)
+from fleet_helpers import tailnet_status_command  # noqa: E402
+from moto_server import FAKE_ENV, MotoServer  # noqa: E402
+
+# The raw floor: what any EC2 inventory must at least do, in a process of its own.
+RAW_API = """
+import concurrent.futures, sys
+import boto3
+regions, endpoint, key, value = sys.argv[1].split(","), sys.argv[2], sys.argv[3], sys.argv[4]
+session = boto3.session.Session()
+clients = [session.client("ec2", region_name=r, endpoint_url=endpoint) for r in regions]
+filters = [{"Name": "tag:" + key, "Values": [value]},
+           {"Name": "instance-state-name", "Values": %r}]
+def read(client):
+    pages = client.get_paginator("describe_instances").paginate(Filters=filters, PaginationConfig={"PageSize": 1000})
+    return sum(len(r["Instances"]) for page in pages for r in page["Reservations"])
+with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
+    print(sum(pool.map(read, clients)))
+""" % (LIVE_STATES,)
+
+AWS_EC2 = """plugin: amazon.aws.aws_ec2
+regions: [{regions}]
+endpoint_url: {url}
+filters:
+  tag:{managed_by}: {managed_by_value}
+  instance-state-name: [{states}]
+hostnames: [tag:Name, instance-id]
+keyed_groups:
+  - {{key: placement.region, prefix: region}}
+  - {{key: "tags['{model}'] | default('unknown')", prefix: model}}
+  - {{key: state.name, prefix: state}}
+  - {{key: "tags['{deployment}'] | default('unknown')", prefix: deployment}}
+  - {{key: "tags['{environment}']", separator: ""}}
+groups:
+  cloud_aws: true
+compose:
+  ansible_host: private_ip_address
+  oce_model: "tags['{model}']"
+"""
 
 
-def seed(url, total, batch=100):
-    """``total`` of our instances spread over REGIONS, plus 100 that are not ours."""
+def node_name(region, deployment, i):
+    return "oce-%s-%s-%05d" % (deployment, region.replace("-", ""), i)
+
+
+def seed(url, total, batch=500):
+    """``total`` of our instances spread over REGIONS, plus 100 that are not ours; their names."""
     import boto3
 
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
-    models = ["codellama:7b-code", "mistral:7b", "codellama:34b-code", "gemma3:270m"]
-    types = ["g5.xlarge", "g6.xlarge", "g6e.xlarge", "g4dn.xlarge"]
     per_region = [total // len(REGIONS) + (1 if i < total % len(REGIONS) else 0) for i in range(len(REGIONS))]
-    made = 0
-    for region, count in zip(REGIONS, per_region):
+
+    def region_seed(region, count, offset):
         ec2 = session.client("ec2", region_name=region, endpoint_url=url)
         ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        names = []
         for start in range(0, count, batch):
             n = min(batch, count - start)
-            k = (made // batch) % len(models)
-            tags = [
-                {"Key": "oce-deployment", "Value": "bench%d" % (made // 250)},
-                {"Key": "oce-managed-by", "Value": "ollama_cloud.engine"},
-                {"Key": "oce-model", "Value": models[k]},
-                {"Key": "oce-environment", "Value": ("dev", "staging", "prod")[k % 3]},
-            ]
-            ids = ec2.run_instances(
+            k = ((offset + start) // batch) % len(MODELS)
+            deployment = "bench%d" % ((offset + start) // PER_DEPLOYMENT)
+            labels = fleet_labels.deployment_labels(deployment, MODELS[k], ("dev", "staging", "prod")[k % 3])
+            tags = [{"Key": key, "Value": value} for key, value in labels.items()]
+            made = ec2.run_instances(
                 ImageId=ami,
                 MinCount=n,
                 MaxCount=n,
-                InstanceType=types[k],
+                InstanceType=TYPES[k],
                 TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
             )["Instances"]
-            for i, inst in enumerate(ids):
-                ec2.create_tags(
-                    Resources=[inst["InstanceId"]], Tags=[{"Key": "Name", "Value": "oce-%s-%04d" % (region, start + i)}]
-                )
-            made += n
+            for i, inst in enumerate(made):
+                name = node_name(region, deployment, start + i)
+                ec2.create_tags(Resources=[inst["InstanceId"]], Tags=[{"Key": "Name", "Value": name}])
+                names.append(fleet_labels.tailnet_hostname(deployment, name))
         if region == REGIONS[0]:
             ec2.run_instances(ImageId=ami, MinCount=100, MaxCount=100, InstanceType="g5.xlarge")
-    return per_region
+        return names
+
+    offsets = [sum(per_region[:i]) for i in range(len(REGIONS))]
+    with concurrent.futures.ThreadPoolExecutor(len(REGIONS)) as pool:
+        return [n for names in pool.map(region_seed, REGIONS, per_region, offsets) for n in names]
+
+
+def timed(argv, env, check=None):
+    """Wall seconds of one whole process; ``check(stdout)`` on its output."""
+    start = time.perf_counter()
+    res = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    seconds = time.perf_counter() - start
+    if res.returncode != 0:
+        sys.exit("%s failed:\n%s" % (" ".join(argv), res.stderr[-3000:]))
+    if check:
+        check(res.stdout)
+    return seconds
+
+
+def hosts_in(expected, group):
+    def check(stdout):
+        found = len(json.loads(stdout).get(group, {}).get("hosts", []))
+        if found != expected:
+            sys.exit("expected %d hosts in %s, found %d" % (expected, group, found))
+
+    return check
+
+
+def write_configs(work, url, n, names):
+    """bench.fleet.yml (our plugin, cached, the controller's tailnet seeing every node) and bench.aws_ec2.yml."""
+    peers = {name: "100.64.%d.%d" % (i // 250, i % 250 + 1) for i, name in enumerate(names)}
+    fleet_yml = os.path.join(work, "bench.fleet.yml")
+    with open(fleet_yml, "w") as f:
+        f.write(
+            "plugin: ollama_cloud.engine.fleet\nregions: [%s]\ntailnet_cli: %s\n"
+            "cache: true\ncache_plugin: ansible.builtin.jsonfile\ncache_connection: %s\n"
+            % (", ".join(REGIONS), json.dumps(tailnet_status_command(work, peers)), os.path.join(work, "cache-%d" % n))
+        )
+    ec2_yml = os.path.join(work, "bench.aws_ec2.yml")
+    with open(ec2_yml, "w") as f:
+        f.write(
+            AWS_EC2.format(
+                regions=", ".join(REGIONS),
+                url=url,
+                managed_by=fleet_labels.LABEL_MANAGED_BY,
+                managed_by_value=fleet_labels.MANAGED_BY,
+                states=", ".join(LIVE_STATES),
+                model=fleet_labels.LABEL_MODEL,
+                deployment=fleet_labels.LABEL_DEPLOYMENT,
+                environment=fleet_labels.LABEL_ENVIRONMENT,
+            )
+        )
+    return fleet_yml, ec2_yml
+
+
+def measure(moto, n, runs, work, env, base_env=None, profile=False):
+    moto.reset()
+    t0 = time.perf_counter()
+    names = seed(moto.url, n)
+    seeded = time.perf_counter() - t0
+    fleet_yml, ec2_yml = write_configs(work, moto.url, n, names)
+    inventory = _which("ansible-inventory")
+    fleet_list = [inventory, "-i", fleet_yml, "--list"]
+
+    if profile:
+        # The regions are read in threads, which cProfile does not follow: their time shows as
+        # the wait in _fetch. The rest (records, host variables, groups, cache, output) is all here.
+        out = os.path.join(work, "fleet.prof")
+        timed([sys.executable, "-m", "cProfile", "-o", out, *fleet_list, "--flush-cache"], env)
+        import pstats
+
+        pstats.Stats(out).sort_stats("cumulative").print_stats(45)
+        return None
+
+    raw = [sys.executable, "-c", RAW_API, ",".join(REGIONS), moto.url]
+    raw += [fleet_labels.LABEL_MANAGED_BY, fleet_labels.MANAGED_BY]
+
+    def raw_check(stdout):
+        if int(stdout) != n:
+            sys.exit("the raw calls found %s instances, not %d" % (stdout.strip(), n))
+
+    columns = [("start", [inventory, "--version"], env, None), ("api", raw, env, raw_check)]
+    if base_env:
+        columns += [
+            ("base", fleet_list + ["--flush-cache"], base_env, hosts_in(n, "cloud_aws")),
+            ("base_cached", fleet_list, base_env, None),
+        ]
+    columns += [
+        ("fleet", fleet_list + ["--flush-cache"], env, hosts_in(n, "cloud_aws")),
+        ("cached", fleet_list, env, hosts_in(n, "cloud_aws")),
+        ("aws_ec2", [inventory, "-i", ec2_yml, "--list"], env, hosts_in(n, "cloud_aws")),
+    ]
+    samples = {name: [] for name, _, _, _ in columns}
+    for i in range(runs):
+        # Interleaved, so that a busy moment of the machine falls on every column alike.
+        for name, argv, column_env, check in columns:
+            samples[name].append(timed(argv, column_env, check if i == 0 else None))
+    row = {key: statistics.median(values) for key, values in samples.items()}
+    row.update(n=n, seeded=seeded)
+    return row
+
+
+def _which(name):
+    import shutil
+
+    return shutil.which(name, path=os.path.dirname(sys.executable)) or shutil.which(name)
+
+
+def baseline_env(env, checkout, work):
+    """``env`` with the collection taken from another checkout (an older commit, for before/after)."""
+    root = os.path.join(work, "baseline", "ansible_collections", "ollama_cloud")
+    os.makedirs(root)
+    os.symlink(os.path.abspath(checkout), os.path.join(root, "engine"))
+    return dict(env, ANSIBLE_COLLECTIONS_PATH=os.path.join(work, "baseline"))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instances", type=int, default=1000)
-    parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--sizes", default="100,1000", help="fleet sizes, comma separated (default 100,1000)")
+    parser.add_argument("--large", action="store_true", help="add 10000 (seeding moto takes minutes)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure; the median is printed")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also time the fleet plugin of this checkout (git worktree add DIR <commit>): base, base_cached",
+    )
+    parser.add_argument("--profile", type=int, metavar="N", help="instead, profile one fleet run (cache miss) at N")
     args = parser.parse_args()
-
-    # By path: importing through ansible_collections before init_plugin_loader() breaks the loader.
-    sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "functional"))
-    from moto_server import MotoServer
+    sizes = [int(s) for s in args.sizes.split(",") if s] + ([10000] if args.large else [])
+    if args.profile:
+        sizes = [args.profile]
 
     try:
         moto = MotoServer()
     except (FileNotFoundError, RuntimeError) as e:
         sys.exit(str(e))
-    url = moto.url
-    work = tempfile.mkdtemp(prefix="oce-bench-fleet-")
-    try:
-        for key in [k for k in os.environ if k.startswith("AWS_")]:
-            del os.environ[key]
-        os.environ.update(FAKE_ENV, AWS_ENDPOINT_URL=url)
-        t0 = time.monotonic()
-        per_region = seed(url, args.instances)
-        seeded = time.monotonic() - t0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(FAKE_ENV, AWS_ENDPOINT_URL=moto.url, ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
+    del env["AWS_REGION"]  # the regions are the inventory files'
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="oce-bench-fleet-") as work:
+        base_env = baseline_env(env, args.baseline, work) if args.baseline else None
+        try:
+            for n in sizes:
+                row = measure(moto, n, args.runs, work, env, base_env, profile=bool(args.profile))
+                if row:
+                    rows.append(row)
+                    print("N=%d measured (seeding moto took %.0f s)" % (n, row["seeded"]), file=sys.stderr)
+        finally:
+            moto.stop()
+    if rows:
+        report(rows, args.runs)
 
-        from ansible.inventory.manager import InventoryManager
-        from ansible.parsing.dataloader import DataLoader
-        from ansible.plugins.loader import init_plugin_loader
 
-        init_plugin_loader([os.path.join(REPO_ROOT, "collections")])
-        from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws
-
-        calls = collections.Counter()
-        connect = aws.connect
-
-        def counting_connect(params, service, clock=None):
-            api = connect(params, service, clock)
-            api.client.meta.events.register(
-                "before-call", lambda model, **_: calls.update([model.service_model.service_name + ":" + model.name])
-            )
-            return api
-
-        aws.connect = counting_connect
-        config = os.path.join(work, "bench.fleet.yml")
-        with open(config, "w") as f:
-            f.write(
-                "plugin: ollama_cloud.engine.fleet\nregions: [%s]\npage_size: %d\n"
-                "cache: true\ncache_plugin: ansible.builtin.jsonfile\ncache_connection: %s\n"
-                % (", ".join(REGIONS), args.page_size, os.path.join(work, "cache"))
-            )
-
-        def run():
-            calls.clear()
-            start = time.monotonic()
-            inventory = InventoryManager(loader=DataLoader(), sources=[config])
-            seconds = time.monotonic() - start
-            return seconds, inventory, sum(calls.values()), dict(calls)
-
-        cold_s, cold_inv, cold_calls, cold_by_op = run()
-        cached_s, cached_inv, cached_calls, _ = run()
-        found = len(cold_inv.get_hosts(pattern="cloud_aws"))
-        assert found == args.instances, "expected %d of our nodes, found %d" % (args.instances, found)
-        assert len(cached_inv.get_hosts(pattern="cloud_aws")) == found
-        print("fleet inventory over %d of our instances (+100 not ours) in %s" % (found, ", ".join(REGIONS)))
-        print("  per region: %s; seeding moto took %.1f s" % (", ".join(map(str, per_region)), seeded))
-        print("  cold   (cache miss): %6.2f s wall, %3d API calls %s" % (cold_s, cold_calls, cold_by_op))
-        print("  cached (cache hit) : %6.2f s wall, %3d API calls" % (cached_s, cached_calls))
-        print("  groups: %d, page size %d" % (len(cold_inv.groups), args.page_size))
-    finally:
-        moto.stop()
-        shutil.rmtree(work, ignore_errors=True)
+def report(rows, runs):
+    print(
+        "ansible-inventory --list over N of our instances in %s (+100 not ours) on moto; "
+        "wall seconds, median of %d" % (", ".join(REGIONS), runs)
+    )
+    names = [k for k in ("start", "api", "base", "base_cached", "fleet", "cached", "aws_ec2") if k in rows[0]]
+    derived = ["fleet-api", "ec2-api", "fleet/ec2"] + (["fleet/base"] if "base" in rows[0] else [])
+    print(" ".join("%7s" % h for h in ["N"] + names) + " " + " ".join("%10s" % h for h in derived))
+    for r in rows:
+        values = {
+            "fleet-api": r["fleet"] - r["api"],
+            "ec2-api": r["aws_ec2"] - r["api"],
+            "fleet/ec2": r["fleet"] / r["aws_ec2"],
+            "fleet/base": r["fleet"] / r["base"] if "base" in r else None,
+        }
+        print(
+            "%7d " % r["n"]
+            + " ".join("%7.2f" % r[k] for k in names)
+            + " "
+            + " ".join("%10.2f" % values[k] for k in derived)
+        )
 
 
 if __name__ == "__main__":

@@ -202,15 +202,7 @@ from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import (
-    aws,
-    catalog,
-    cloud,
-    first_boot,
-    fleet,
-    gcp,
-    tailnet,
-)
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog, cloud, fleet, tailnet
 
 SUFFIXES = ("fleet.yml", "fleet.yaml")
 
@@ -218,8 +210,23 @@ SUFFIXES = ("fleet.yml", "fleet.yaml")
 FLAT = ("cloud", "region", "model", "state", "environment", "deployment", "instance_type", "private_ip")
 
 
+# The cloud layers are imported when a cloud is read, not when the plugin loads: boto3 and
+# google-auth take a while to import, a cache hit reads no cloud and an AWS inventory no GCP.
+def _aws():
+    from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws
+
+    return aws
+
+
+def _gcp():
+    from ansible_collections.ollama_cloud.engine.plugins.module_utils import gcp
+
+    return gcp
+
+
 def find_nodes(api, deployment=None, page_size=1000):
     """Our live instances in one region as node records, with GPU."""
+    aws = _aws()
     labels = {fleet.LABEL_MANAGED_BY: fleet.MANAGED_BY}
     if deployment:
         labels[fleet.LABEL_DEPLOYMENT] = deployment
@@ -238,6 +245,7 @@ def find_nodes(api, deployment=None, page_size=1000):
 
 def find_gcp_nodes(api, deployment=None):
     """Our VMs in every zone of one project as node records, with GPU."""
+    gcp = _gcp()
     nodes = []
     for instance in gcp.find_instances(api, deployment):
         node = gcp.priced_node(instance)
@@ -270,7 +278,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return list(dict.fromkeys(self.get_option("clouds") or ["aws"]))
 
     def _regions(self):
-        regions = [self._template(r) for r in self.get_option("regions") or []]
+        # Plain strings: a region from the file carries its origin, which every record would
+        # otherwise carry into the cache (slow to encode and decode) and hostvars.
+        regions = [str(self._template(r)) for r in self.get_option("regions") or []]
         if not regions:
             env = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
             regions = [env] if env else []
@@ -295,6 +305,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         """One callable per region (AWS) and per project (GCP), each returning node records."""
         sources = []
         if "aws" in self._clouds():
+            aws = _aws()
             params = {
                 k: self._option(k) for k in ("endpoint_url", "profile", "access_key", "secret_key", "session_token")
             }
@@ -308,6 +319,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     )
                 )
         if "gcp" in self._clouds():
+            gcp = _gcp()
             params = {
                 "endpoint": self._option("gcp_endpoint"),
                 "auth_kind": self._option("gcp_auth_kind"),
@@ -322,6 +334,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _fetch(self):
         """Node records of every region and project, read in parallel; the first failure is told as a sentence."""
+        if "aws" in self._clouds() and not _aws().HAS_BOTO3:
+            raise AnsibleParserError(
+                "the fleet inventory needs boto3 and botocore on the controller: pip install boto3"
+            )
+        if "gcp" in self._clouds() and not _gcp().HAS_GOOGLE_AUTH:
+            raise AnsibleParserError(
+                "the fleet inventory needs google-auth and requests on the controller for GCP: pip install google-auth"
+            )
         deployment = self._option("deployment") or None
         sources = self._sources(deployment)
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(sources), 8)) as pool:
@@ -352,8 +372,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             return None
         return proc.stdout
 
-    def _add(self, node, hostname, status=None):
-        inventory, strict = self.inventory, self.get_option("strict")
+    def _add(self, node, hostname, peers, constructed):
+        inventory = self.inventory
         inventory.add_host(hostname)
         groups = [
             "cloud_" + node["cloud"],
@@ -365,25 +385,35 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if node["environment"]:
             groups.append(node["environment"])
         for group in groups:
-            inventory.add_child(inventory.add_group(self._sanitize_group_name(group)), hostname)
+            name = self._group_names.get(group)
+            if name is None:
+                name = self._group_names[group] = inventory.add_group(self._sanitize_group_name(group))
+            inventory.add_child(name, hostname)
 
         hostvars = {"oce_node": node, "oce_instance_id": node["id"], "oce_gpu": node["gpu"]}
         hostvars.update({"oce_" + key: node[key] for key in FLAT})
         hostvars["oce_hourly_cost"] = node.get("hourly_cost")
-        hostvars.update(self._tailnet_vars(node, status))
+        hostvars.update(self._tailnet_vars(node, peers))
+        host = inventory.get_host(hostname)
         for key, value in hostvars.items():
-            inventory.set_variable(hostname, key, value)
+            host.set_variable(key, value)
 
-        all_vars = inventory.get_host(hostname).get_vars()
-        self._set_composite_vars(self.get_option("compose"), all_vars, hostname, strict=strict)
-        self._add_host_to_composed_groups(self.get_option("groups"), all_vars, hostname, strict=strict)
-        self._add_host_to_keyed_groups(self.get_option("keyed_groups"), all_vars, hostname, strict=strict)
+        if constructed:
+            # Only with compose, groups or keyed_groups: the host's variables are a copy worth making.
+            compose, conditionals, keyed, strict = constructed
+            all_vars = host.get_vars()
+            self._set_composite_vars(compose, all_vars, hostname, strict=strict)
+            self._add_host_to_composed_groups(conditionals, all_vars, hostname, strict=strict)
+            self._add_host_to_keyed_groups(keyed, all_vars, hostname, strict=strict)
 
-    def _tailnet_vars(self, node, status):
-        """Over the tailnet only: its address when this controller sees the node, else its name."""
+    def _tailnet_vars(self, node, peers):
+        """Over the tailnet only: its address when this controller sees the node, else its name.
+
+        ``peers`` is this controller's tailnet by hostname (``tailnet.find_peers``), empty when unknown.
+        """
         # Derived, not read from the record: cached records of older versions lack it.
         name = fleet.tailnet_hostname(node["deployment"] or "", node["name"])
-        peer = tailnet.find_peer(status, name) if status else None
+        peer = peers.get(name)
         host = (peer or {}).get("address") or name
         known_hosts = "~/.ssh/oce_known_hosts_{}".format(node["deployment"] or "unknown")
         ssh_args = tailnet.ssh_common_args(known_hosts, self.get_option("ssh_proxy_command"))
@@ -391,7 +421,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             "oce_tailnet_hostname": name,
             "oce_tailnet_online": bool(peer and peer["online"]),
             "ansible_host": host,
-            "ansible_user": first_boot.SSH_USER,
+            "ansible_user": fleet.SSH_USER,
             "ansible_become": True,
             "ansible_ssh_private_key_file": self.get_option("ssh_private_key_file"),
             "ansible_ssh_common_args": ssh_args,
@@ -401,11 +431,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _populate(self, nodes):
         seen = set()
         status = self._tailnet_status(nodes)
+        peers = tailnet.find_peers(status) if status else {}
+        options = {k: self.get_option(k) for k in ("compose", "groups", "keyed_groups", "strict")}
+        constructed = None
+        if options["compose"] or options["groups"] or options["keyed_groups"]:
+            constructed = (options["compose"], options["groups"], options["keyed_groups"], options["strict"])
+        self._group_names = {}
         for node in nodes:
             # Inventory names are the node names the node role uses; a clash gets the instance id.
             hostname = node["name"] if node["name"] not in seen else "{}-{}".format(node["name"], node["id"])
             seen.add(hostname)
-            self._add(node, hostname, status)
+            self._add(node, hostname, peers, constructed)
 
     def _cache_key(self, path):
         """The cache key of the file and of what it searches, the same way for AWS and GCP.
@@ -428,14 +464,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache=cache)
         self._read_config_data(path)
-        if "aws" in self._clouds() and not aws.HAS_BOTO3:
-            raise AnsibleParserError(
-                "the fleet inventory needs boto3 and botocore on the controller: pip install boto3"
-            )
-        if "gcp" in self._clouds() and not gcp.HAS_GOOGLE_AUTH:
-            raise AnsibleParserError(
-                "the fleet inventory needs google-auth and requests on the controller for GCP: pip install google-auth"
-            )
 
         use_cache = self.get_option("cache")
         cache_key = self._cache_key(path) if use_cache else None

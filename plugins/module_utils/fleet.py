@@ -18,6 +18,10 @@ LABEL_ENVIRONMENT = "oce-environment"
 LABEL_MANAGED_BY = "oce-managed-by"
 MANAGED_BY = "ollama_cloud.engine"
 
+# The nodes' login user (first_boot.SSH_USER, which runs on the node without this file; a unit
+# test keeps the two equal). Here so that the inventory need not import first_boot's dependencies.
+SSH_USER = "oce"
+
 NODE_STATES = ("pending", "running", "stopping", "stopped", "absent", "unknown")
 
 _DEPLOYMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")

@@ -25,8 +25,22 @@ def find_peer(status, hostname):
     that is online is the live one.
     """
     found = [p for p in peers(status) if p.get("HostName") == hostname]
-    if not found:
-        return None
+    return _best(hostname, found) if found else None
+
+
+def find_peers(status):
+    """Every peer by the hostname it joined as, as ``find_peer`` tells each, reading ``status`` once.
+
+    For the fleet inventory: one lookup per node in a dict, not one pass over the tailnet per node.
+    """
+    by_name = {}
+    for peer in peers(status):
+        if peer.get("HostName"):
+            by_name.setdefault(peer["HostName"], []).append(peer)
+    return {hostname: _best(hostname, found) for hostname, found in by_name.items()}
+
+
+def _best(hostname, found):
     best = sorted(found, key=lambda p: (bool(p.get("Online")), p.get("LastSeen") or "", p.get("Created") or ""))[-1]
     addresses = [a for a in best.get("TailscaleIPs") or [] if ":" not in a] or list(best.get("TailscaleIPs") or [])
     return {

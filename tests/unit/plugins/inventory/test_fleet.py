@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
+import sys
 
 import pytest
 
 from ansible_collections.ollama_cloud.engine.plugins.inventory import fleet
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import first_boot, tailnet
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import fleet as fleet_utils
 
 
 @pytest.mark.parametrize(
@@ -121,10 +126,45 @@ def test_nodes_are_reached_over_the_tailnet_only(status, host, online):
     plugin = fleet.InventoryModule()
     plugin.get_option = {"ssh_proxy_command": "tailscale nc %h %p", "ssh_private_key_file": "/k"}.get
     node = {"name": "oce-x", "deployment": "x", "tailnet_hostname": "oce-x", "private_ip": "10.0.1.5"}
-    got = plugin._tailnet_vars(node, status)
+    got = plugin._tailnet_vars(node, tailnet.find_peers(status) if status else {})
     # The VPC address is never used: without the tailnet view, the MagicDNS name.
     assert (got["ansible_host"], got["oce_tailnet_online"]) == (host, online)
     assert got["ollama_url"] == f"http://{host}:11434" and got["ansible_user"] == "oce" and got["ansible_become"]
     assert got["ansible_ssh_private_key_file"] == "/k"
     assert 'ProxyCommand="tailscale nc %h %p"' in got["ansible_ssh_common_args"]
     assert "UserKnownHostsFile=~/.ssh/oce_known_hosts_x" in got["ansible_ssh_common_args"]
+
+
+def test_find_peers_tells_each_hostname_as_find_peer_does():
+    status = {
+        "Peer": {
+            "old": {"HostName": "oce-x", "TailscaleIPs": ["100.64.0.3"], "Online": False, "LastSeen": "2026-01-02"},
+            "new": {"HostName": "oce-x", "TailscaleIPs": ["fd7a::8", "100.64.0.8"], "Online": True},
+            "y": {"HostName": "oce-y", "TailscaleIPs": ["100.64.0.9"], "Online": False},
+            "anon": {"TailscaleIPs": ["100.64.0.10"]},
+        }
+    }
+    found = tailnet.find_peers(status)
+    assert sorted(found) == ["oce-x", "oce-y"]
+    assert found == {name: tailnet.find_peer(status, name) for name in found}
+    assert found["oce-x"]["address"] == "100.64.0.8" and found["oce-x"]["online"]
+    assert tailnet.find_peers(None) == {} and tailnet.find_peers("") == {}
+
+
+def test_the_inventory_logs_in_as_the_user_first_boot_creates():
+    # The inventory reads fleet.SSH_USER so as not to load first_boot's dependencies.
+    assert fleet_utils.SSH_USER == first_boot.SSH_USER
+
+
+def test_the_plugin_loads_no_cloud_sdk_until_it_reads_a_cloud():
+    # A cache hit, or an AWS-only inventory, must not pay for importing boto3 or google-auth.
+    code = (
+        "import sys\n"
+        "from ansible.plugins.loader import init_plugin_loader\n"
+        "init_plugin_loader([sys.argv[1]])\n"
+        "from ansible_collections.ollama_cloud.engine.plugins.inventory import fleet\n"
+        "print(sorted(m for m in ('boto3', 'botocore', 'google.auth', 'requests') if m in sys.modules))\n"
+    )
+    collections = fleet.__file__.rpartition(os.sep + "ansible_collections" + os.sep)[0]
+    out = subprocess.run([sys.executable, "-c", code, collections], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
