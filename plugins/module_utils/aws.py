@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 from ansible.module_utils.basic import env_fallback
 
@@ -193,6 +194,11 @@ def connect(params, service, clock=None):
     endpoint = params.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or None
     client = session.client(service, endpoint_url=endpoint, config=config)
     return Api(client, region, clock)
+
+
+def zone_in_region(zone, region):
+    """Whether ``zone`` is an availability zone of ``region`` (us-east-1a), or a Local Zone of it (us-east-1-bos-1a)."""
+    return bool(region) and re.match(rf"^{re.escape(region)}(-[a-z]+-[0-9]+)?[a-z]$", zone or "") is not None
 
 
 # Tag keys AWS itself sets (aws:cloudformation:stack-name, ...); they cannot be changed or removed.

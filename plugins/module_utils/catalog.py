@@ -10,6 +10,7 @@ of the same shape (``merge``); ``check_fit`` refuses a machine whose GPU memory 
 from __future__ import annotations
 
 import copy
+import math
 
 # Per model: approximate download size (GB, the default quantisation on ollama.com), the GPU
 # memory it needs with a working context (weights + KV cache + runtime), the root disk to give
@@ -212,9 +213,39 @@ class CatalogError(ValueError):
     pass
 
 
-def _number(where, key, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise CatalogError(f"{where}: {key} must be a number >= {minimum:g}, got {value!r}")
+def _number(where, key, value, minimum, above=False):
+    """``value`` must be a number >= ``minimum`` (> ``minimum`` with ``above``)."""
+    bad = isinstance(value, bool) or not isinstance(value, (int, float))
+    if bad or value < minimum or (above and value == minimum):
+        raise CatalogError(f"{where}: {key} must be a number {'>' if above else '>='} {minimum:g}, got {value!r}")
+
+
+# What a node's root disk holds besides the model: the OS, the NVIDIA driver and CUDA libraries
+# and Ollama (a golden image is about 15 GB), with room for logs and a model update.
+SYSTEM_DISK_GB = 20
+
+
+def min_disk_gb(entry):
+    """The smallest root disk (GB) that holds the system and the model's weights."""
+    return SYSTEM_DISK_GB + math.ceil(entry["size_gb"])
+
+
+def disk_size(model, entry, requested, option):
+    """The root disk to give a node of ``model``: ``requested`` GB, or the catalog's when None.
+
+    ``option`` names the module option in the message (volume_size, disk_size). Fails on 0 or
+    below and on a disk too small for the model, before anything is created.
+    """
+    if requested is None:
+        return entry["disk_gb"]
+    need = min_disk_gb(entry)
+    if requested < need:
+        raise CatalogError(
+            f"{option} {requested} GB is too small for {model}: it needs at least {need} GB "
+            f"({math.ceil(entry['size_gb'])} GB of weights + {SYSTEM_DISK_GB} GB for the system, driver and Ollama); "
+            f"leave {option} out for the catalog's {entry['disk_gb']} GB"
+        )
+    return requested
 
 
 def validate_model(name, entry):
@@ -228,8 +259,13 @@ def validate_model(name, entry):
     if missing:
         raise CatalogError(f"{where}: missing {', '.join(missing)} (a new model needs all of them)")
     _number(where, "size_gb", entry["size_gb"], 0)
-    _number(where, "min_vram_gb", entry["min_vram_gb"], 0)
-    _number(where, "disk_gb", entry["disk_gb"], 8)
+    _number(where, "min_vram_gb", entry["min_vram_gb"], 0, above=True)
+    _number(where, "disk_gb", entry["disk_gb"], 1)
+    if entry["disk_gb"] < min_disk_gb(entry):
+        raise CatalogError(
+            f"{where}: disk_gb {entry['disk_gb']:g} is smaller than the model needs: at least {min_disk_gb(entry)} GB "
+            f"({math.ceil(entry['size_gb'])} GB of weights + {SYSTEM_DISK_GB} GB for the system, driver and Ollama)"
+        )
     aws = entry["aws"]
     if not isinstance(aws, list) or not aws or not all(isinstance(t, str) and t for t in aws):
         raise CatalogError(f"{where}: aws must be a non-empty list of instance type names, got {aws!r}")

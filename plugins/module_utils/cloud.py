@@ -17,6 +17,7 @@ from ansible_collections.ollama_cloud.engine.plugins.module_utils.fleet import (
     LABEL_DEPLOYMENT,
     LABEL_MANAGED_BY,
     deployment_labels,
+    tailnet_hostname,
 )
 
 # The options every cloud's node module (aws_gpu_instance, gcp_gpu_instance) has, alike.
@@ -29,7 +30,47 @@ NODE_ARGS = {
     "catalog": {"type": "dict", "default": {}},
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 900},
+    # Where the node reads its tailnet key ({source, name}, as first_boot has it): checked to
+    # exist before anything is created, never read.
+    "key_secret": {"type": "dict", "default": {}},
+    # A stopped node whose zone has no capacity for its type is started again until this passes.
+    "capacity_wait": {"type": "int", "default": 300},
 }
+
+# A node's name: a DNS label (1-63 lowercase letters, digits, dashes), which EC2's Name tag, a GCE
+# VM name and a tailnet hostname all accept; its tailnet hostname must be a label too.
+_NODE_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def node_name_problem(name, deployment):
+    """An error sentence for a node name that is not a valid name on every cloud and the tailnet, or None."""
+    if not _NODE_NAME_RE.match(name or ""):
+        return (
+            f"name {name!r} is not a valid node name: use 1-63 lowercase letters, digits or dashes, "
+            "starting with a letter and not ending with a dash (it becomes the VM's and the tailnet's hostname)"
+        )
+    hostname = tailnet_hostname(deployment or "", name)
+    if len(hostname) > 63:
+        return (
+            f"name {name!r} makes the tailnet hostname {hostname!r}, longer than 63 characters: "
+            f"use a shorter name or one that starts with oce-{deployment}-"
+        )
+    return None
+
+
+def node_input_problems(params):
+    """What is wrong with the options every node module shares, as sentences (empty: nothing)."""
+    problems = []
+    if params["state"] != "absent":
+        problems.append(node_name_problem(params["name"], params["deployment"]))
+        secret = params.get("key_secret") or {}
+        if secret and not (secret.get("name") and secret.get("source")):
+            problems.append("key_secret needs a source and a name (where the node reads its tailnet key)")
+        if params["wait_timeout"] < 1:
+            problems.append("wait_timeout must be at least 1 second")
+        if params.get("capacity_wait", 0) < 0:
+            problems.append("capacity_wait must be 0 (do not wait) or more seconds")
+    return [p for p in problems if p]
 
 
 class CloudError(Exception):
@@ -279,11 +320,56 @@ def undo_failed(exc, ident, undo, made="created", verb="delete", done="deleted",
     return CloudError(f"{exc.msg}; this run {made} {ident} and {cleanup}", **details)
 
 
+def start_when_free(provider, raw, wait, clock):
+    """Start ``raw``; while its zone has no capacity for its type, ask again until ``wait`` s have passed.
+
+    A stopped node keeps its disk (model, tailnet identity) in its zone, and a disk does not move
+    between zones: waiting for capacity there is the one choice that keeps it. When the wait is
+    over, the sentence gives the other (recreate in other zones or types) for the person to take.
+    """
+    codes = provider.capacity_codes
+    asked = []
+
+    def stocked_out(exc):
+        return isinstance(exc, CloudError) and exc.details.get("code") in codes
+
+    def attempt():
+        asked.append(clock.now())
+        return provider.start(raw)
+
+    try:
+        return retry_until(attempt, stocked_out, clock.now() + wait, base=15.0, cap=60.0, clock=clock)
+    except CloudError as exc:
+        if not stocked_out(exc):
+            raise
+        node = provider.node(raw)
+        raise CloudError(
+            "{name} cannot start: {zone} has no {itype} free (asked {n} times over {s:g} s; the cloud said: {said}). "
+            "The stopped node keeps its disk, model and tailnet identity. Either start it again later "
+            "(capacity_wait waits longer), or destroy it and create it with other zones or instance types "
+            "(it gets a new disk and pulls the model again)".format(
+                name=node.get("name"),
+                zone=node.get("availability_zone") or "its zone",
+                itype=node.get("instance_type") or "capacity",
+                n=len(asked),
+                s=wait,
+                said=exc.msg,
+            ),
+            code=exc.details.get("code"),
+            attempts=len(asked),
+        ) from exc
+
+
 class Provider:
     """The hooks ``converge`` needs from one cloud; ``raw`` is the cloud's own instance object."""
 
     # The cloud's word for removing an instance, in messages ("terminate" on EC2).
     remove_verb = "delete"
+    # The cloud's error codes for "no capacity for this type in this zone now".
+    capacity_codes = frozenset()
+    # How long a start waits out such an answer (start_when_free), and the clock it waits on.
+    capacity_wait = 0
+    clock = None
 
     def find(self):
         """Our live instances with the module's deployment and name."""
@@ -366,8 +452,10 @@ def converge(provider, state, check_mode, deployment, name):
         result["changed"] = True
         if not check_mode:
             raw = provider.settle(raw)
-            if provider.state(raw) != state:
-                raw = provider.start(raw) if state == "running" else provider.stop(raw)
+            if provider.state(raw) != state and state == "running":
+                raw = start_when_free(provider, raw, provider.capacity_wait, provider.clock or Clock())
+            elif provider.state(raw) != state:
+                raw = provider.stop(raw)
 
     if not check_mode:
         raw = provider.refresh(raw)

@@ -54,10 +54,18 @@ options:
     description:
       - Private subnets to place the node in, in order of preference; give subnets in at least two
         availability zones so a capacity shortage in one zone does not stop the launch.
-      - Required to create a node.
+      - Required to create a node; in check mode O(zones) may stand in for them.
     type: list
     elements: str
     default: []
+  zones:
+    description:
+      - Availability zones the node's subnets will be in, for a check-mode plan before the subnets exist
+        (the offerings of O(instance_types) are checked in them). Ignored when O(subnet_ids) is given.
+    type: list
+    elements: str
+    default: []
+    version_added: "0.3.0"
   security_group_ids:
     description: Security groups of the node (ours has no ingress rule at all).
     type: list
@@ -89,8 +97,29 @@ options:
     description: IAM instance profile name (SSM, CloudWatch agent, reading the node's secret).
     type: str
   volume_size:
-    description: Root volume size in GB; the catalog's C(disk_gb) for O(model) when omitted.
+    description:
+      - Root volume size in GB; the catalog's C(disk_gb) for O(model) when omitted.
+      - It must hold the system and the model's weights (the catalog's C(size_gb) + 20 GB): a smaller size,
+        0 or a negative one fails before any call.
     type: int
+  key_secret:
+    description:
+      - Where the node reads its Tailscale auth key, C({source, name}) with C(source) V(aws_secretsmanager)
+        or V(aws_ssm), as the node's first boot reads it.
+      - When given, a create checks that the secret (or parameter) exists before anything is created; its
+        value is never read.
+    type: dict
+    default: {}
+    version_added: "0.3.0"
+  capacity_wait:
+    description:
+      - Seconds a start of a stopped instance keeps asking while its zone has no capacity for its type
+        (C(InsufficientInstanceCapacity)); the stopped node keeps its volume, which cannot move zones.
+      - When the time is over the module fails with the choices (start again later, or destroy and create
+        with other zones or types). V(0) asks once.
+    type: int
+    default: 300
+    version_added: "0.3.0"
   catalog:
     description:
       - Catalog entries merged over the built-in catalog, C({models, instance_types}); see
@@ -286,17 +315,52 @@ def resolve_image(ec2, params, ssm=None):
     return image_id, images[0].get("RootDeviceName", "/dev/sda1"), source
 
 
-def plan_create(ec2, params, cat, ssm=None):
-    """Everything checked before a launch: types that fit, subnets, offerings, image. Read-only."""
+def check_key_secret(connect, secret):
+    """Fail when the secret the node reads its tailnet key from does not exist; never reads its value."""
+    source, name = secret["source"], secret["name"]
+    if source == "aws_secretsmanager":
+        api, operation, args = connect("secretsmanager"), "describe_secret", {"SecretId": name}
+    elif source == "aws_ssm":
+        api, operation, args = connect("ssm"), "get_parameter", {"Name": name, "WithDecryption": False}
+    else:
+        raise cloud.CloudError(f"key_secret source {source!r} is not aws_secretsmanager or aws_ssm")
+    try:
+        found = api.call(operation, **args)
+    except cloud.CloudError as exc:
+        if exc.details.get("code") not in ("ResourceNotFoundException", "ParameterNotFound"):
+            raise
+        found = None
+    # A secret made without a value has no AWSCURRENT version: the node would find nothing either.
+    stages = [s for stages in ((found or {}).get("VersionIdsToStages") or {}).values() for s in stages]
+    if found is None or (source == "aws_secretsmanager" and "AWSCURRENT" not in stages):
+        store = "Secrets Manager" if source == "aws_secretsmanager" else "SSM Parameter Store"
+        how = (
+            f"aws secretsmanager create-secret --name {name} --secret-string file://key.txt"
+            if source == "aws_secretsmanager"
+            else f"aws ssm put-parameter --type SecureString --name {name} --value file://key.txt"
+        )
+        raise cloud.CloudError(
+            f"the node's tailnet key {name} {'has no value' if found else 'does not exist'} in {store} in "
+            f"{api.region}: the node reads its Tailscale auth key from it at first boot. Store a reusable auth key "
+            f"there first ({how}), then run again. Nothing was created",
+            code="SECRET_NOT_FOUND",
+        )
+
+
+def plan_create(ec2, params, cat, ssm=None, connect=None):
+    """Everything checked before a launch: types that fit, subnets or zones, offerings, image, key. Read-only."""
     model = params["model"]
     entry = catalog.model_entry(cat, model)
     types = params["instance_types"] or entry["aws"]
     for itype in types:
         catalog.check_fit(cat, model, itype)
-    subnets = ec2.call("describe_subnets", SubnetIds=params["subnet_ids"])["Subnets"]
-    zone_of = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
-    order = [(sid, zone_of[sid]) for sid in params["subnet_ids"]]
-    zones = sorted(set(zone_of.values()))
+    if params["subnet_ids"]:
+        subnets = ec2.call("describe_subnets", SubnetIds=params["subnet_ids"])["Subnets"]
+        zone_of = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
+        order = [(sid, zone_of[sid]) for sid in params["subnet_ids"]]
+    else:  # a check-mode plan before the network exists: the zones its subnets will be in
+        order = [(f"(new subnet in {zone})", zone) for zone in params["zones"]]
+    zones = sorted({zone for _sid, zone in order})
     offered = ec2.paginate(
         "describe_instance_type_offerings",
         "InstanceTypeOfferings",
@@ -319,6 +383,8 @@ def plan_create(ec2, params, cat, ssm=None):
             placement=skipped,
         )
     image_id, root_device, source = resolve_image(ec2, params, ssm)
+    if params["key_secret"]:
+        check_key_secret(connect, params["key_secret"])
     return {
         "catalog": cat,
         "candidates": candidates,
@@ -326,7 +392,7 @@ def plan_create(ec2, params, cat, ssm=None):
         "image_id": image_id,
         "image_source": source,
         "root_device": root_device,
-        "volume_size": params["volume_size"] or entry["disk_gb"],
+        "volume_size": catalog.disk_size(model, entry, params["volume_size"], "volume_size"),
         "tags": cloud.our_tags(params["deployment"], model, params["environment"], params["name"], params["tags"]),
     }
 
@@ -451,13 +517,18 @@ def create(ec2, plan, params, token):
     return instance, tried
 
 
-def check_inputs(params, cat_error):
-    problems = [fleet.validate_deployment(params["deployment"]), cat_error]
+def check_inputs(params, cat_error, check_mode=False):
+    problems = [fleet.validate_deployment(params["deployment"]), cat_error] + cloud.node_input_problems(params)
     if params["state"] != "absent":
         if not params["model"]:
             problems.append("model is required to create a node")
-        if not params["subnet_ids"]:
+        if not params["subnet_ids"] and not (check_mode and params["zones"]):
             problems.append("subnet_ids is required to create a node (private subnets, ideally in two zones)")
+        wrong = [z for z in params["zones"] if not aws.zone_in_region(z, params.get("region") or "")]
+        if wrong:
+            problems.append(f"zones {', '.join(wrong)} are not in region {params.get('region')}")
+        if params["key_secret"] and params["key_secret"].get("source") not in ("aws_secretsmanager", "aws_ssm"):
+            problems.append("key_secret source must be aws_secretsmanager or aws_ssm")
         what = cloud.secret_in(params["user_data"])
         if what:
             problems.append(
@@ -465,8 +536,6 @@ def check_inputs(params, cat_error):
                 "store the secret in SSM Parameter Store or Secrets Manager and let the node read it "
                 "through its instance role"
             )
-        if params["wait_timeout"] < 1:
-            problems.append("wait_timeout must be at least 1 second")
     return [p for p in problems if p]
 
 
@@ -474,11 +543,15 @@ class AwsNode(cloud.Provider):
     """The aws_gpu_instance side of cloud.converge."""
 
     remove_verb = "terminate"
+    capacity_codes = aws.CAPACITY_CODES
 
-    def __init__(self, ec2, params, ssm=None):
+    def __init__(self, ec2, params, ssm=None, connect=None):
         self.ec2 = ec2
         self.params = params
         self.ssm = ssm
+        self.connect = connect  # service name -> Api, for the key secret's store
+        self.clock = ec2.clock
+        self.capacity_wait = params.get("capacity_wait", 0)
         self.timeout = params["wait_timeout"]
         self.fresh = {}  # instance id -> until when EC2 may still not know it (launched by this run)
         # The idempotency key of the launch; set by create (see there).
@@ -500,7 +573,7 @@ class AwsNode(cloud.Provider):
         return aws.priced_node(raw, self.ec2.region)
 
     def plan(self):
-        return plan_create(self.ec2, self.params, catalog.merge(self.params["catalog"]), self.ssm)
+        return plan_create(self.ec2, self.params, catalog.merge(self.params["catalog"]), self.ssm, self.connect)
 
     def outcome(self, plan, place, placement):
         """Result keys of a launch in ``place``: the request (without its token), the cost, the placement."""
@@ -576,6 +649,7 @@ def main():
         aws.AWS_ARGS,
         **cloud.NODE_ARGS,
         subnet_ids={"type": "list", "elements": "str", "default": []},
+        zones={"type": "list", "elements": "str", "default": []},
         security_group_ids={"type": "list", "elements": "str", "default": []},
         instance_types={"type": "list", "elements": "str", "default": []},
         image={"type": "str", "default": "golden"},
@@ -601,18 +675,24 @@ def main():
         try:
             cat = catalog.merge(params["catalog"])
             if params["model"]:
-                catalog.model_entry(cat, params["model"])
+                entry = catalog.model_entry(cat, params["model"])
+                catalog.disk_size(params["model"], entry, params["volume_size"], "volume_size")
                 for itype in params["instance_types"]:
                     catalog.check_fit(cat, params["model"], itype)
         except catalog.CatalogError as exc:
             cat_error = str(exc)
-    problems = check_inputs(params, cat_error)
+    problems = check_inputs(params, cat_error, module.check_mode)
     if problems:
         module.fail_json(msg="; ".join(problems), changed=False)
 
     try:
         ec2 = aws.connect(params, "ec2")
-        provider = AwsNode(ec2, params, aws.connect(params, "ssm") if params["image"] == "dlami" else None)
+        provider = AwsNode(
+            ec2,
+            params,
+            aws.connect(params, "ssm") if params["image"] == "dlami" else None,
+            lambda service: aws.connect(params, service, ec2.clock),
+        )
         desired = provider.desired_tags() if params["state"] != "absent" else None
         result = cloud.converge(provider, params["state"], module.check_mode, params["deployment"], params["name"])
         if desired is not None and result["diff"]["before"]["state"] != "absent":

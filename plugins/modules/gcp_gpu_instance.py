@@ -88,8 +88,29 @@ options:
     type: str
     default: ollama-node
   disk_size:
-    description: Boot disk size in GB; the catalog's C(disk_gb) for O(model) when omitted.
+    description:
+      - Boot disk size in GB; the catalog's C(disk_gb) for O(model) when omitted.
+      - It must hold the system and the model's weights (the catalog's C(size_gb) + 20 GB): a smaller size,
+        0 or a negative one fails before any call.
     type: int
+  key_secret:
+    description:
+      - Where the node reads its Tailscale auth key, C({source: gcp_secretmanager, name}), the name a secret id
+        of the project or C(projects/P/secrets/S).
+      - When given, a create checks that the secret has an enabled latest version before anything is created;
+        its value is never read.
+    type: dict
+    default: {}
+    version_added: "0.3.0"
+  capacity_wait:
+    description:
+      - Seconds a start of a stopped VM keeps asking while its zone has no capacity for its machine type
+        (C(ZONE_RESOURCE_POOL_EXHAUSTED)); the stopped node keeps its boot disk, which cannot move zones.
+      - When the time is over the module fails with the choices (start again later, or destroy and create
+        with other zones or machine types). V(0) asks once.
+    type: int
+    default: 300
+    version_added: "0.3.0"
   service_account_email:
     description:
       - The node's own service account (for example one allowed to read its Tailscale key from
@@ -318,12 +339,16 @@ FIXED_METADATA = {"block-project-ssh-keys": "TRUE", "enable-oslogin": "TRUE"}
 class GcpNode(cloud.Provider):
     """The gcp_gpu_instance side of cloud.converge."""
 
+    capacity_codes = gcp.CAPACITY_CODES
+
     def __init__(self, api, params, warn=None):
         self.api = api
         self.params = params
         self.project = api.project
         self.timeout = params["wait_timeout"]
         self.warn = warn or (lambda msg: None)
+        self.clock = api.clock
+        self.capacity_wait = params.get("capacity_wait", 0)
 
     # --------------------------------------------------------------- reading
 
@@ -345,7 +370,11 @@ class GcpNode(cloud.Provider):
     # --------------------------------------------------------------- planning
 
     def plan(self):
-        """Options that fit, zones that offer them, subnetwork and image: read-only checks."""
+        """Options that fit, zones that offer them, image, key secret, subnetwork: read-only checks.
+
+        The subnetwork comes last: on a first create it does not exist yet, and a check-mode plan
+        before the network is made (the node role's validation) has checked everything else then.
+        """
         params, api = self.params, self.api
         cat = catalog.merge(params["catalog"])
         options = catalog.gcp_options(cat, params["model"], params["machine_types"])
@@ -365,7 +394,6 @@ class GcpNode(cloud.Provider):
                 )
             )
         region = regions[params["zones"][0]]
-        subnet = self.subnetwork(region)
 
         offered = {}
         for zone in params["zones"]:
@@ -398,6 +426,9 @@ class GcpNode(cloud.Provider):
                 placement=skipped,
             )
         image, source = self.image()
+        if params["key_secret"]:
+            self.check_key_secret(params["key_secret"]["name"])
+        subnet = self.subnetwork(region)
         entry = catalog.model_entry(cat, params["model"])
         return {
             "catalog": cat,
@@ -406,9 +437,25 @@ class GcpNode(cloud.Provider):
             "subnetwork": subnet,
             "image": image,
             "image_source": source,
-            "disk_size": params["disk_size"] or entry["disk_gb"],
+            "disk_size": catalog.disk_size(params["model"], entry, params["disk_size"], "disk_size"),
             "labels": gcp.our_labels(params["deployment"], params["model"], params["environment"], params["labels"]),
         }
+
+    def check_key_secret(self, name):
+        """Fail when the secret the node reads its tailnet key from has no enabled version; never reads it."""
+        path = name if name.startswith("projects/") else f"projects/{self.project}/secrets/{name}"
+        secrets = gcp.Api(
+            self.api.session, self.project, gcp.api_endpoint("secretmanager", self.params.get("endpoint")), self.clock
+        )
+        found = secrets.get(f"v1/{path}/versions/latest", action=f"look up secret {name}", missing_ok=True)
+        if found is None or found.get("state", "ENABLED") != "ENABLED":
+            short = path.rsplit("/", 1)[-1]
+            raise cloud.CloudError(
+                f"the node's tailnet key {path} has no enabled version: the node reads its Tailscale auth key from it "
+                f'at first boot. Store a reusable auth key first (printf %s "$KEY" | gcloud secrets create {short} '
+                "--data-file=-, or gcloud secrets versions add), then run again. Nothing was created",
+                code="SECRET_NOT_FOUND",
+            )
 
     def subnetwork(self, region):
         given = self.params["subnetwork"]
@@ -719,11 +766,7 @@ def describe_option(option):
 
 def check_inputs(params, cat_error):
     problems = [fleet.validate_deployment(params["deployment"]), cat_error]
-    if not gcp.valid_name(params["name"]):
-        problems.append(
-            f"name {params['name']!r} is not a valid VM name: use 1-63 lowercase letters, digits or dashes, "
-            "starting with a letter and not ending with a dash"
-        )
+    problems += cloud.node_input_problems(params)
     if params["state"] != "absent":
         if not params["model"]:
             problems.append("model is required to create a node")
@@ -743,8 +786,8 @@ def check_inputs(params, cat_error):
             problems.append(
                 f"metadata may not set {', '.join(fixed)}: the module sets them (use user_data for user-data)"
             )
-        if params["wait_timeout"] < 1:
-            problems.append("wait_timeout must be at least 1 second")
+        if params["key_secret"] and params["key_secret"].get("source") != "gcp_secretmanager":
+            problems.append("key_secret source must be gcp_secretmanager")
     return [p for p in problems if p]
 
 
@@ -783,7 +826,10 @@ def main():
     cat_error = None
     if params["state"] != "absent" and params["model"]:
         try:
-            catalog.gcp_options(catalog.merge(params["catalog"]), params["model"], params["machine_types"])
+            cat = catalog.merge(params["catalog"])
+            catalog.gcp_options(cat, params["model"], params["machine_types"])
+            entry = catalog.model_entry(cat, params["model"])
+            catalog.disk_size(params["model"], entry, params["disk_size"], "disk_size")
         except catalog.CatalogError as exc:
             cat_error = str(exc)
     problems = check_inputs(params, cat_error)

@@ -23,7 +23,7 @@ to inject a fault. This one keeps the same REST paths as the real API, and:
   run made no call at all.
 - injects faults: HTTP errors for the next N calls of a method (429, 503), or for the calls
   after the first ``after`` ones (a failure midway through a run), a zone whose pool is
-  exhausted (the insert operation ends in ZONE_RESOURCE_POOL_EXHAUSTED), an operation that ends
+  exhausted (an insert or a start operation ends in ZONE_RESOURCE_POOL_EXHAUSTED), an operation that ends
   in any error (``op_errors``: instance insert/stop/start/delete, the inserts of networks,
   subnetworks, routers and firewall rules, image deprecate and delete; a failed operation changes
   nothing, as in the API).
@@ -207,7 +207,7 @@ class Emulator(MetadataServer):
             self.violations = []  # what broke the discovery document's contract
             self.auth = []  # Authorization headers seen
             self.faults = {}  # method id -> [(status, reason, message)] for the next calls
-            self.exhausted = set()  # zones whose pool is exhausted (insert ends in error)
+            self.exhausted = set()  # zones whose pool is exhausted (an insert or a start ends in error)
             self.op_errors = {}  # method id -> (status, code, message): its next operation ends in error
             self.never_running = False  # instances stay PROVISIONING (for deadline tests)
             self.disk_types = {}  # (zone, name) -> the boot disk type asked for
@@ -903,14 +903,7 @@ class Emulator(MetadataServer):
             instance["guestAccelerators"] = accs
         if body.get("tags"):
             instance["tags"] = {"items": list(body["tags"].get("items") or []), "fingerprint": "dGFncw=="}
-        error = self._next_op_error("compute.instances.insert")
-        if zone in self.exhausted:
-            error = (
-                503,
-                "ZONE_RESOURCE_POOL_EXHAUSTED",
-                f"The zone 'projects/{project}/zones/{zone}' does not have enough resources available to "
-                "fulfill the request.  Try a different zone, or try again later.",
-            )
+        error = self._exhausted(project, zone) or self._next_op_error("compute.instances.insert")
         self.disk_types[(zone, name)] = init.get("diskType")  # what the boot disk was asked to be
         if error:
             return self.operation(zone, "insert", link, iid, None, error)
@@ -984,6 +977,17 @@ class Emulator(MetadataServer):
             out["nextPageToken"] = token
         return out
 
+    def _exhausted(self, project, zone):
+        """The operation error of an insert or a start in a zone whose pool is exhausted, else None."""
+        if zone not in self.exhausted:
+            return None
+        return (
+            503,
+            "ZONE_RESOURCE_POOL_EXHAUSTED",
+            f"The zone 'projects/{project}/zones/{zone}' does not have enough resources available to "
+            "fulfill the request.  Try a different zone, or try again later.",
+        )
+
     def _change(self, project, zone, instance, kind, change, allowed):
         found = self.instance(project, zone, instance)
         if found["status"] not in allowed:
@@ -992,7 +996,8 @@ class Emulator(MetadataServer):
                 "resourceNotReady",
                 f"The resource 'projects/{project}/zones/{zone}/instances/{instance}' is not ready",
             )
-        error = self._next_op_error(f"compute.instances.{kind}")
+        exhausted = self._exhausted(project, zone) if kind == "start" and found["status"] != "RUNNING" else None
+        error = exhausted or self._next_op_error(f"compute.instances.{kind}")
         return self.operation(zone, kind, found["selfLink"], found["id"], lambda: change(found), error)
 
     def _change_once(self, query, project, zone, instance, kind, change, allowed):
@@ -1615,17 +1620,29 @@ class Emulator(MetadataServer):
         versions.append(version)
         return self._public(version)
 
-    def do_secretmanager_projects_secrets_versions_access(self, projectsId, secretsId, versionsId, query, body):
+    def _version(self, projectsId, secretsId, versionsId, permission):
+        """A secret's version by number, or its newest enabled one for ``latest``; 404 when there is none."""
         name = f"projects/{projectsId}/secrets/{secretsId}"
-        self._allowed(name, self.READERS, "secretmanager.versions.access")
+        self._allowed(name, self.READERS, permission)
         self._secret(projectsId, secretsId)
-        enabled = [v for v in self.secret_versions.get(name, []) if v["state"] == "ENABLED"]
+        versions = self.secret_versions.get(name, [])
         if versionsId == "latest":
+            enabled = [v for v in versions if v["state"] == "ENABLED"]
             found = enabled[-1] if enabled else None
         else:
-            found = next((v for v in enabled if v["name"] == f"{name}/versions/{versionsId}"), None)
+            found = next((v for v in versions if v["name"] == f"{name}/versions/{versionsId}"), None)
         if found is None:
             raise GceError(404, "NOT_FOUND", f"Secret Version [{name}/versions/{versionsId}] not found.")
+        return found
+
+    def do_secretmanager_projects_secrets_versions_get(self, projectsId, secretsId, versionsId, query, body):
+        # Metadata only (name, state, createTime): what a deployer checks without reading the value.
+        return self._public(self._version(projectsId, secretsId, versionsId, "secretmanager.versions.get"))
+
+    def do_secretmanager_projects_secrets_versions_access(self, projectsId, secretsId, versionsId, query, body):
+        found = self._version(projectsId, secretsId, versionsId, "secretmanager.versions.access")
+        if found["state"] != "ENABLED":
+            raise GceError(400, "FAILED_PRECONDITION", f"{found['name']} is in {found['state']} state.")
         data = found["_data"]
         return {
             "name": found["name"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import boto3
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
@@ -100,6 +101,36 @@ def test_check_mode_creates_nothing_and_finds_golden_image(moto, capsys):
     assert moto.instances() == []
 
 
+def test_a_plan_before_the_network_exists_checks_zones_image_and_key(moto, capsys):
+    """What the node role asks in validation (check mode, zones instead of subnets): nothing is created."""
+    secrets = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=moto.url)
+    secrets.create_secret(Name="oce/t1/tailscale", SecretString="tskey-auth-test")
+    args = node_args(moto, subnet_ids=[], zones=["us-east-1a", "us-east-1f"], model="codellama:34b-code")
+    args["key_secret"] = {"source": "aws_secretsmanager", "name": "oce/t1/tailscale"}
+    res = run(capsys, _ansible_check_mode=True, **args)
+    assert res["changed"] is True and not res.get("failed"), res
+    # g6e is not offered in us-east-1f: the plan says so, from the zones alone.
+    assert ("g6e.xlarge", "us-east-1f", "not offered in this zone") in [
+        (p["instance_type"], p["availability_zone"], p["result"]) for p in res["placement"]
+    ]
+    assert res["launch_spec"]["NetworkInterfaces"][0]["SubnetId"] == "(new subnet in us-east-1a)"
+    assert moto.instances() == []
+
+    res = run(capsys, _ansible_check_mode=True, **dict(args, image="golden"))
+    assert res["failed"] is True and "no golden image" in res["msg"], res
+
+    secrets.create_secret(Name="oce/t2/tailscale")  # a secret with no value yet
+    res = run(
+        capsys,
+        _ansible_check_mode=True,
+        **dict(args, key_secret={"source": "aws_secretsmanager", "name": "oce/t2/tailscale"}),
+    )
+    assert (
+        res["failed"] is True
+        and "the node's tailnet key oce/t2/tailscale has no value in Secrets Manager" in res["msg"]
+    )
+
+
 def test_unknown_type_zone_falls_back_to_next_type(moto, capsys):
     # g6e is not offered in us-east-1f (moto follows AWS here): the first type is skipped there.
     subnet_f = moto.ec2.create_subnet(VpcId=moto.vpc, CidrBlock="10.42.9.0/24", AvailabilityZone="us-east-1f")
@@ -131,7 +162,7 @@ BAD_INPUTS = {
     ),
     "malformed override": (
         {"catalog": {"models": {"gemma3:270m": {"min_vram_gb": "lots"}}}},
-        "catalog model 'gemma3:270m': min_vram_gb must be a number >= 0, got 'lots'",
+        "catalog model 'gemma3:270m': min_vram_gb must be a number > 0, got 'lots'",
     ),
     "override with unknown section": ({"catalog": {"modles": {}}}, "unknown keys modles"),
     "secret in user data": (
@@ -139,6 +170,36 @@ BAD_INPUTS = {
         "user_data carries a Tailscale auth key",
     ),
     "no subnets": ({"subnet_ids": []}, "subnet_ids is required"),
+    "zones without check mode": ({"subnet_ids": [], "zones": ["us-east-1a"]}, "subnet_ids is required"),
+    "zone of another region": ({"zones": ["eu-west-1a"]}, "zones eu-west-1a are not in region us-east-1"),
+    "volume of 0": ({"volume_size": 0}, "volume_size 0 GB is too small for gemma3:270m: it needs at least 21 GB"),
+    "negative volume": ({"volume_size": -10}, "volume_size -10 GB is too small for gemma3:270m"),
+    "volume smaller than the model": (
+        {"model": "codellama:34b-code", "volume_size": 30},
+        "volume_size 30 GB is too small for codellama:34b-code: it needs at least 39 GB",
+    ),
+    "override disk smaller than the model": (
+        {"catalog": {"models": {"gemma3:270m": {"size_gb": 40}}}},
+        "catalog model 'gemma3:270m': disk_gb 30 is smaller than the model needs: at least 60 GB",
+    ),
+    "override without GPU memory": (
+        {"catalog": {"models": {"gemma3:270m": {"min_vram_gb": 0}}}},
+        "min_vram_gb must be a number > 0, got 0",
+    ),
+    "bad node name": ({"name": "Oce_T1"}, "name 'Oce_T1' is not a valid node name"),
+    "name too long for the tailnet": ({"name": "n" * 63}, "longer than 63 characters"),
+    "missing key secret": (
+        {"key_secret": {"source": "aws_secretsmanager", "name": "oce/t1/tailscale"}},
+        "the node's tailnet key oce/t1/tailscale does not exist in Secrets Manager in us-east-1",
+    ),
+    "missing key parameter": (
+        {"key_secret": {"source": "aws_ssm", "name": "/oce/t1/tailscale"}},
+        "the node's tailnet key /oce/t1/tailscale does not exist in SSM Parameter Store",
+    ),
+    "key secret of another cloud": (
+        {"key_secret": {"source": "gcp_secretmanager", "name": "x"}},
+        "key_secret source must be aws_secretsmanager or aws_ssm",
+    ),
     "missing image": ({"image": "ami-00000000"}, "describe images failed"),
 }
 

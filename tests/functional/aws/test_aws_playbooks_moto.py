@@ -16,6 +16,8 @@ import subprocess
 import boto3
 import pytest
 
+from ansible_collections.ollama_cloud.engine.tests.functional.aws.fault_proxy import FaultProxy
+
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 # As the moto fixture sets them (conftest.py): fake keys, no metadata service, no config files.
 FAKE_ENV = {
@@ -25,7 +27,7 @@ FAKE_ENV = {
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
-DEPLOYMENTS = ["t-nat", "t-air", "t-check", "t-bad"]
+DEPLOYMENTS = ["t-nat", "t-air", "t-check", "t-bad", "t-half", "t-topic"]
 OURS = [
     {"Name": "tag:oce-deployment", "Values": DEPLOYMENTS},
     {"Name": "tag:oce-managed-by", "Values": ["ollama_cloud.engine"]},
@@ -58,6 +60,7 @@ class Aws:
         self.logs = session.client("logs", endpoint_url=url)
         self.cloudwatch = session.client("cloudwatch", endpoint_url=url)
         self.sns = session.client("sns", endpoint_url=url)
+        self.secrets = session.client("secretsmanager", endpoint_url=url)
         images = self.ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "root-device-type", "Values": ["ebs"]}])
         self.ami = sorted(i["ImageId"] for i in images["Images"])[0]
 
@@ -148,6 +151,9 @@ def aws(moto_server, moto_url, tmp_path_factory):
     # The controller's key for the nodes' user (node_ssh_key_file), made once, outside ~/.ssh.
     found.ssh_key = str(tmp_path_factory.mktemp("ssh") / "oce_ed25519")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", found.ssh_key], check=True)
+    # What a user stores once per deployment: the tailnet key its nodes read (t-bad has none).
+    for deployment in ("t-check", "t-nat", "t-air", "t-topic"):
+        found.secrets.create_secret(Name=f"oce/{deployment}/tailscale", SecretString="tskey-auth-moto")
     return found
 
 
@@ -194,7 +200,7 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
 
     nat, air = aws.run(
         ("create", "t-nat", *email),
-        ("create", "t-air", "-e", "node_aws_egress=none", "-e", "node_aws_alarm_topic_arn=" + their_topic),
+        ("create", "t-air", "-e", "node_aws_egress=none", "-e", "node_aws_alarm_topic_arn=" + their_topic, *AIRGAP),
     )
     assert recap(nat)[0] > 5 and "0.574 USD/h" in flat(nat)
     assert "running" in table_row(nat, "oce-t-nat") and "0.526" in table_row(nat, "oce-t-nat")
@@ -305,7 +311,54 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
     assert [t["TopicArn"] for t in aws.sns.list_topics()["Topics"]] == [their_topic]
 
 
+# egress=none: every source the node downloads from inside the VPC (a mirror, Headscale, S3).
+AIRGAP = (
+    "-e",
+    "ollama_models_registry_mirror=10.64.3.10:5000",
+    "-e",
+    "node_tailnet_login_server=https://headscale.corp.internal",
+    "-e",
+    "node_tailscale_download_url=https://oce-mirror.s3.us-east-1.amazonaws.com/tailscale_1.96.5_amd64.tgz",
+)
+
 BAD_INPUTS = {
+    "zones outside the region": (
+        ["-e", '{"node_aws_zones": ["eu-west-1a", "eu-west-1b"]}'],
+        {},
+        "node_aws_zones eu-west-1a, eu-west-1b are not in node_aws_region us-east-1",
+    ),
+    "subnet outside the VPC": (
+        ["-e", '{"node_aws_private_subnet_cidrs": ["10.99.1.0/24", "10.64.2.0/24"]}'],
+        {},
+        "node_aws_private_subnet_cidrs 10.99.1.0/24 is not inside node_aws_vpc_cidr 10.64.0.0/16",
+    ),
+    "overlapping subnets": (
+        ["-e", '{"node_aws_private_subnet_cidrs": ["10.64.0.0/23", "10.64.2.0/24"]}'],
+        {},
+        "node_aws_private_subnet_cidrs 10.64.0.0/23 overlaps node_aws_public_subnet_cidr 10.64.0.0/24",
+    ),
+    "bad node name": (["-e", "node_name=Oce_Node"], {}, "name 'Oce_Node' is not a valid node name"),
+    "no egress with the public registry": (
+        ["-e", "node_aws_egress=none"],
+        {},
+        "node_aws_egress=none leaves the node no internet, but ollama_models_registry_mirror is empty",
+    ),
+    "no egress with a public download": (
+        ["-e", "node_aws_egress=none", *AIRGAP, "-e", "node_tailscale_download_url=https://pkgs.tailscale.com/x.tgz"],
+        {},
+        "node_tailscale_download_url https://pkgs.tailscale.com/x.tgz is on the internet",
+    ),
+    "disk override smaller than the model": (
+        ["-e", '{"node_aws_catalog": {"models": {"gemma3:270m": {"disk_gb": 12}}}}'],
+        {},
+        "disk_gb 12 is smaller than the model needs: at least 21 GB",
+    ),
+    "override without GPU memory": (
+        ["-e", '{"node_aws_catalog": {"models": {"gemma3:270m": {"min_vram_gb": 0}}}}'],
+        {},
+        "min_vram_gb must be a number > 0, got 0",
+    ),
+    "no key secret": ([], {}, "the node's tailnet key oce/t-bad/tailscale does not exist in Secrets Manager"),
     "unknown model": (["-e", "model=codellama:99b"], {}, "model 'codellama:99b' is not in the catalog"),
     "model too large": (
         ["-e", "model=llama3.3:70b", "-e", '{"node_aws_instance_types": ["g5.xlarge"]}'],
@@ -334,6 +387,27 @@ def test_bad_input_fails_clearly_and_creates_nothing(aws, case):
     assert aws.ours() == {}
 
 
+def test_a_first_create_that_fails_part_way_removes_what_it_made(aws):
+    """Every zone is out of capacity when the node is launched, after the network, NAT gateway and
+    IAM role exist: the run removes them again and says so."""
+    aws.secrets.create_secret(Name="oce/t-half/tailscale", SecretString="tskey-auth-moto")
+    no_capacity = (500, "InsufficientInstanceCapacity", "We currently do not have sufficient capacity.")
+    proxy = FaultProxy(aws.url, {"RunInstances": no_capacity})
+    try:
+        proc = aws.start("create", "t-half", env={"AWS_ENDPOINT_URL": proxy.url})
+        out = proc.communicate(timeout=300)[0]
+    finally:
+        proxy.close()
+    text = flat(out)
+    assert proc.returncode != 0 and "Creating deployment t-half failed at Create or reuse the node:" in text, out[
+        -3000:
+    ]
+    assert "no capacity for gemma3:270m in any subnet" in text and "RunInstances" in proxy.hits
+    assert "did not exist before this run, so everything this run created was removed again" in text
+    assert "TASK [ollama_cloud.engine.node : Delete the NAT gateways and release their addresses]" in out
+    assert aws.ours() == {}
+
+
 def test_start_of_a_missing_node_says_what_to_do(aws):
     out = aws.run(("start", "t-bad"), ok=False)
     assert "There is no AWS node oce-t-bad" in flat(out) and "run playbooks/create.yml first" in flat(out)
@@ -346,10 +420,10 @@ def test_configure_without_a_running_node_says_what_to_do(aws):
 
 
 def test_a_topic_of_our_name_that_is_not_ours_is_refused(aws):
-    theirs = aws.sns.create_topic(Name="oce-t-bad-alerts")["TopicArn"]
+    theirs = aws.sns.create_topic(Name="oce-t-topic-alerts")["TopicArn"]
     try:
-        out = aws.run(("create", "t-bad", "-e", "node_aws_alarm_topic_create=true"), ok=False)
-        assert "The SNS topic oce-t-bad-alerts exists without the tags of this deployment" in flat(out), out[-3000:]
+        out = aws.run(("create", "t-topic", "-e", "node_aws_alarm_topic_create=true"), ok=False)
+        assert "The SNS topic oce-t-topic-alerts exists without the tags of this deployment" in flat(out), out[-3000:]
         assert aws.ours() == {} and aws.sns.list_tags_for_resource(ResourceArn=theirs)["Tags"] == []
     finally:
         aws.sns.delete_topic(TopicArn=theirs)

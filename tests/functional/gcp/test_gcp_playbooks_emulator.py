@@ -150,6 +150,13 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(emu):
             "node_gcp_egress=none",
             "-e",
             "node_gcp_subnet_cidr=10.65.0.0/20",
+            # egress=none: every source the node downloads from inside the network or Google's.
+            "-e",
+            "ollama_models_registry_mirror=10.65.0.10:5000",
+            "-e",
+            "node_tailnet_login_server=https://headscale.corp.internal",
+            "-e",
+            "node_tailscale_download_url=https://storage.googleapis.com/oce-mirror/tailscale_1.96.5_amd64.tgz",
         ),
     )
     assert recap(nat) == (3, 0) and "running" in table_row(nat, "oce-t-nat") and "0.540" in table_row(nat, "oce-t-nat")
@@ -228,7 +235,7 @@ BAD_INPUTS = {
     "zones outside the region": (
         ["-e", '{"node_gcp_zones": ["europe-west4-a"]}'],
         {},
-        "node_gcp_zones in node_gcp_region us-central1 (got europe-west4-a)",
+        "node_gcp_zones europe-west4-a are not in node_gcp_region us-central1",
     ),
     "machine type not an option": (
         ["-e", '{"node_gcp_machine_types": ["n1-standard-96"]}'],
@@ -266,6 +273,23 @@ def test_bad_input_fails_clearly_and_creates_nothing(emu):
     assert ours(emu) == {} and emu.changing_calls() == []
 
 
+def test_a_first_create_that_fails_part_way_removes_what_it_made(emu):
+    """The network and the service account exist when the insert fails: the run removes them again."""
+    emu.add_secret("oce-t-half-tailscale", members=["user:ops@example.com"])
+    emu.op_errors["compute.instances.insert"] = (
+        403,
+        "QUOTA_EXCEEDED",
+        "Quota 'NVIDIA_T4_GPUS' exceeded.  Limit: 0.0 in region us-central1.",
+    )
+    out = run(emu, ("create", "t-half"), ok=False)
+    text = flat(out)
+    assert "Creating deployment t-half failed at Create or reuse the node:" in text, out[-3000:]
+    assert "Quota 'NVIDIA_T4_GPUS' exceeded" in text
+    assert "did not exist before this run, so everything this run created was removed again" in text
+    assert "TASK [ollama_cloud.engine.node : Delete the firewall rules, router, subnetwork and network]" in out
+    assert not any("t-half" in str(v) for v in ours(emu).values()), ours(emu)
+
+
 def test_start_of_a_missing_node_says_what_to_do(emu):
     out = run(emu, ("start", "t-bad"), ok=False)
     assert "There is no GCP node oce-t-bad in deployment t-bad" in flat(
@@ -280,9 +304,15 @@ def test_own_service_account_skips_ours_and_gets_the_cloud_platform_scope(emu):
     assert "with your own service account, name it in node_gcp_key_secret" in flat(refused)
     assert ours(emu) == {}
     secret = f"projects/{server.PROJECT}/secrets/team-tailscale"
-    out = run(
-        emu, ("create", "t-own", "-e", "node_gcp_service_account_email=" + own, "-e", "node_gcp_key_secret=" + secret)
-    )
+    named = ("create", "t-own", "-e", "node_gcp_service_account_email=" + own, "-e", "node_gcp_key_secret=" + secret)
+    # A secret named but not stored yet: nothing is created either.
+    emu.log.clear()
+    missing = run(emu, named, ok=False)
+    assert f"the node's tailnet key {secret} has no enabled version" in flat(missing), missing[-3000:]
+    assert ours(emu) == {} and emu.changing_calls() == []
+    emu.add_secret("team-tailscale")
+    emu.add_secret_version("team-tailscale", "tskey-auth-team")
+    out = run(emu, named)
     assert recap(out) == (2, 0), out[-3000:]
     vm = emu.instances[("us-central1-a", "oce-t-own")]
     assert vm["serviceAccounts"] == [{"email": own, "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}]

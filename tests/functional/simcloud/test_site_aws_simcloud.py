@@ -60,12 +60,14 @@ def test_site_from_nothing_to_an_answer_then_rerun_stop_start_destroy(
     assert ours(cloud, deployment) == {"instances": [], "vpcs": []}
 
 
-def test_a_node_that_cannot_read_its_key_fails_configure_in_time_and_destroy_cleans_up(
+def test_a_node_whose_key_the_tailnet_refuses_fails_configure_in_time_and_destroy_cleans_up(
     simcloud_aws, headscale, controller_tailnet, ssh_key
 ):
-    """No key in the secret store: the node never joins; the run stops at its deadline and says
-    what to check, and destroy still removes everything."""
+    """A stored key the control server does not know (a missing one fails before anything is
+    created): the node never joins; the run stops at its deadline and says what to check, and
+    destroy still removes everything."""
     cloud, deployment = simcloud_aws, "sim-nokey"
+    store_key(cloud, deployment, "tskey-auth-" + "0" * 48)
     site = SiteRunner(
         "aws", deployment, cloud.env, controller_tailnet, ssh_key,
         {"node_aws_image": cloud.ami, "node_tailnet_join_timeout": 45},
@@ -77,11 +79,12 @@ def test_a_node_that_cannot_read_its_key_fails_configure_in_time_and_destroy_cle
         text = flat(out)
         assert "oce-sim-nokey (ID i-" in text and "did not come online on the tailnet within 45 s" in text
         assert "get-console-output" in text and "oce/sim-nokey/tailscale" in text
-        # The node says why on its console: the secret store's own answer.
+        # The node says why on its console: it read the key, and the control server refused it.
         journal = cloud.bodies.exec(
             f"oce-{deployment}", "journalctl", "-u", "oce-first-boot", "--no-pager", check=False
         ).stdout
-        assert "oce-first-boot: FAILED: reading oce/sim-nokey/tailscale from Secrets Manager" in journal, journal
+        assert "reading the tailnet key from aws_secretsmanager oce/sim-nokey/tailscale" in journal, journal
+        assert "oce-first-boot: FAILED: tailscale up (is the key valid, reusable and allowed the tags?)" in journal
     finally:
         gone, _seconds = site.run("playbooks/destroy.yml", ok=False)
         cloud.bodies.settle()

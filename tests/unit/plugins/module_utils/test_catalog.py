@@ -78,7 +78,12 @@ def test_override_changes_one_field_and_adds_a_model():
         ("g5.xlarge", "must be a dict with models and instance_types"),
         ({"models": {"new:1b": {"size_gb": 1}}}, "missing aws, disk_gb, min_vram_gb (a new model needs all of them)"),
         ({"models": {"mistral:7b": {"aws": []}}}, "aws must be a non-empty list"),
-        ({"models": {"mistral:7b": {"disk_gb": 2}}}, "disk_gb must be a number >= 8, got 2"),
+        ({"models": {"mistral:7b": {"disk_gb": 0}}}, "disk_gb must be a number >= 1, got 0"),
+        (
+            {"models": {"llama3.3:70b": {"disk_gb": 50}}},
+            "disk_gb 50 is smaller than the model needs: at least 63 GB (43 GB of weights + 20 GB",
+        ),
+        ({"models": {"mistral:7b": {"min_vram_gb": 0}}}, "min_vram_gb must be a number > 0, got 0"),
         ({"models": {"mistral:7b": {"vram": 8}}}, "unknown keys vram"),
         ({"models": {"mistral:7b": "big"}}, "catalog model 'mistral:7b' must be a dict"),
         ({"instance_types": {"x1.big": {"gpu": "X"}}}, "catalog instance type 'x1.big': missing gpu_count"),
@@ -88,6 +93,30 @@ def test_malformed_overrides_fail_clearly(override, message):
     with pytest.raises(catalog.CatalogError) as err:
         catalog.merge(override)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "requested, message",
+    [
+        (0, "volume_size 0 GB is too small for codellama:34b-code: it needs at least 39 GB"),
+        (-5, "volume_size -5 GB is too small"),
+        (
+            30,
+            "(19 GB of weights + 20 GB for the system, driver and Ollama); leave volume_size out for the catalog's 200",
+        ),
+    ],
+)
+def test_a_disk_too_small_for_the_model_fails(requested, message):
+    entry = catalog.MODELS["codellama:34b-code"]
+    with pytest.raises(catalog.CatalogError) as err:
+        catalog.disk_size("codellama:34b-code", entry, requested, "volume_size")
+    assert message in str(err.value)
+
+
+def test_a_disk_is_the_catalogs_unless_given():
+    entry = catalog.MODELS["codellama:34b-code"]
+    assert catalog.disk_size("codellama:34b-code", entry, None, "disk_size") == 200
+    assert catalog.disk_size("codellama:34b-code", entry, 39, "disk_size") == 39
 
 
 def test_estimate_adds_volume_and_nat():

@@ -325,3 +325,53 @@ def test_dlami_parameter_missing_is_a_sentence():
 )
 def test_secrets_in_user_data_are_found(user_data, found):
     assert mod.secret_in(user_data) == found
+
+
+def stopped_node(capacity_wait):
+    ec2, stub = stubbed()
+    return mod.AwsNode(ec2, dict(PARAMS, wait=False, capacity_wait=capacity_wait)), ec2, stub
+
+
+def no_capacity(stub):
+    stub.add_client_error(
+        "start_instances",
+        service_error_code="InsufficientInstanceCapacity",
+        service_message="We currently do not have sufficient g6.xlarge capacity in the Availability Zone you requested",
+    )
+
+
+def test_a_start_in_a_zone_out_of_capacity_is_asked_again_until_there_is_some():
+    node, ec2, stub = stopped_node(capacity_wait=300)
+    raw = dict(instance("stopped"), Placement={"AvailabilityZone": "us-east-1a"})
+    for _ in range(3):
+        no_capacity(stub)
+    stub.add_response("start_instances", {"StartingInstances": []}, {"InstanceIds": ["i-0abc"]})
+    with stub:
+        assert cloud.start_when_free(node, raw, node.capacity_wait, node.clock) == raw
+    stub.assert_no_pending_responses()
+    assert len(ec2.clock.sleeps) == 3 and 0 < sum(ec2.clock.sleeps) <= 300
+
+
+def test_a_start_out_of_capacity_past_the_wait_fails_with_the_choices():
+    node, ec2, stub = stopped_node(capacity_wait=120)
+    raw = dict(
+        instance("stopped"), Placement={"AvailabilityZone": "us-east-1a"}, Tags=[{"Key": "Name", "Value": "oce-t"}]
+    )
+    for _ in range(10):
+        no_capacity(stub)
+    with stub, pytest.raises(cloud.CloudError) as err:
+        cloud.start_when_free(node, raw, node.capacity_wait, node.clock)
+    msg = err.value.msg
+    assert "oce-t cannot start: us-east-1a has no g6.xlarge free" in msg
+    assert "keeps its disk, model and tailnet identity" in msg and "start it again later" in msg
+    assert "destroy it and create it with other zones or instance types" in msg
+    assert err.value.details["code"] == "InsufficientInstanceCapacity"
+    assert ec2.clock.t == pytest.approx(120) and err.value.details["attempts"] >= 3
+
+
+def test_a_start_that_fails_otherwise_is_not_asked_again():
+    node, ec2, stub = stopped_node(capacity_wait=300)
+    stub.add_client_error("start_instances", service_error_code="UnauthorizedOperation", service_message="no")
+    with stub, pytest.raises(cloud.CloudError) as err:
+        cloud.start_when_free(node, instance("stopped"), node.capacity_wait, node.clock)
+    assert err.value.details["code"] == "UnauthorizedOperation" and ec2.clock.sleeps == []
