@@ -1,6 +1,9 @@
 """The hardened node drops what it does not allow and accepts what it does, from the rig host and
 from a peer on the rig network; its sshd takes keys only; its kernel, update and journal settings
-are in effect where a container allows it; its firewall comes back after a reboot.
+are in effect where a container allows it; unused kernel modules cannot load, core dumps are off,
+logins get the login.defs values and umask, auditd has its rules, setuid bits the node does not
+need are gone, a banner greets every login, and the user `oce` still logs in with a key and runs
+sudo; its firewall comes back after a reboot.
 (side_effect.yml then checks refused mistakes and hardening_state=absent.)
 
 Every connection stays on the rig network (10.89.42.0/24) or loopback.
@@ -372,6 +375,174 @@ def test_journal_is_persistent_and_capped(node):
     assert on_disk.stdout.strip() == token, on_disk.stderr
     started = node.check_output("journalctl --boot --unit=systemd-journald --output=cat")
     assert "max 64.0M" in started, started
+
+
+# --- kernel modules, core dumps, logins, audit, setuid bits, time, banner ---
+
+MODULES = DEFAULTS["hardening_kernel_modules_disabled"]
+BANNER = DEFAULTS["hardening_banner_text"].strip()
+OCE_KEY = "/root/.ssh/oce_test_key"
+OCE_SUDOERS = "/etc/sudoers.d/90-oce-test"
+
+
+def in_container(node):
+    return node.run("systemd-detect-virt --container").rc == 0
+
+
+def test_unused_kernel_modules_cannot_load(node):
+    text = node.file("/etc/modprobe.d/oce-hardening.conf").content_string
+    assert "nvidia" not in text
+    config = node.check_output("modprobe --showconfig")
+    for module in MODULES:
+        # What modprobe would run: /bin/false instead of loading it (-n: nothing is loaded).
+        dry = node.run("modprobe --dry-run --verbose %s", module)
+        assert dry.stdout.strip() == "install /bin/false", (module, dry.stdout, dry.stderr)
+        assert "blacklist %s" % module.replace("-", "_") in config, module
+
+
+def test_core_dumps_are_off(node):
+    limits = node.file("/etc/security/limits.d/90-oce-hardening.conf").content_string.split("\n")
+    assert "*\thard\tcore\t0" in limits and "root\thard\tcore\t0" in limits
+    # systemd read its drop-in (re-executed by the handler): services start with no core limit.
+    assert node.check_output("systemctl show --property=DefaultLimitCORE") == "DefaultLimitCORE=0"
+    coredump = node.check_output("systemd-analyze cat-config systemd/coredump.conf")
+    assert "Storage=none" in coredump and "ProcessSizeMax=0" in coredump
+    sysctl = node.file("/etc/sysctl.d/90-oce-hardening.conf").content_string
+    assert "fs.suid_dumpable = 0" in sysctl.splitlines()
+
+
+def login_defs(node, path="/etc/login.defs"):
+    values = {}
+    for line in node.file(path).content_string.splitlines():
+        words = line.split()
+        if len(words) >= 2 and not words[0].startswith("#"):
+            values[words[0]] = words[1]  # the last one wins, as in shadow
+    return values
+
+
+def test_login_defs_holds_the_settings_and_keeps_the_distributions_copy(node):
+    values = login_defs(node)
+    for key, value in DEFAULTS["hardening_login_defs_settings"].items():
+        assert values[key] == str(value), key
+    assert values["UMASK"] == DEFAULTS["hardening_umask_value"]
+    distrib = login_defs(node, "/etc/oce/login.defs.distrib")
+    assert distrib["UMASK"] == "022" and distrib["PASS_MIN_DAYS"] == "0"
+
+
+@pytest.fixture(scope="module")
+def oce(node):
+    """The user cloud-init makes on a cloud node, made after the hardening as there: useradd,
+    password locked, key login, sudo without a password."""
+    node.run_expect([0, 9], "useradd --create-home --shell /bin/bash oce")
+    node.run_expect([0], "passwd --lock oce")
+    node.run_expect([0], "echo 'oce ALL=(ALL) NOPASSWD:ALL' > %s && chmod 0440 %s", OCE_SUDOERS, OCE_SUDOERS)
+    node.run_expect([0], "test -f %s || ssh-keygen -q -t ed25519 -N '' -f %s", OCE_KEY, OCE_KEY)
+    node.run_expect(
+        [0],
+        "install -d -m 0700 -o oce -g oce ~oce/.ssh && install -m 0600 -o oce -g oce %s ~oce/.ssh/authorized_keys",
+        OCE_KEY + ".pub",
+    )
+    return "oce"
+
+
+def ssh_as_oce(node, command):
+    return node.run(
+        "ssh -i %s -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+        "-o ConnectTimeout=5 oce@127.0.0.1 %s",
+        OCE_KEY,
+        command,
+    )
+
+
+def test_oce_logs_in_with_a_key_and_runs_sudo(node, oce):
+    # A login shell: pam_limits (sshd) set the core limit, /etc/profile.d the umask.
+    result = ssh_as_oce(node, "bash -lc 'umask; ulimit -Hc; ulimit -Sc; sudo -n id -u'")
+    assert result.rc == 0, result.stderr
+    assert result.stdout.split() == ["0027", "0", "0", "0"]
+    # The banner comes first, on stderr; key login and sudo work.
+    assert BANNER.splitlines()[0] in result.stderr
+
+
+def test_accounts_made_now_do_not_expire_and_keep_their_home_private(node, oce):
+    # PASS_MAX_DAYS 99999: a key login of a locked account is never expired by pam_unix.
+    aging = dict(
+        (name.strip(), value.strip())
+        for name, value in (line.split(":", 1) for line in node.check_output("chage --list oce").splitlines())
+    )
+    assert aging["Password expires"] == "never", aging
+    assert aging["Minimum number of days between password change"] == "1", aging
+    assert node.file("/home/oce").mode == 0o750  # useradd: HOME_MODE from UMASK 027
+
+
+def test_audit_rules_are_written_and_merged(node):
+    rules = node.file("/etc/audit/rules.d/50-oce-hardening.rules").content_string.splitlines()
+    merged = node.file("/etc/audit/audit.rules").content_string.splitlines()
+    for watch in DEFAULTS["hardening_auditd_watches"]:
+        line = "-w %s -p %s -k %s" % (watch["path"], watch.get("perms", "wa"), watch["key"])
+        assert line in rules and line in merged, line
+    # augenrules: /etc/audit/audit.rules is what rules.d gives.
+    assert "No change" in node.check_output("augenrules --check 2>&1")
+    auditd = node.service("auditd.service")
+    assert auditd.is_enabled
+    if in_container(node):
+        # systemd skips it (the drop-in's condition) rather than failing it over and over.
+        shown = node.check_output("systemctl show --property=ActiveState,ConditionResult auditd.service")
+        assert shown.splitlines() == ["ActiveState=inactive", "ConditionResult=no"], shown
+        assert "auditd" not in node.check_output("systemctl list-units --failed --plain --no-legend")
+    else:
+        assert auditd.is_running
+        loaded = node.check_output("auditctl -l")
+        assert "-w /etc/shadow -p wa -k identity" in loaded
+
+
+# The listed files Debian 12's base image has with a setuid or setgid bit.
+SETID_ON_DEBIAN = {
+    "/usr/bin/chage": "2755",
+    "/usr/bin/chfn": "4755",
+    "/usr/bin/chsh": "4755",
+    "/usr/bin/expiry": "2755",
+    "/usr/bin/gpasswd": "4755",
+    "/usr/bin/newgrp": "4755",
+    "/usr/bin/mount": "4755",
+    "/usr/bin/umount": "4755",
+    "/usr/lib/openssh/ssh-keysign": "4755",
+}
+
+
+def test_setuid_bits_the_node_does_not_need_are_gone_for_good(node):
+    for path in DEFAULTS["hardening_suid_sgid_remove"]:
+        if node.file(path).exists:
+            assert node.file(path).mode & 0o6000 == 0, path
+    # dpkg keeps them off across upgrades (its override has the new mode); the record holds the
+    # original mode, owner and group that hardening_state=absent gives back.
+    overrides = {
+        line.split()[3]: line.split()[2] for line in node.check_output("dpkg-statoverride --list").splitlines()
+    }
+    record = {
+        line.split()[3]: line.split()[0] for line in node.file("/etc/oce/setid-removed").content_string.splitlines()
+    }
+    assert record == SETID_ON_DEBIAN
+    assert {path: overrides.get(path) for path in SETID_ON_DEBIAN} == dict.fromkeys(SETID_ON_DEBIAN, "755")
+    for path in ("/usr/bin/sudo", "/usr/bin/su", "/usr/bin/passwd"):
+        assert node.file(path).mode & 0o4000, path
+
+
+def test_time_sync_is_left_to_the_host_in_a_container(node):
+    if not in_container(node):
+        assert node.check_output("timedatectl show --property=NTP") == "NTP=yes"
+        return
+    # Neither installed nor configured: the clock of a container is its host's.
+    assert node.run("test -e /lib/systemd/systemd-timesyncd -o -e /usr/sbin/chronyd").rc != 0
+    assert not node.file("/etc/systemd/timesyncd.conf.d/50-oce-hardening.conf").exists
+
+
+def test_banner_is_shown_on_the_console_and_by_sshd(node):
+    for path in ("/etc/issue", "/etc/issue.net"):
+        assert node.file(path).content_string == BANNER + "\n", path
+        # The distribution's file is set aside by dpkg, not overwritten.
+        assert node.check_output("dpkg-divert --listpackage %s", path) == "LOCAL"
+        assert node.file(path + ".distrib").content_string.startswith("Debian GNU/Linux")
+    assert "banner /etc/issue.net" in node.check_output("sshd -T").splitlines()
 
 
 # --- last: a reboot (the listeners above do not survive it) ---
