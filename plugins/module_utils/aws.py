@@ -8,9 +8,11 @@ throttling and 5xx) applies everywhere and tests can see it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
+import threading
 
 from ansible.module_utils.basic import env_fallback
 
@@ -157,12 +159,48 @@ def sentence(exc, operation):
     return f"{action} failed: {exc}"
 
 
+@functools.cache
 def known_regions():
+    """The regions this botocore knows (fixed for the life of the process: read once)."""
     session = boto3.session.Session()
     regions = set()
     for partition in session.get_available_partitions():
         regions.update(session.get_available_regions("ec2", partition_name=partition))
-    return regions
+    return frozenset(regions)
+
+
+# One boto3 session per set of credentials, reused by every connect of the process (the fleet
+# inventory connects once per region and service): a session loads its service models once.
+# Making clients from one session is not thread-safe, hence the lock.
+_SESSIONS = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+# Where boto3 looks for credentials besides the options: part of a session's key, so a changed
+# environment (a test, a credential_process refresh by the caller) gets a new session.
+CREDENTIAL_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+)
+
+
+def session_for(params, region):
+    key = tuple(params.get(k) for k in ("access_key", "secret_key", "session_token", "profile")) + (region,)
+    key += tuple(os.environ.get(k) for k in CREDENTIAL_ENV)
+    with _SESSIONS_LOCK:
+        if key not in _SESSIONS:
+            _SESSIONS[key] = boto3.session.Session(
+                aws_access_key_id=params.get("access_key"),
+                aws_secret_access_key=params.get("secret_key"),
+                aws_session_token=params.get("session_token"),
+                profile_name=params.get("profile") or None,
+                region_name=region,
+            )
+        return _SESSIONS[key]
 
 
 def connect(params, service, clock=None):
@@ -177,13 +215,7 @@ def connect(params, service, clock=None):
             f"(for example {', '.join(sorted(r for r in regions if r.startswith('us-')))}); check the spelling"
         )
     try:
-        session = boto3.session.Session(
-            aws_access_key_id=params.get("access_key"),
-            aws_secret_access_key=params.get("secret_key"),
-            aws_session_token=params.get("session_token"),
-            profile_name=params.get("profile") or None,
-            region_name=region,
-        )
+        session = session_for(params, region)
     except bexc.ProfileNotFound:
         raise cloud.CloudError(f"AWS profile {params.get('profile')!r} does not exist: {CREDENTIALS_HINT}") from None
     if session.get_credentials() is None:
@@ -192,7 +224,8 @@ def connect(params, service, clock=None):
         retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=60
     )
     endpoint = params.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or None
-    client = session.client(service, endpoint_url=endpoint, config=config)
+    with _SESSIONS_LOCK:
+        client = session.client(service, endpoint_url=endpoint, config=config)
     return Api(client, region, clock)
 
 
