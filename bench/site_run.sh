@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Benchmarks on the local target (figures, not a timed test):
 #  1. create -> answer: site.yml from the bare base image to the model's printed answer (wall s)
-#  2. a second site.yml on the converged node: wall seconds and changed count (target 0)
+#  2. a second site.yml on the converged node: wall seconds and changed count (target 0), and
+#     its ten slowest tasks (ansible.posix.profile_tasks)
 # Uses its own deployment and port so the demo node is left alone; destroys it at the end.
+# shellcheck source-path=SCRIPTDIR source=../rig/lib.sh
 . "$(dirname "$0")/../rig/lib.sh"
 rig_setup
-cd "$OCE_ROOT"
+cd "$OCE_ROOT" || exit
 args=(-e cloud=local -e deployment=bench -e node_local_api_port=11435 -e "@$OCE_RIG_VARS")
 log=$(mktemp -d)
 trap 'ansible-playbook playbooks/destroy.yml "${args[@]}" >/dev/null; rm -rf "$log"' EXIT
@@ -20,7 +22,11 @@ run() {
   echo "$end - $start" | bc
 }
 first=$(run first)
+export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=10
 second=$(run second)
 printf 'create -> answer (bare image)   %6.1f s   changed=%s\n' "$first" "$(changed "$log/first")"
 printf 'second site.yml (converged)    %6.1f s   changed=%s\n' "$second" "$(changed "$log/second")"
 grep -A2 '"A: ' "$log/second" | head -3 || true
+echo "ten slowest tasks of the converged run:"
+# profile_tasks ends the run with its table: the lines after the last "=====" rule.
+awk '/^=====/ { n = NR } { line[NR] = $0 } END { for (i = n + 1; i <= NR; i++) if (line[i] ~ / ---/) print line[i] }' "$log/second" | head -10

@@ -98,6 +98,10 @@ def render(out: pathlib.Path, gpu: bool, extra_env=None) -> pathlib.Path:
             ],
             "tasks": [
                 template("ollama.service.j2", "{{ out }}/ollama.service", "0644"),
+                dict(
+                    template("oce-nvidia-uvm.service.j2", "{{ out }}/oce-nvidia-uvm.service", "0644"),
+                    when="__ollama_gpu",
+                ),
                 {"ansible.builtin.file": {"path": "{{ __ollama_dropin_dir }}", "state": "directory", "mode": "0755"}},
                 template("settings.conf.j2", "{{ __ollama_dropin_path }}", "0644"),
                 dict(
@@ -174,13 +178,24 @@ def test_systemd_reads_every_nvidia_device_name_on_gpu_hosts_only(unit):
 
 
 def test_gpu_unit_loads_the_uvm_module_before_ollama_and_cpu_unit_does_not(unit):
+    """The module is loaded by a unit of its own, ordered before Ollama: systemd resolves Ollama's
+    DeviceAllow=char-nvidia-uvm when Ollama starts, before any ExecStartPre of its own."""
     kind, path = unit
-    pre = directives(path, "ExecStartPre")
+    uvm = path.parent / "oce-nvidia-uvm.service"
+    assert directives(path, "ExecStartPre") == []
     if kind == "gpu":
-        assert pre == ["-+/sbin/modprobe nvidia_uvm", "-+/usr/bin/nvidia-modprobe -u -c=0"]
-        assert "nvidia-persistenced.service" in directives(path, "After")
+        assert "oce-nvidia-uvm.service" in " ".join(directives(path, "After") + directives(path, "Wants"))
+        assert "nvidia-persistenced.service" in " ".join(directives(path, "After"))
+        assert directives(uvm, "ExecStart") == ["-/sbin/modprobe nvidia_uvm", "-/usr/bin/nvidia-modprobe -u -c=0"]
+        assert directives(uvm, "Before") == ["ollama.service"] and directives(uvm, "Type") == ["oneshot"]
+        verified = (
+            subprocess.run([SYSTEMD_ANALYZE, "verify", str(uvm)], capture_output=True, text=True, check=False)
+            if SYSTEMD_ANALYZE
+            else None
+        )
+        assert verified is None or "oce-nvidia-uvm" not in verified.stderr, verified.stderr
     else:
-        assert pre == []
+        assert not uvm.exists()
 
 
 def test_extra_env_stays_out_of_the_readable_drop_in(unit):
