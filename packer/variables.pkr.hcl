@@ -36,7 +36,7 @@ variable "ubuntu_version" {
 
 variable "ollama_version" {
   type        = string
-  default     = "0.24.0"
+  default     = "0.32.15"
   description = "The Ollama release baked in (the ollama role's ollama_version); tagged oce-ollama-version."
   validation {
     condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?$", var.ollama_version))
