@@ -32,7 +32,7 @@ NODE_ARGS = {
     "wait_timeout": {"type": "int", "default": 900},
     # Where the node reads its tailnet key ({source, name}, as first_boot has it): checked to
     # exist before anything is created, never read.
-    "key_secret": {"type": "dict", "default": {}},
+    "key_secret": {"type": "dict", "default": {}, "no_log": False},
     # A stopped node whose zone has no capacity for its type is started again until this passes.
     "capacity_wait": {"type": "int", "default": 300},
 }
@@ -413,6 +413,14 @@ class Provider:
     def node(self, raw):
         raise NotImplementedError
 
+    def desired_tags(self):
+        """The tags (labels) this run wants on the node, checked before any call; None: none kept."""
+        return None
+
+    def retag(self, result, desired, check_mode):
+        """Bring the tags of a node that was there already to ``desired``; report it in ``result``."""
+        return result
+
 
 def converge(provider, state, check_mode, deployment, name):
     """Bring one node to ``state`` (present, running, stopped, absent); the result of the module.
@@ -422,6 +430,7 @@ def converge(provider, state, check_mode, deployment, name):
     mode report what would happen without calling anything that changes the cloud.
     """
     result = {"changed": False, "node": {}}
+    desired = provider.desired_tags() if state != "absent" else None
     found = provider.find()
     if len(found) > 1:
         raise CloudError(
@@ -462,4 +471,7 @@ def converge(provider, state, check_mode, deployment, name):
     result["node"] = provider.node(raw)
     after = state if check_mode and state != "present" else result["node"]["state"]
     result["diff"] = {"before": {"state": before}, "after": {"state": after}}
+    if desired is not None and before != "absent":
+        # A node that was there already: its tags may have drifted from this run's.
+        provider.retag(result, desired, check_mode)
     return result

@@ -9,9 +9,18 @@ import re
 import time
 from datetime import datetime
 
+from ansible_collections.ollama_cloud.engine.plugins.module_utils.cloud import CloudError
 from ansible_collections.ollama_cloud.engine.plugins.module_utils.fleet import (
+    LABEL_DEPLOYMENT,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
     node_record,
 )
+
+# What node_module.NodeModule asks of the local provider: its options and its "SDK" (the CLI).
+ARGS = {"podman_executable": {"type": "str", "default": "podman"}}
+HAS_SDK = True
+SDK = "podman"
 
 # podman's container states mapped onto the provider-neutral node states.
 _STATE_MAP = {
@@ -25,8 +34,8 @@ _STATE_MAP = {
 }
 
 
-class PodmanError(Exception):
-    pass
+class PodmanError(CloudError):
+    """A podman command that failed, told as a sentence (a CloudError, so the modules fail alike)."""
 
 
 class Podman:
@@ -74,6 +83,18 @@ class Podman:
             f"systemd in container {name} did not finish booting within {timeout}s "
             f"(last state: {state or 'no answer'!r}); see `podman logs {name}`"
         )
+
+
+def connect(params, module):
+    """The podman client of the module's options (node_module.NodeModule.client)."""
+    return Podman(module, params["podman_executable"])
+
+
+def find_nodes(podman, deployment=None):
+    """Inspect records of our containers: of ``deployment``, or all of ours."""
+    if deployment:
+        return podman.list_by_label(LABEL_DEPLOYMENT, deployment)
+    return podman.list_by_label(LABEL_MANAGED_BY, MANAGED_BY)
 
 
 def _epoch(iso):

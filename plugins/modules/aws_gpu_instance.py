@@ -99,7 +99,7 @@ options:
   volume_size:
     description:
       - Root volume size in GB; the catalog's C(disk_gb) for O(model) when omitted.
-      - It must hold the system and the model's weights (the catalog's C(size_gb) + 20 GB): a smaller size,
+      - It must hold the system and the model's weights (the catalog's C(size_gb) + 20 GB); a smaller size,
         0 or a negative one fails before any call.
     type: int
   key_secret:
@@ -278,9 +278,7 @@ retries:
   elements: list
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud, fleet
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud, fleet, node_module
 
 # The one secret check of every cloud (user data here, metadata on GCP).
 secret_in = cloud.secret_in
@@ -644,65 +642,54 @@ class AwsNode(cloud.Provider):
         return result
 
 
-def main():
-    argument_spec = dict(
-        aws.AWS_ARGS,
-        **cloud.NODE_ARGS,
-        subnet_ids={"type": "list", "elements": "str", "default": []},
-        zones={"type": "list", "elements": "str", "default": []},
-        security_group_ids={"type": "list", "elements": "str", "default": []},
-        instance_types={"type": "list", "elements": "str", "default": []},
-        image={"type": "str", "default": "golden"},
-        image_tags={"type": "dict", "default": {"oce-image": "ollama-node"}},
-        dlami_parameter={
-            "type": "str",
-            "default": "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
-        },
-        instance_profile={"type": "str"},
-        volume_size={"type": "int"},
-        user_data={"type": "str"},
-        tags={"type": "dict", "default": {}},
-        purge_tags={"type": "bool", "default": False},
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not aws.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"))
-    params = module.params
-
-    # Inputs first: a bad model, catalog or user_data fails before any API call.
-    cat_error = None
-    if params["state"] != "absent":
-        try:
-            cat = catalog.merge(params["catalog"])
-            if params["model"]:
-                entry = catalog.model_entry(cat, params["model"])
-                catalog.disk_size(params["model"], entry, params["volume_size"], "volume_size")
-                for itype in params["instance_types"]:
-                    catalog.check_fit(cat, params["model"], itype)
-        except catalog.CatalogError as exc:
-            cat_error = str(exc)
-    problems = check_inputs(params, cat_error, module.check_mode)
-    if problems:
-        module.fail_json(msg="; ".join(problems), changed=False)
-
+def catalog_problem(params):
+    """What is wrong with the model, the catalog, the volume size or the instance types (or None)."""
+    if params["state"] == "absent":
+        return None
     try:
-        ec2 = aws.connect(params, "ec2")
-        provider = AwsNode(
-            ec2,
-            params,
-            aws.connect(params, "ssm") if params["image"] == "dlami" else None,
-            lambda service: aws.connect(params, service, ec2.clock),
-        )
-        desired = provider.desired_tags() if params["state"] != "absent" else None
-        result = cloud.converge(provider, params["state"], module.check_mode, params["deployment"], params["name"])
-        if desired is not None and result["diff"]["before"]["state"] != "absent":
-            # An instance that was there already: its tags may have drifted from this run's.
-            provider.retag(result, desired, module.check_mode)
-        result["retries"] = ec2.retries
-    except (cloud.CloudError, catalog.CatalogError) as exc:
-        details = getattr(exc, "details", {})
-        module.fail_json(msg=str(exc), changed=False, **{k: v for k, v in details.items() if k != "last"})
-    module.exit_json(**result)
+        cat = catalog.merge(params["catalog"])
+        if params["model"]:
+            entry = catalog.model_entry(cat, params["model"])
+            catalog.disk_size(params["model"], entry, params["volume_size"], "volume_size")
+            for itype in params["instance_types"]:
+                catalog.check_fit(cat, params["model"], itype)
+    except catalog.CatalogError as exc:
+        return str(exc)
+    return None
+
+
+def main():
+    base = node_module.NodeModule(
+        aws,
+        {
+            "subnet_ids": {"type": "list", "elements": "str", "default": []},
+            "zones": {"type": "list", "elements": "str", "default": []},
+            "security_group_ids": {"type": "list", "elements": "str", "default": []},
+            "instance_types": {"type": "list", "elements": "str", "default": []},
+            "image": {"type": "str", "default": "golden"},
+            "image_tags": {"type": "dict", "default": {"oce-image": "ollama-node"}},
+            "dlami_parameter": {
+                "type": "str",
+                "default": "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
+            },
+            "instance_profile": {"type": "str"},
+            "volume_size": {"type": "int"},
+            "user_data": {"type": "str"},
+            "tags": {"type": "dict", "default": {}},
+            "purge_tags": {"type": "bool", "default": False},
+        },
+        node=True,
+    )
+    params = base.params
+    # Inputs first: a bad model, catalog or user_data fails before any API call.
+    base.check(check_inputs(params, catalog_problem(params), base.check_mode))
+
+    def provider():
+        ec2 = base.client("ec2")
+        ssm = base.client("ssm", ec2.clock) if params["image"] == "dlami" else None
+        return AwsNode(ec2, params, ssm, lambda service: base.client(service, ec2.clock))
+
+    base.converge(provider)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,7 @@ options:
     type: str
 extends_documentation_fragment:
   - ollama_cloud.engine.aws
-attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
+  - ollama_cloud.engine.info_module
 author:
   - ollama_cloud.engine maintainers (@ollama-cloud)
 """
@@ -47,22 +41,13 @@ nodes:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, cloud
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, node_module
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(aws.AWS_ARGS, deployment={"type": "str"}), supports_check_mode=True)
-    if not aws.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"))
-    try:
-        ec2 = aws.connect(module.params, "ec2")
-        found = aws.find_instances(ec2, module.params["deployment"])
-    except cloud.CloudError as exc:
-        module.fail_json(msg=exc.msg)
-    nodes = [aws.priced_node(i, ec2.region) for i in found]
-    module.exit_json(changed=False, nodes=sorted(nodes, key=lambda n: (n["name"], n["id"])))
+    node_module.info(
+        aws, aws.find_instances, lambda ec2, raw: aws.priced_node(raw, ec2.region), lambda base: base.client("ec2")
+    )
 
 
 if __name__ == "__main__":

@@ -160,9 +160,7 @@ retries:
   elements: list
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, cloud, fleet, images
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, cloud, fleet, images, node_module
 
 # Every state of an instance but terminated still holds on to its image.
 HOLDING_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
@@ -366,33 +364,17 @@ def prune(ec2, params, check_mode):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            aws.AWS_ARGS,
-            **images.PRUNE_ARGS,
+    base = node_module.NodeModule(
+        aws,
+        dict(
+            images.PRUNE_ARGS,
             group_tag={"type": "str", "default": "oce-image"},
             image_names={"type": "list", "elements": "str", "default": []},
             delete_snapshots={"type": "bool", "default": True},
         ),
-        supports_check_mode=True,
     )
-    if not aws.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"))
-    params = module.params
-    problems = check_inputs(params)
-    if problems:
-        module.fail_json(msg="; ".join(problems), changed=False)
-
-    ec2 = None
-    try:
-        ec2 = aws.connect(params, "ec2")
-        result = prune(ec2, params, module.check_mode)
-    except cloud.CloudError as exc:
-        details = dict(exc.details)
-        details.setdefault("changed", False)
-        module.fail_json(msg=exc.msg, retries=ec2.retries if ec2 else [], **details)
-    result["retries"] = ec2.retries
-    module.exit_json(**result)
+    base.check(check_inputs(base.params))
+    base.run(lambda: prune(base.client("ec2"), base.params, base.check_mode))
 
 
 if __name__ == "__main__":

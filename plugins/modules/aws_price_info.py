@@ -45,13 +45,7 @@ options:
     default: us-east-1
 extends_documentation_fragment:
   - ollama_cloud.engine.aws
-attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
+  - ollama_cloud.engine.info_module
 notes:
   - The credentials need C(pricing:GetProducts). The Pricing API is free of charge.
   - Savings plans, reserved instances, spot prices, data transfer and NAT data processing are not read.
@@ -126,9 +120,7 @@ retries:
 import datetime
 import json
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud, node_module
 
 PRICING_REGIONS = ["us-east-1", "eu-central-1", "ap-south-1"]
 SOURCE = "AWS Pricing API"
@@ -233,33 +225,29 @@ def read_prices(api, region, instance_types, today=None):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            aws.AWS_ARGS,
-            instance_types={"type": "list", "elements": "str", "required": True},
-            pricing_region={"type": "str", "choices": PRICING_REGIONS, "default": "us-east-1"},
-        ),
-        supports_check_mode=True,
+    base = node_module.NodeModule(
+        aws,
+        {
+            "instance_types": {"type": "list", "elements": "str", "required": True},
+            "pricing_region": {"type": "str", "choices": PRICING_REGIONS, "default": "us-east-1"},
+        },
     )
-    if not aws.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"))
-    params = module.params
+    params = base.params
     region = params["region"]
     types = [t for t in params["instance_types"] if t]
     if not types:
-        module.fail_json(msg="instance_types is empty: name at least one EC2 instance type to price, e.g. g5.xlarge")
+        base.fail("instance_types is empty: name at least one EC2 instance type to price, e.g. g5.xlarge")
     if not region:
-        module.fail_json(msg="no AWS region given: set region (or AWS_REGION) to the region whose prices to read")
-    api = None
-    try:
+        base.fail("no AWS region given: set region (or AWS_REGION) to the region whose prices to read")
+
+    def work():
         if region not in aws.known_regions():
             raise cloud.CloudError(f"region {region!r} is not an AWS region this botocore knows; check the spelling")
         # The Pricing API answers only in PRICING_REGIONS, for every region's prices.
-        api = aws.connect(dict(params, region=params["pricing_region"]), "pricing")
-        prices = read_prices(api, region, types)
-    except cloud.CloudError as exc:
-        module.fail_json(msg=exc.msg, retries=api.retries if api else [], **exc.details)
-    module.exit_json(changed=False, prices=prices, retries=api.retries)
+        api = base.client("pricing", params=dict(params, region=params["pricing_region"]))
+        return {"changed": False, "prices": read_prices(api, region, types)}
+
+    base.run(work)
 
 
 if __name__ == "__main__":

@@ -90,12 +90,12 @@ options:
   disk_size:
     description:
       - Boot disk size in GB; the catalog's C(disk_gb) for O(model) when omitted.
-      - It must hold the system and the model's weights (the catalog's C(size_gb) + 20 GB): a smaller size,
+      - It must hold the system and the model's weights (the catalog's C(size_gb) + 20 GB); a smaller size,
         0 or a negative one fails before any call.
     type: int
   key_secret:
     description:
-      - Where the node reads its Tailscale auth key, C({source: gcp_secretmanager, name}), the name a secret id
+      - Where the node reads its Tailscale auth key, C(source) V(gcp_secretmanager) and C(name), the name a secret id
         of the project or C(projects/P/secrets/S).
       - When given, a create checks that the secret has an enabled latest version before anything is created;
         its value is never read.
@@ -325,9 +325,7 @@ retries:
   elements: list
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog, cloud, fleet, gcp
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog, cloud, fleet, gcp, node_module
 
 # How many earlier generations one insert steps over (see GcpNode.insert_once) before it gives up.
 STALE_REQUESTS = 5
@@ -669,7 +667,7 @@ class GcpNode(cloud.Provider):
 
     # --------------------------------------------------------------- label drift
 
-    def desired_labels(self):
+    def desired_tags(self):
         """The labels this run wants on the VM; a bad user label key fails before any call."""
         params = self.params
         return gcp.our_labels(params["deployment"], params["model"], params["environment"], params["labels"])
@@ -677,7 +675,7 @@ class GcpNode(cloud.Provider):
     def drift(self, labels, desired):
         return cloud.tag_drift(labels, desired, self.params["purge_labels"], gcp.RESERVED_LABEL_PREFIXES)
 
-    def relabel(self, result, desired, check_mode):
+    def retag(self, result, desired, check_mode):
         """Bring the labels of an existing VM, and the metadata key with the model's name, to this run's.
 
         Reported in ``result`` (changed, labels_changed, the diff); in check mode nothing is sent.
@@ -791,67 +789,51 @@ def check_inputs(params, cat_error):
     return [p for p in problems if p]
 
 
-def main():
-    argument_spec = dict(
-        gcp.GCP_ARGS,
-        **cloud.NODE_ARGS,
-        zones={"type": "list", "elements": "str", "default": []},
-        subnetwork={"type": "str"},
-        machine_types={"type": "list", "elements": "str", "default": []},
-        image={"type": "str", "default": "golden"},
-        image_family={"type": "str", "default": "ollama-node"},
-        disk_size={"type": "int"},
-        service_account_email={"type": "str"},
-        scopes={
-            "type": "list",
-            "elements": "str",
-            "default": [
-                "https://www.googleapis.com/auth/logging.write",
-                "https://www.googleapis.com/auth/monitoring.write",
-            ],
-        },
-        secure_boot={"type": "bool", "default": True},
-        network_tags={"type": "list", "elements": "str", "default": []},
-        metadata={"type": "dict", "default": {}},
-        user_data={"type": "str"},
-        labels={"type": "dict", "default": {}},
-        purge_labels={"type": "bool", "default": False},
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not gcp.HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth and requests"))
-    params = module.params
-
-    # Inputs first: a bad model, catalog, name or metadata fails before any API call.
-    cat_error = None
-    if params["state"] != "absent" and params["model"]:
-        try:
-            cat = catalog.merge(params["catalog"])
-            catalog.gcp_options(cat, params["model"], params["machine_types"])
-            entry = catalog.model_entry(cat, params["model"])
-            catalog.disk_size(params["model"], entry, params["disk_size"], "disk_size")
-        except catalog.CatalogError as exc:
-            cat_error = str(exc)
-    problems = check_inputs(params, cat_error)
-    if problems:
-        module.fail_json(msg="; ".join(problems), changed=False)
-
-    retries = []
+def catalog_problem(params):
+    """What is wrong with the model, the catalog, the machine types or the disk size (or None)."""
+    if params["state"] == "absent" or not params["model"]:
+        return None
     try:
-        api = gcp.connect(params)
-        retries = api.retries
-        provider = GcpNode(api, params, warn=module.warn)
-        desired = provider.desired_labels() if params["state"] != "absent" else None
-        result = cloud.converge(provider, params["state"], module.check_mode, params["deployment"], params["name"])
-        if desired is not None and result["diff"]["before"]["state"] != "absent":
-            # A node that was there already: its labels may have drifted from this run's.
-            provider.relabel(result, desired, module.check_mode)
-    except (cloud.CloudError, catalog.CatalogError) as exc:
-        details = getattr(exc, "details", {})
-        keep = {k: v for k, v in details.items() if k in ("placement", "code", "operation")}
-        module.fail_json(msg=str(exc), changed=False, retries=retries, **keep)
-    result["retries"] = retries
-    module.exit_json(**result)
+        cat = catalog.merge(params["catalog"])
+        catalog.gcp_options(cat, params["model"], params["machine_types"])
+        entry = catalog.model_entry(cat, params["model"])
+        catalog.disk_size(params["model"], entry, params["disk_size"], "disk_size")
+    except catalog.CatalogError as exc:
+        return str(exc)
+    return None
+
+
+def main():
+    base = node_module.NodeModule(
+        gcp,
+        {
+            "zones": {"type": "list", "elements": "str", "default": []},
+            "subnetwork": {"type": "str"},
+            "machine_types": {"type": "list", "elements": "str", "default": []},
+            "image": {"type": "str", "default": "golden"},
+            "image_family": {"type": "str", "default": "ollama-node"},
+            "disk_size": {"type": "int"},
+            "service_account_email": {"type": "str"},
+            "scopes": {
+                "type": "list",
+                "elements": "str",
+                "default": [
+                    "https://www.googleapis.com/auth/logging.write",
+                    "https://www.googleapis.com/auth/monitoring.write",
+                ],
+            },
+            "secure_boot": {"type": "bool", "default": True},
+            "network_tags": {"type": "list", "elements": "str", "default": []},
+            "metadata": {"type": "dict", "default": {}},
+            "user_data": {"type": "str"},
+            "labels": {"type": "dict", "default": {}},
+            "purge_labels": {"type": "bool", "default": False},
+        },
+        node=True,
+    )
+    # Inputs first: a bad model, catalog, name or metadata fails before any API call.
+    base.check(check_inputs(base.params, catalog_problem(base.params)))
+    base.converge(lambda: GcpNode(base.client(), base.params, warn=base.module.warn))
 
 
 if __name__ == "__main__":

@@ -20,13 +20,7 @@ options:
     type: str
 extends_documentation_fragment:
   - ollama_cloud.engine.gcp
-attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
+  - ollama_cloud.engine.info_module
 author:
   - ollama_cloud.engine maintainers (@ollama-cloud)
 """
@@ -47,22 +41,11 @@ nodes:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, gcp
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import gcp, node_module
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(gcp.GCP_ARGS, deployment={"type": "str"}), supports_check_mode=True)
-    if not gcp.HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth and requests"))
-    try:
-        api = gcp.connect(module.params)
-        found = gcp.find_instances(api, module.params["deployment"])
-    except cloud.CloudError as exc:
-        module.fail_json(msg=exc.msg)
-    nodes = [gcp.priced_node(i) for i in found]
-    module.exit_json(changed=False, nodes=sorted(nodes, key=lambda n: (n["name"], n["id"])))
+    node_module.info(gcp, gcp.find_instances, lambda api, raw: gcp.priced_node(raw))
 
 
 if __name__ == "__main__":

@@ -192,9 +192,7 @@ retries:
 import re
 import uuid
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, fleet, gcp, images
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, fleet, gcp, images, node_module
 
 # Deprecation states that already say more than DEPRECATED: state=deprecated leaves them as they are.
 BEYOND_DEPRECATED = ("OBSOLETE", "DELETED")
@@ -437,31 +435,17 @@ def prune(api, params, check_mode):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            gcp.GCP_ARGS,
-            **images.PRUNE_ARGS,
+    base = node_module.NodeModule(
+        gcp,
+        dict(
+            images.PRUNE_ARGS,
             families={"type": "list", "elements": "str", "default": []},
             state={"type": "str", "default": "deprecated", "choices": ["deprecated", "absent"]},
             wait_timeout={"type": "int", "default": 600},
         ),
-        supports_check_mode=True,
     )
-    if not gcp.HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth and requests"))
-    problems = check_inputs(module.params)
-    if problems:
-        module.fail_json(msg="; ".join(problems), changed=False)
-
-    api = None
-    try:
-        api = gcp.connect(module.params)
-        result = prune(api, module.params, module.check_mode)
-    except cloud.CloudError as exc:
-        details = dict(exc.details)
-        details.setdefault("changed", False)
-        module.fail_json(msg=exc.msg, retries=api.retries if api else [], **details)
-    module.exit_json(retries=api.retries, **result)
+    base.check(check_inputs(base.params))
+    base.run(lambda: prune(base.client(), base.params, base.check_mode))
 
 
 if __name__ == "__main__":

@@ -164,9 +164,7 @@ retries:
 import ipaddress
 import uuid
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, fleet, gcp
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, fleet, gcp, node_module
 
 IAP_RANGE = "35.235.240.0/20"
 # Below every rule a user adds (default 1000), above the implied deny (65535).
@@ -484,55 +482,49 @@ def check_inputs(params):
     return [p for p in problems if p]
 
 
-def main():
-    argument_spec = dict(
-        gcp.GCP_ARGS,
-        deployment={"type": "str", "required": True},
-        name={"type": "str"},
-        region={"type": "str", "required": True},
-        state={"type": "str", "default": "present", "choices": ["present", "absent"]},
-        subnet_cidr={"type": "str", "default": "10.64.0.0/20"},
-        egress={"type": "str", "default": "nat", "choices": ["nat", "none"]},
-        iap_ssh={"type": "bool", "default": False},
-        wait_timeout={"type": "int", "default": 600},
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not gcp.HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth and requests"))
-    problems = check_inputs(module.params)
-    if problems:
-        module.fail_json(msg="; ".join(problems), changed=False)
-
-    retries, net = [], None
-    try:
-        api = gcp.connect(module.params)
-        retries = api.retries
-        net = Network(api, module.params, module.check_mode)
-        if module.params["state"] == "present":
-            before, after, network = net.present()
-        else:
-            before, after, network = net.absent()
-    except cloud.CloudError as exc:
-        done = net.actions if net and not module.check_mode else []
-        module.fail_json(
-            msg=exc.msg
-            + (
-                f" (done before the failure: {'; '.join(done[:-1])}; run again to finish the network, "
-                "or state=absent (playbooks/destroy.yml) to remove what was made)"
-                if len(done) > 1
-                else ""
-            ),
-            changed=len(done) > 1,
-            actions=done,
-            retries=retries,
+def partly_done(exc, done):
+    """``exc`` with what this run did before it (the last action is the one that failed)."""
+    msg = exc.msg
+    if len(done) > 1:
+        msg += (
+            f" (done before the failure: {'; '.join(done[:-1])}; run again to finish the network, "
+            "or state=absent (playbooks/destroy.yml) to remove what was made)"
         )
-    module.exit_json(
-        changed=bool(net.actions),
-        network=network,
-        actions=net.actions,
-        retries=retries,
-        diff={"before": before, "after": after},
+    return cloud.CloudError(msg, **dict(exc.details, changed=len(done) > 1, actions=done))
+
+
+def main():
+    base = node_module.NodeModule(
+        gcp,
+        {
+            "deployment": {"type": "str", "required": True},
+            "name": {"type": "str"},
+            "region": {"type": "str", "required": True},
+            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+            "subnet_cidr": {"type": "str", "default": "10.64.0.0/20"},
+            "egress": {"type": "str", "default": "nat", "choices": ["nat", "none"]},
+            "iap_ssh": {"type": "bool", "default": False},
+            "wait_timeout": {"type": "int", "default": 600},
+        },
     )
+    base.check(check_inputs(base.params))
+
+    def work():
+        net = None
+        try:
+            net = Network(base.client(), base.params, base.check_mode)
+            # state present or absent: the method of that name.
+            before, after, network = getattr(net, base.params["state"])()
+        except cloud.CloudError as exc:
+            raise partly_done(exc, net.actions if net and not base.check_mode else []) from None
+        return {
+            "changed": bool(net.actions),
+            "network": network,
+            "actions": net.actions,
+            "diff": {"before": before, "after": after},
+        }
+
+    base.run(work)
 
 
 if __name__ == "__main__":

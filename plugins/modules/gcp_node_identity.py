@@ -171,9 +171,7 @@ retries:
 import copy
 import re
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, fleet, gcp
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, fleet, gcp, node_module
 
 PROJECT_ROLES = ("roles/logging.logWriter", "roles/monitoring.metricWriter")
 SECRET_ROLE = "roles/secretmanager.secretAccessor"
@@ -532,50 +530,39 @@ def explain(exc):
 
 
 def main():
-    argument_spec = dict(
-        gcp.GCP_ARGS,
-        deployment={"type": "str", "required": True},
-        state={"type": "str", "default": "present", "choices": ["present", "absent"]},
+    base = node_module.NodeModule(
+        gcp,
+        {
+            "deployment": {"type": "str", "required": True},
+            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+        },
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not gcp.HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth and requests"))
-    problems = check_inputs(module.params)
-    if problems:
-        module.fail_json(msg="; ".join(problems), changed=False)
+    base.check(check_inputs(base.params))
 
-    ident = None
-    try:
-        apis = gcp.connect_apis(module.params, ("iam", "cloudresourcemanager", "secretmanager"))
-        ident = Identity(apis, module.params, module.check_mode)
-        if module.params["state"] == "present":
-            before, after, account = ident.present()
-        else:
-            before, after, account = ident.absent()
-    except cloud.CloudError as exc:
-        done = ident.done if ident else []
-        module.fail_json(
-            msg=explain(exc)
-            + (
-                f" (done before the failure: {'; '.join(done)}; run again to finish, or state=absent to remove it)"
-                if done
-                else ""
-            ),
-            changed=bool(done),
-            actions=done,
-            retries=ident.retries if ident else [],
-        )
-    module.exit_json(
-        changed=bool(ident.actions),
-        service_account_email=ident.email,
-        service_account=account_record(account),
-        project_roles=after["project_roles"],
-        secret=ident.secret,
-        actions=ident.actions,
-        conflicts=ident.conflicts,
-        retries=ident.retries,
-        diff={"before": before, "after": after},
-    )
+    def work():
+        ident = None
+        try:
+            apis = base.client(("iam", "cloudresourcemanager", "secretmanager"), connect=gcp.connect_apis)
+            ident = Identity(apis, base.params, base.check_mode)
+            # state present or absent: the method of that name.
+            before, after, account = getattr(ident, base.params["state"])()
+        except cloud.CloudError as exc:
+            done = ident.done if ident else []
+            then = f" (done before the failure: {'; '.join(done)}; run again to finish, or state=absent to remove it)"
+            details = dict(exc.details, changed=bool(done), actions=done)
+            raise cloud.CloudError(explain(exc) + (then if done else ""), **details) from None
+        return {
+            "changed": bool(ident.actions),
+            "service_account_email": ident.email,
+            "service_account": account_record(account),
+            "project_roles": after["project_roles"],
+            "secret": ident.secret,
+            "actions": ident.actions,
+            "conflicts": ident.conflicts,
+            "diff": {"before": before, "after": after},
+        }
+
+    base.run(work)
 
 
 if __name__ == "__main__":

@@ -147,18 +147,13 @@ command:
 
 import re
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, node_module, podman
 from ansible_collections.ollama_cloud.engine.plugins.module_utils.fleet import (
     deployment_labels,
     is_ours,
     validate_deployment,
 )
-from ansible_collections.ollama_cloud.engine.plugins.module_utils.podman import (
-    Podman,
-    PodmanError,
-    container_node,
-)
+from ansible_collections.ollama_cloud.engine.plugins.module_utils.podman import container_node
 
 CAPABILITY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -206,99 +201,106 @@ def run_args(params):
     return args + [params["image"], "/sbin/init"]
 
 
-def check_inputs(module, podman):
-    """Everything that can be wrong before anything is created."""
-    params = module.params
+def check_inputs(params, client):
+    """Everything that can be wrong before anything is created, as sentences."""
     problems = [validate_deployment(params["deployment"])]
     if not 0 <= params["api_port"] <= 65535:
         problems.append("api_port %d is not a TCP port (0-65535)" % params["api_port"])
     problems += capability_problems(params["capabilities"])
-    if not podman.image_exists(params["image"]):
+    if not client.image_exists(params["image"]):
         problems.append("image {} does not exist: build it with `rig/setup image` or set image".format(params["image"]))
-    if params["network"] and not podman.network_exists(params["network"]):
+    if params["network"] and not client.network_exists(params["network"]):
         problems.append("podman network {} does not exist: create it or leave network unset".format(params["network"]))
-    problems = [p for p in problems if p]
-    if problems:
-        module.fail_json(msg="; ".join(problems))
+    return [p for p in problems if p]
+
+
+class LocalNode(cloud.Provider):
+    """The local_node side of cloud.converge: a systemd container plays the node."""
+
+    remove_verb = "remove"
+
+    def __init__(self, client, params, warn=None):
+        self.podman = client
+        self.params = params
+        self.warn = warn or (lambda msg: None)
+
+    def find(self):
+        params, name = self.params, self.params["name"]
+        info = self.podman.inspect(name)
+        if info is None:
+            return []
+        if not is_ours((info.get("Config") or {}).get("Labels"), params["deployment"]):
+            raise cloud.CloudError(
+                "a container named {} exists but is not part of deployment {}: "
+                "pick another name or remove it yourself".format(name, params["deployment"])
+            )
+        missing = missing_capabilities(info, params["capabilities"]) if params["state"] != "absent" else []
+        if missing:
+            self.warn(
+                "node {} was created without the capabilities {}, which are only added at creation: "
+                "remove it (state=absent) and create it again to have them".format(name, ", ".join(missing))
+            )
+        return [info]
+
+    def ident(self, raw):
+        return raw.get("Name", "").lstrip("/")
+
+    def state(self, raw):
+        return self.node(raw)["state"]
+
+    def node(self, raw):
+        return container_node(raw, self.params["api_port"])
+
+    def plan(self):
+        problems = check_inputs(self.params, self.podman)
+        if problems:
+            raise cloud.CloudError("; ".join(problems))
+        return run_args(self.params)
+
+    def preview(self, plan):
+        return {"command": [self.podman.executable] + plan}
+
+    def create(self, plan):
+        name = self.params["name"]
+        self.podman.run(*plan)
+        try:
+            self.podman.wait_for_systemd(name, self.params["boot_timeout"])
+        except podman.PodmanError:
+            self.podman.run("rm", "-f", "-t", "0", name, check=False)
+            raise
+        return self.podman.inspect(name), {}
+
+    def start(self, raw):
+        name = self.ident(raw)
+        self.podman.run("start", name)
+        self.podman.wait_for_systemd(name, self.params["boot_timeout"])
+        return raw
+
+    def stop(self, raw):
+        self.podman.run("stop", "-t", "30", self.ident(raw))
+        return raw
+
+    def delete(self, raw):
+        self.podman.run("rm", "-f", "-t", "10", self.ident(raw))
+
+    def refresh(self, raw):
+        return self.podman.inspect(self.ident(raw))
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "name": {"type": "str", "required": True},
-            "deployment": {"type": "str", "required": True},
-            "state": {"type": "str", "default": "running", "choices": ["present", "running", "stopped", "absent"]},
-            "model": {"type": "str"},
-            "environment": {"type": "str"},
+    base = node_module.NodeModule(
+        podman,
+        {
             "image": {"type": "str", "default": "localhost/oce-node:bookworm"},
             "network": {"type": "str"},
             "extra_hosts": {"type": "dict", "default": {}},
             "api_port": {"type": "int", "default": 11434},
             "capabilities": {"type": "list", "elements": "str", "default": []},
             "boot_timeout": {"type": "int", "default": 120},
-            "podman_executable": {"type": "str", "default": "podman"},
         },
-        supports_check_mode=True,
+        node=("name", "deployment", "state", "model", "environment"),
     )
-    params = module.params
-    podman = Podman(module, params["podman_executable"])
-    name, state = params["name"], params["state"]
-    result = {"changed": False, "node": {}}
-
-    try:
-        info = podman.inspect(name)
-        if info is not None and not is_ours((info.get("Config") or {}).get("Labels"), params["deployment"]):
-            module.fail_json(
-                msg="a container named {} exists but is not part of deployment {}: "
-                "pick another name or remove it yourself".format(name, params["deployment"])
-            )
-        before = container_node(info, params["api_port"])["state"] if info else "absent"
-        if info is not None and state != "absent":
-            missing = missing_capabilities(info, params["capabilities"])
-            if missing:
-                module.warn(
-                    "node {} was created without the capabilities {}, which are only added at creation: "
-                    "remove it (state=absent) and create it again to have them".format(name, ", ".join(missing))
-                )
-
-        if state == "absent":
-            if info is not None:
-                result["changed"] = True
-                if not module.check_mode:
-                    podman.run("rm", "-f", "-t", "10", name)
-            result["diff"] = {"before": {"state": before}, "after": {"state": "absent"}}
-            module.exit_json(**result)
-
-        if info is None:
-            check_inputs(module, podman)
-            result["command"] = [podman.executable] + run_args(params)
-            result["changed"] = True
-            if module.check_mode:
-                result["diff"] = {"before": {"state": "absent"}, "after": {"state": "running"}}
-                module.exit_json(**result)
-            podman.run(*run_args(params))
-            try:
-                podman.wait_for_systemd(name, params["boot_timeout"])
-            except PodmanError:
-                podman.run("rm", "-f", "-t", "0", name, check=False)
-                raise
-        elif state == "running" and before != "running":
-            result["changed"] = True
-            if not module.check_mode:
-                podman.run("start", name)
-                podman.wait_for_systemd(name, params["boot_timeout"])
-        elif state == "stopped" and before not in ("stopped",):
-            result["changed"] = True
-            if not module.check_mode:
-                podman.run("stop", "-t", "30", name)
-
-        info = podman.inspect(name) if not module.check_mode else info
-        result["node"] = container_node(info, params["api_port"]) if info else {}
-        after = state if module.check_mode and state != "present" else result["node"].get("state", before)
-        result["diff"] = {"before": {"state": before}, "after": {"state": after}}
-    except PodmanError as exc:
-        module.fail_json(msg=str(exc), **result)
-    module.exit_json(**result)
+    base.converge(lambda: LocalNode(base.client(base.module), base.params, base.module.warn), retries=False)
 
 
 if __name__ == "__main__":

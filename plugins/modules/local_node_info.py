@@ -20,13 +20,8 @@ options:
     description: The podman program.
     type: str
     default: podman
-attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
+extends_documentation_fragment:
+  - ollama_cloud.engine.info_module
 author:
   - ollama_cloud.engine maintainers (@ollama-cloud)
 """
@@ -46,38 +41,13 @@ nodes:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ollama_cloud.engine.plugins.module_utils.fleet import (
-    LABEL_DEPLOYMENT,
-    LABEL_MANAGED_BY,
-    MANAGED_BY,
-)
-from ansible_collections.ollama_cloud.engine.plugins.module_utils.podman import (
-    Podman,
-    PodmanError,
-    container_node,
-)
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import node_module, podman
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "deployment": {"type": "str"},
-            "podman_executable": {"type": "str", "default": "podman"},
-        },
-        supports_check_mode=True,
+    node_module.info(
+        podman, podman.find_nodes, lambda client, raw: podman.container_node(raw), lambda base: base.client(base.module)
     )
-    podman = Podman(module, module.params["podman_executable"])
-    try:
-        if module.params["deployment"]:
-            found = podman.list_by_label(LABEL_DEPLOYMENT, module.params["deployment"])
-        else:
-            found = podman.list_by_label(LABEL_MANAGED_BY, MANAGED_BY)
-    except PodmanError as exc:
-        module.fail_json(msg=str(exc))
-    nodes = [container_node(info) for info in found if info]
-    module.exit_json(changed=False, nodes=sorted(nodes, key=lambda n: n["name"]))
 
 
 if __name__ == "__main__":

@@ -116,7 +116,9 @@ def test_a_plan_before_the_network_exists_checks_zones_image_and_key(moto, capsy
     assert res["launch_spec"]["NetworkInterfaces"][0]["SubnetId"] == "(new subnet in us-east-1a)"
     assert moto.instances() == []
 
-    res = run(capsys, _ansible_check_mode=True, **dict(args, image="golden"))
+    golden = dict(args)
+    golden["image"] = "golden"
+    res = run(capsys, _ansible_check_mode=True, **golden)
     assert res["failed"] is True and "no golden image" in res["msg"], res
 
     secrets.create_secret(Name="oce/t2/tailscale")  # a secret with no value yet

@@ -343,7 +343,7 @@ def no_capacity(stub):
 def test_a_start_in_a_zone_out_of_capacity_is_asked_again_until_there_is_some():
     node, ec2, stub = stopped_node(capacity_wait=300)
     raw = dict(instance("stopped"), Placement={"AvailabilityZone": "us-east-1a"})
-    for _ in range(3):
+    for _answer in range(3):
         no_capacity(stub)
     stub.add_response("start_instances", {"StartingInstances": []}, {"InstanceIds": ["i-0abc"]})
     with stub:
@@ -357,7 +357,7 @@ def test_a_start_out_of_capacity_past_the_wait_fails_with_the_choices():
     raw = dict(
         instance("stopped"), Placement={"AvailabilityZone": "us-east-1a"}, Tags=[{"Key": "Name", "Value": "oce-t"}]
     )
-    for _ in range(10):
+    for _answer in range(10):
         no_capacity(stub)
     with stub, pytest.raises(cloud.CloudError) as err:
         cloud.start_when_free(node, raw, node.capacity_wait, node.clock)
