@@ -36,7 +36,8 @@ source "googlecompute" "gcp" {
   on_host_maintenance = "TERMINATE"
 
   # Private build: no external IP; Packer reaches the VM through an IAP TCP tunnel (a firewall rule
-  # must allow 35.235.240.0/20 to port 22 for the network tag below).
+  # must admit IAP's range to port 22 for the network tag below, as ollama_cloud.engine.gcp_network's
+  # iap_ssh rule does; packer/README.md gives the range).
   omit_external_ip      = true
   use_internal_ip       = true
   use_iap               = true
