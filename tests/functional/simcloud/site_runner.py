@@ -102,9 +102,19 @@ def via_tailnet(controller, url, body=None, timeout=30):
         return json.loads(response.read())
 
 
-def generate(controller, url, timeout=300):
+def generate(controller, url, timeout=300, settle=90):
+    """One completion over the tailnet. Right after a node restarts, the controller's tailscaled
+    may answer 502 until its path to the node is made again (as it may to any client): asked
+    again for up to ``settle`` seconds, then the error stands."""
     body = {"model": MODEL, "prompt": "The sky is", "stream": False, "options": {"num_predict": 8}}
-    return via_tailnet(controller, url + "/api/generate", body, timeout=timeout)
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            return via_tailnet(controller, url + "/api/generate", body, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (502, 503, 504) or time.monotonic() > deadline:
+                raise
+            time.sleep(5)
 
 
 def ollama_url_of(out):
