@@ -21,6 +21,8 @@ import sys
 import pytest
 import yaml
 
+from ansible_collections.ollama_cloud.engine.tests.unit.roles.playbook_runner import run_playbook
+
 ROOT = pathlib.Path(__file__).parents[3]
 ROLE = ROOT / "roles" / "monitoring_agent"
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
@@ -415,16 +417,7 @@ def validation_messages(tmp_path_factory):
     }
     playbook = out / "validate.yml"
     playbook.write_text(yaml.safe_dump([play], sort_keys=False))
-    beside = pathlib.Path(sys.executable).parent / "ansible-playbook"
-    result = subprocess.run(
-        [str(beside) if beside.exists() else "ansible-playbook", "-i", "localhost,", str(playbook)],
-        cwd=ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_playbook(playbook)
     assert result.returncode == 0, result.stdout + result.stderr
     # Nothing but the collected messages was written.
     assert sorted(p.name for p in out.iterdir()) == ["messages.json", "validate.yml"]

@@ -7,13 +7,13 @@ With a registry mirror, every model the mirror rewrote is also published under t
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import subprocess
 import sys
 
 import pytest
 import yaml
+
+from ansible_collections.ollama_cloud.engine.tests.unit.roles.playbook_runner import run_playbook
 
 ROOT = pathlib.Path(__file__).parents[3]
 MIRROR = "models.internal:5000"
@@ -86,17 +86,7 @@ def play(node, tmp_path, check=False, **role_vars):
             sort_keys=False,
         )
     )
-    beside = pathlib.Path(sys.executable).parent / "ansible-playbook"
-    result = subprocess.run(
-        [str(beside) if beside.exists() else "ansible-playbook", "-i", "localhost,", str(playbook)]
-        + (["--check"] if check else []),
-        cwd=ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_playbook(playbook, *(["--check"] if check else []))
     assert result.returncode == 0, result.stdout + result.stderr
     recap = result.stdout.rsplit("PLAY RECAP", 1)[1]
     changed = int(recap.split("changed=", 1)[1].split()[0])

@@ -6,7 +6,6 @@ exposure at or below what was measured when the sandbox was last tightened."""
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import shutil
@@ -15,6 +14,8 @@ import sys
 
 import pytest
 import yaml
+
+from ansible_collections.ollama_cloud.engine.tests.unit.roles.playbook_runner import run_playbook
 
 ROOT = pathlib.Path(__file__).parents[3]
 ROLE = ROOT / "roles" / "ollama"
@@ -48,17 +49,7 @@ def play(where: pathlib.Path, body: dict, extra_vars: pathlib.Path | None = None
     header = {"hosts": "localhost", "connection": "local", "gather_facts": False}
     header["vars"] = {"ansible_python_interpreter": sys.executable}
     playbook.write_text(yaml.safe_dump([dict(header, **body)], sort_keys=False))
-    beside = pathlib.Path(sys.executable).parent / "ansible-playbook"
-    command = [str(beside) if beside.exists() else "ansible-playbook", "-i", "localhost,", str(playbook)]
-    return subprocess.run(
-        command + (["-e", "@%s" % extra_vars] if extra_vars else []),
-        cwd=ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_playbook(playbook, *(["-e", "@%s" % extra_vars] if extra_vars else []))
 
 
 EXTRA_ENV = {"OCE_TEST_SECRET": SECRET, "HTTPS_PROXY": "http://u:p@proxy.internal:3128"}
