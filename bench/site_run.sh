@@ -4,11 +4,13 @@
 #  2. a second site.yml on the converged node: wall seconds and changed count (target 0), and
 #     its ten slowest tasks (ansible.posix.profile_tasks)
 # Uses its own deployment and port so the demo node is left alone; destroys it at the end.
+#   OCE_BENCH_DEPLOYMENT (default bench) and OCE_BENCH_PORT (default 11435): to run two at once.
 # shellcheck source-path=SCRIPTDIR source=../rig/lib.sh
 . "$(dirname "$0")/../rig/lib.sh"
 rig_setup
 cd "$OCE_ROOT" || exit
-args=(-e cloud=local -e deployment=bench -e node_local_api_port=11435 -e "@$OCE_RIG_VARS")
+args=(-e cloud=local -e "deployment=${OCE_BENCH_DEPLOYMENT:-bench}" -e "node_local_api_port=${OCE_BENCH_PORT:-11435}"
+  -e "@$OCE_RIG_VARS")
 log=$(mktemp -d)
 trap 'ansible-playbook playbooks/destroy.yml "${args[@]}" >/dev/null; rm -rf "$log"' EXIT
 ansible-playbook playbooks/destroy.yml "${args[@]}" >/dev/null
