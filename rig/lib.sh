@@ -62,6 +62,32 @@ ollama_checksum: sha256:$(cut -d' ' -f1 "$prev/sha256sum.txt")
 EOF
 }
 
+# A step run beside the others (its output still comes to the terminal as it is made); rig_join
+# waits for it and stops the set-up if it failed. The Go builds are CPU work, the images, the
+# registry and the model mostly network and disk: side by side, a fresh set-up takes about the
+# longer of the two instead of their sum.
+declare -A OCE_BESIDE=()
+rig_beside() {
+  local name=$1
+  shift
+  ("$@") &
+  OCE_BESIDE[$name]=$!
+  # A foreground step that dies takes the ones beside it along, with their children (go, cc).
+  trap 'for pid in "${OCE_BESIDE[@]}"; do rig_kill_tree "$pid"; done' EXIT
+}
+rig_kill_tree() {
+  local child
+  for child in $(pgrep -P "$1"); do rig_kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+rig_join() {
+  local name=$1 rc=0
+  wait "${OCE_BESIDE[$name]}" || rc=$?
+  unset "OCE_BESIDE[$name]"
+  [ ${#OCE_BESIDE[@]} -gt 0 ] || trap - EXIT
+  [ "$rc" -eq 0 ] || die "set-up step '$name' failed (exit $rc): its output is above"
+}
+
 # What rig/demo needs and nothing more: the pinned Ollama, the base image, the registry with
 # the model. rig/test (rig_setup) builds the rest, reusing all of this.
 rig_demo_setup() {
@@ -69,10 +95,12 @@ rig_demo_setup() {
   rig_go
   rig_containers_conf
   rig_venv
-  rig_ollama_version "$OCE_OLLAMA_VERSION"
+  rig_beside ollama rig_ollama_version "$OCE_OLLAMA_VERSION"
   rig_base_image
   rig_network
   rig_registry
+  rig_gguf
+  rig_join ollama
   rig_model_push
   rig_vars
 }
@@ -82,15 +110,19 @@ rig_setup() {
   rig_go
   rig_containers_conf
   rig_venv
-  rig_ollama
+  # The pinned Ollama first: the model push waits for it; the rest of the builds after it.
+  rig_beside ollama rig_ollama_version "$OCE_OLLAMA_VERSION"
   rig_base_image
   rig_network
   rig_registry
-  rig_tailscale
-  rig_headscale
-  rig_model_push
-  rig_vars
+  rig_gguf
   rig_cloud_image
+  rig_join ollama
+  rig_beside builds rig_other_builds
+  rig_model_push
+  rig_join builds
+  rig_headscale
+  rig_vars
 }
 
 rig_print_env() {

@@ -85,6 +85,12 @@ rig_ollama() {
   rig_ollama_version "$OCE_OLLAMA_PREVIOUS_VERSION"
 }
 
+# What rig/test builds beyond the demo: the older Ollama, Tailscale and Headscale.
+rig_other_builds() {
+  rig_ollama_version "$OCE_OLLAMA_PREVIOUS_VERSION"
+  rig_tailscale
+}
+
 # Tailscale and Headscale, built from the Go module proxy (static, CGO off). The client is packed
 # as the official static archive (tailscale_<v>_amd64/{tailscale,tailscaled,systemd/}) with its
 # sha256: the role installs it exactly as it would from a mirror.

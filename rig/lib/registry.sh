@@ -11,7 +11,8 @@ registry_up() { curl -fsS -o /dev/null "$OCE_REGISTRY_URL/v2/" 2>/dev/null; }
 # Both listen on the rig bridge; the registry also on 127.0.0.1 for pushes. Nothing else.
 rig_registry() {
   rig_registry_image
-  mkdir -p "$OCE_CACHE/registry"
+  # The mirror is filled by the builds, which may still be running beside this step.
+  mkdir -p "$OCE_CACHE/registry" "$OCE_CACHE/mirror"
   sed "s|@BLOBS@|http://$OCE_BLOBS_IP:8080|" <<'EOF' | rig_write "$OCE_RIG_DIR/registry.yml"
 version: 0.1
 log:
