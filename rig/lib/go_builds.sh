@@ -70,9 +70,10 @@ rig_ollama_version() {
     stage=$(mktemp -d)
     mkdir -p "$stage/bin" "$stage/lib/ollama" "$mirror"
     install -m 0755 "$bin" "$stage/bin/ollama"
-    # Deterministic archive: the same build gives the same checksum.
+    # Deterministic archive: the same build gives the same checksum. Level 9, not 19: 1.5 MB
+    # more on a 40 MB binary that only crosses this machine, for 3 s of CPU instead of 40.
     tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - bin lib \
-      | zstd -q -19 -T0 -o "$tarball.tmp"
+      | zstd -q -9 -T0 -o "$tarball.tmp"
     mv "$tarball.tmp" "$tarball"
     (cd "$mirror" && sha256sum ./ollama-linux-amd64.tar.zst >sha256sum.txt.tmp && mv sha256sum.txt.tmp sha256sum.txt)
     rm -rf "$stage"
