@@ -29,27 +29,6 @@ description:
   - If anything fails after the instance was launched (for example it never reaches C(running)
     before O(wait_timeout)), the instance this run launched is terminated before the module fails.
 options:
-  name:
-    description: Node name, the instance's C(Name) tag.
-    type: str
-    required: true
-  deployment:
-    description: Deployment tag; marks the instance as ours. Lowercase letters, digits, dashes.
-    type: str
-    required: true
-  state:
-    description:
-      - V(present) creates the node if missing (running) and leaves an existing one as it is.
-      - V(running) and V(stopped) also start or stop it; V(absent) terminates it.
-    type: str
-    choices: [present, running, stopped, absent]
-    default: running
-  model:
-    description: Catalog model the node serves; required to create a node.
-    type: str
-  environment:
-    description: Environment tag (dev, staging, prod).
-    type: str
   subnet_ids:
     description:
       - Private subnets to place the node in, in order of preference; give subnets in at least two
@@ -102,30 +81,6 @@ options:
       - It must hold the system and the model's weights (the catalog's C(size_gb) + 20 GB); a smaller size,
         0 or a negative one fails before any call.
     type: int
-  key_secret:
-    description:
-      - Where the node reads its Tailscale auth key, C({source, name}) with C(source) V(aws_secretsmanager)
-        or V(aws_ssm), as the node's first boot reads it.
-      - When given, a create checks that the secret (or parameter) exists before anything is created; its
-        value is never read.
-    type: dict
-    default: {}
-    version_added: "0.3.0"
-  capacity_wait:
-    description:
-      - Seconds a start of a stopped instance keeps asking while its zone has no capacity for its type
-        (C(InsufficientInstanceCapacity)); the stopped node keeps its volume, which cannot move zones.
-      - When the time is over the module fails with the choices (start again later, or destroy and create
-        with other zones or types). V(0) asks once.
-    type: int
-    default: 300
-    version_added: "0.3.0"
-  catalog:
-    description:
-      - Catalog entries merged over the built-in catalog, C({models, instance_types}); see
-        the P(ollama_cloud.engine.model_catalog#lookup) lookup for the shape. A malformed entry fails.
-    type: dict
-    default: {}
   user_data:
     description:
       - Cloud-init user data. It must not carry secrets (anyone who can describe the instance reads
@@ -148,15 +103,8 @@ options:
     type: bool
     default: false
     version_added: "0.2.0"
-  wait:
-    description: Wait for the instance to reach the requested state.
-    type: bool
-    default: true
-  wait_timeout:
-    description: Seconds to wait for a state change before giving up.
-    type: int
-    default: 900
 extends_documentation_fragment:
+  - ollama_cloud.engine.node
   - ollama_cloud.engine.aws
 attributes:
   check_mode:

@@ -33,27 +33,6 @@ description:
   - If the VM fails after it was created (it never reaches C(RUNNING) before O(wait_timeout)),
     the VM this run created is deleted before the module fails.
 options:
-  name:
-    description: VM name (lowercase letters, digits and dashes, starting with a letter, at most 63).
-    type: str
-    required: true
-  deployment:
-    description: Deployment label; marks the VM as ours. Lowercase letters, digits, dashes.
-    type: str
-    required: true
-  state:
-    description:
-      - V(present) creates the node if missing (running) and leaves an existing one as it is.
-      - V(running) and V(stopped) also start or stop it; V(absent) deletes it with its boot disk.
-    type: str
-    choices: [present, running, stopped, absent]
-    default: running
-  model:
-    description: Catalog model the node serves; required to create a node.
-    type: str
-  environment:
-    description: Environment label (dev, staging, prod).
-    type: str
   zones:
     description:
       - Zones to place the node in, in order of preference, all in one region (the subnetwork's).
@@ -93,24 +72,6 @@ options:
       - It must hold the system and the model's weights (the catalog's C(size_gb) + 20 GB); a smaller size,
         0 or a negative one fails before any call.
     type: int
-  key_secret:
-    description:
-      - Where the node reads its Tailscale auth key, C(source) V(gcp_secretmanager) and C(name), the name a secret id
-        of the project or C(projects/P/secrets/S).
-      - When given, a create checks that the secret has an enabled latest version before anything is created;
-        its value is never read.
-    type: dict
-    default: {}
-    version_added: "0.3.0"
-  capacity_wait:
-    description:
-      - Seconds a start of a stopped VM keeps asking while its zone has no capacity for its machine type
-        (C(ZONE_RESOURCE_POOL_EXHAUSTED)); the stopped node keeps its boot disk, which cannot move zones.
-      - When the time is over the module fails with the choices (start again later, or destroy and create
-        with other zones or machine types). V(0) asks once.
-    type: int
-    default: 300
-    version_added: "0.3.0"
   service_account_email:
     description:
       - The node's own service account (for example one allowed to read its Tailscale key from
@@ -149,13 +110,6 @@ options:
   user_data:
     description: Cloud-init user data (metadata key C(user-data)), with the same secret check as O(metadata).
     type: str
-  catalog:
-    description:
-      - Catalog entries merged over the built-in catalog, C({models, instance_types}); a model's
-        C(gcp) list holds options C({machine_type, accelerator, count, disk_type}). See the
-        P(ollama_cloud.engine.model_catalog#lookup) lookup. A malformed entry fails.
-    type: dict
-    default: {}
   labels:
     description:
       - Extra labels for the VM and, when it is created, its boot disk. Our C(oce-*) keys cannot be
@@ -173,17 +127,8 @@ options:
     type: bool
     default: false
     version_added: "0.2.0"
-  wait:
-    description:
-      - Wait for the VM to reach the requested status. Operations (insert, start, stop, delete)
-        are always followed to their end, to O(wait_timeout), so that their errors are reported.
-    type: bool
-    default: true
-  wait_timeout:
-    description: Seconds to wait for an operation or a status before giving up.
-    type: int
-    default: 900
 extends_documentation_fragment:
+  - ollama_cloud.engine.node
   - ollama_cloud.engine.gcp
 attributes:
   check_mode:
