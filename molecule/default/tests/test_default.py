@@ -110,3 +110,14 @@ def test_extra_env_value_reaches_the_service_unmangled(host):
     environ = host.check_output("base64 -w0 /proc/%s/environ" % pid)  # as root
     variables = dict(entry.split("=", 1) for entry in base64.b64decode(environ).decode().split("\0") if "=" in entry)
     assert variables.get("OCE_TEST_SECRET") == SECRET
+
+
+def test_drift_is_undone(host):
+    # side_effect.yml edited the unit (ProtectSystem=false) and the drop-in's mode, restarted
+    # Ollama on that, then applied the role: it wrote both back, reloaded systemd and restarted.
+    unit = host.file("/etc/systemd/system/ollama.service")
+    assert "ProtectSystem=strict" in unit.content_string.splitlines()
+    assert host.file("/etc/systemd/system/ollama.service.d/10-settings.conf").mode == 0o644
+    assert host.check_output("systemctl show -p ProtectSystem --value ollama") == "strict"
+    drifted = host.file("/root/oce-drifted-invocation").content_string.strip()
+    assert drifted and host.check_output("systemctl show -p InvocationID --value ollama") != drifted
