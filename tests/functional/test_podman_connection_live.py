@@ -1,5 +1,6 @@
-"""The ollama_cloud.engine.podman connection against a real container: one podman exec per module,
-files in and out intact, another user, and a clear unreachable for a container that is not there.
+"""The ollama_cloud.engine.podman connection against a real container: one podman exec per module
+(none once its channel is open), files in and out intact, another user, and a clear unreachable for a
+container that is not there.
 
 Every podman call goes through a wrapper (ansible_podman_executable) that logs its arguments.
 """
@@ -57,14 +58,26 @@ def ansible(tmp_path):
 
 
 def test_a_module_is_one_podman_exec(ansible, container):
-    res, calls = ansible("ansible", container, "all", "-m", "ansible.builtin.ping")
+    # Without the kept channel (control_persist 0), as containers.podman.podman runs but pipelined.
+    plain = ("-e", "ansible_podman_control_persist=0")
+    res, calls = ansible("ansible", container, "all", "-m", "ansible.builtin.ping", *plain)
     assert res.returncode == 0, res.stdout + res.stderr
     assert len(calls) == 1 and calls[0].startswith(f"exec -i {container} /bin/sh -c ")
 
     # Without pipelining the same module takes the long way: temporary directory, copy, run, clean up.
-    res, calls = ansible("ansible", container, "all", "-m", "ansible.builtin.ping", "-e", "ansible_pipelining=false")
+    unpiped = ("-e", "ansible_pipelining=false")
+    res, calls = ansible("ansible", container, "all", "-m", "ansible.builtin.ping", *unpiped, *plain)
     assert res.returncode == 0, res.stdout + res.stderr
     assert len(calls) >= 3 and not any(c.startswith("cp ") for c in calls)
+
+
+def test_the_kept_channel_makes_later_modules_cost_no_podman_exec(ansible, container):
+    res, calls = ansible("ansible", container, "all", "-m", "ansible.builtin.ping")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert len(calls) <= 1 and all(c.startswith(f"exec -i {container} ") for c in calls)  # the channel, if not open yet
+    res, calls = ansible("ansible", container, "all", "-m", "ansible.builtin.ping")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert calls == []
 
 
 def test_files_go_in_and_out_intact(ansible, container, tmp_path):
