@@ -24,6 +24,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+FIND_NODES = "TASK [ollama_cloud.engine.node : Find the deployment's local nodes]"
+
+
 def recap(out):
     """Sum of changed= and failed= over the PLAY RECAP lines."""
     changed = sum(int(n) for n in re.findall(r"\bchanged=(\d+)", out))
@@ -124,8 +127,18 @@ def test_site_answers_then_converges_to_zero_changes(play):
 
     second = play("site.yml", "-e", "model=gemma3:270m")
     assert recap(second) == (0, 0), second[-3000:]
+    # configure.yml takes the node create.yml has just found: the deployment is looked up once.
+    assert second.count(FIND_NODES) == 1, second[-3000:]
+    # A local node has no tailnet key, no NVIDIA driver and no cloud monitoring: each of those
+    # roles is one skipped include, none of its tasks is even listed.
+    for role in ("tailscale", "nvidia_driver", "monitoring_agent"):
+        assert "ollama_cloud.engine.%s :" % role not in second, role
     check = play("site.yml", "-e", "model=gemma3:270m", "--check")
     assert recap(check) == (0, 0), check[-3000:]
+    # configure.yml alone finds the node itself.
+    alone = play("playbooks/configure.yml", "-e", "model=gemma3:270m")
+    assert recap(alone) == (0, 0), alone[-3000:]
+    assert alone.count(FIND_NODES) == 1, alone[-3000:]
 
 
 def test_stop_start_destroy(play):
