@@ -13,7 +13,7 @@ import ipaddress
 import re
 import urllib.parse
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, cloud, gcp
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud
 
 # Where a node goes when a source is left empty: public services, out of reach with egress=none.
 PUBLIC_DEFAULTS = {
@@ -68,6 +68,10 @@ def aws_cidr_problems(vpc_cidr, public_cidr, private_cidrs, egress):
 
 
 def zone_problems(cloud_name, region, zones):
+    # Imported here: aws and gcp import their SDKs (about 1 s), and the filter over this module is
+    # loaded by every templating worker of a play, on every cloud.
+    from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, gcp  # pylint: disable=import-outside-toplevel
+
     if cloud_name == "aws":
         wrong = [z for z in zones if not aws.zone_in_region(str(z), region)]
         example = f"{region}a"
