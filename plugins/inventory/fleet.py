@@ -352,25 +352,32 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 raise AnsibleParserError(f"fleet inventory: {exc.msg}") from None
         return sorted(found, key=lambda n: (n["cloud"], n["region"] or "", n["name"], n["id"]))
 
-    def _tailnet_status(self, nodes):
-        """This controller's view of the tailnet (one call), or None when it cannot say."""
+    def _ask_tailnet(self):
+        """This controller's view of the tailnet (one ``status --json``): (its answer, None) or (None, why not)."""
         cli = self.get_option("tailnet_cli")
-        if not cli or not any(n["state"] == "running" for n in nodes):
-            return None
+        if not cli:
+            return None, None
         try:
             proc = subprocess.run(cli + ["status", "--json"], capture_output=True, text=True, timeout=20, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            self.display.warning(
-                f"fleet inventory: {' '.join(cli)} status failed ({exc}): nodes get their tailnet hostnames"
-            )
-            return None
+            return None, f"fleet inventory: {' '.join(cli)} status failed ({exc}): nodes get their tailnet hostnames"
         if proc.returncode != 0:
-            self.display.warning(
-                f"fleet inventory: {' '.join(cli)} status failed ({proc.stderr.strip()}): "
-                "is this controller on the tailnet?"
-            )
-            return None
-        return proc.stdout
+            why = proc.stderr.strip()
+            return None, f"fleet inventory: {' '.join(cli)} status failed ({why}): is this controller on the tailnet?"
+        return proc.stdout, None
+
+    def _peers(self, nodes, answer=None):
+        """This controller's tailnet by hostname (``tailnet.find_peers``), empty when it cannot say.
+
+        Needed only when a node runs: else nothing is asked (or the answer asked beside the clouds
+        is dropped) and nothing is told.
+        """
+        if not any(n["state"] == "running" for n in nodes):
+            return {}
+        status, problem = answer or self._ask_tailnet()
+        if problem:
+            self.display.warning(problem)
+        return tailnet.find_peers(status) if status else {}
 
     def _add(self, node, hostname, peers, constructed):
         inventory = self.inventory
@@ -428,10 +435,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             "ollama_url": tailnet.ollama_url(host),
         }
 
-    def _populate(self, nodes):
+    def _populate(self, nodes, peers):
         seen = set()
-        status = self._tailnet_status(nodes)
-        peers = tailnet.find_peers(status) if status else {}
         options = {k: self.get_option(k) for k in ("compose", "groups", "keyed_groups", "strict")}
         constructed = None
         if options["compose"] or options["groups"] or options["keyed_groups"]:
@@ -474,11 +479,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 nodes = self._cache[cache_key]
             except KeyError:
                 update_cache = True
+        answer = None
         if nodes is None:
-            try:
-                nodes = self._fetch()
-            except cloud.CloudError as exc:
-                raise AnsibleParserError(f"fleet inventory: {to_native(exc.msg)}") from None
+            # The tailnet is asked while the clouds answer, not after them.
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as beside:
+                asked = beside.submit(self._ask_tailnet)
+                try:
+                    nodes = self._fetch()
+                except cloud.CloudError as exc:
+                    raise AnsibleParserError(f"fleet inventory: {to_native(exc.msg)}") from None
+                answer = asked.result()
         if update_cache:
             self._cache[cache_key] = nodes
-        self._populate(nodes)
+        self._populate(nodes, self._peers(nodes, answer))

@@ -8,7 +8,6 @@ throttling and 5xx) applies everywhere and tests can see it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
@@ -22,6 +21,8 @@ try:
     import boto3
     import botocore.config
     import botocore.exceptions as bexc
+    import botocore.regions
+    import botocore.session
 
     HAS_BOTO3 = True
 except ImportError:  # pragma: no cover - reported by the module through missing_required_lib
@@ -159,21 +160,44 @@ def sentence(exc, operation):
     return f"{action} failed: {exc}"
 
 
-@functools.cache
+# What a session loads from botocore's data files (service models, endpoints, partitions) is the
+# same for every session of the process: one data loader for all, so that EC2's model (about a
+# second of CPU on a busy controller) is read once per process, not once per session.
+# Sessions and the clients made from them are not thread-safe: both are made under the lock.
+_LOCK = threading.Lock()
+_LOADER = []
+_REGIONS = []
+
+
+def _core_session():
+    core = botocore.session.get_session()
+    if _LOADER:
+        core.register_component("data_loader", _LOADER[0])
+    else:
+        _LOADER.append(core.get_component("data_loader"))
+    return core
+
+
 def known_regions():
-    """The regions this botocore knows (fixed for the life of the process: read once)."""
-    session = boto3.session.Session()
-    regions = set()
-    for partition in session.get_available_partitions():
-        regions.update(session.get_available_regions("ec2", partition_name=partition))
-    return frozenset(regions)
+    """The regions this botocore knows (fixed for the life of the process: read once, by one thread)."""
+    with _LOCK:
+        if not _REGIONS:
+            # From the endpoints file, which every client reads anyway (a session's
+            # get_available_regions would read EC2's model once more, under another cache key).
+            resolver = botocore.regions.EndpointResolver(
+                _core_session().get_component("data_loader").load_data("endpoints")
+            )
+            regions = set()
+            for partition in resolver.get_available_partitions():
+                regions.update(resolver.get_available_endpoints("ec2", partition))
+            _REGIONS.append(frozenset(regions))
+        return _REGIONS[0]
 
 
-# One boto3 session per set of credentials, reused by every connect of the process (the fleet
-# inventory connects once per region and service): a session loads its service models once.
-# Making clients from one session is not thread-safe, hence the lock.
+# One boto3 session per set of credentials, whatever the region (the client names it), reused by
+# every connect of the process: the fleet inventory connects once per region, and its regions'
+# DescribeInstances calls leave together, as three clients of one session would.
 _SESSIONS = {}
-_SESSIONS_LOCK = threading.Lock()
 
 
 # Where boto3 looks for credentials besides the options: part of a session's key, so a changed
@@ -188,17 +212,18 @@ CREDENTIAL_ENV = (
 )
 
 
-def session_for(params, region):
-    key = tuple(params.get(k) for k in ("access_key", "secret_key", "session_token", "profile")) + (region,)
+def session_for(params):
+    """The process's boto3 session for the credentials of ``params`` and of the environment."""
+    key = tuple(params.get(k) for k in ("access_key", "secret_key", "session_token", "profile"))
     key += tuple(os.environ.get(k) for k in CREDENTIAL_ENV)
-    with _SESSIONS_LOCK:
+    with _LOCK:
         if key not in _SESSIONS:
             _SESSIONS[key] = boto3.session.Session(
                 aws_access_key_id=params.get("access_key"),
                 aws_secret_access_key=params.get("secret_key"),
                 aws_session_token=params.get("session_token"),
                 profile_name=params.get("profile") or None,
-                region_name=region,
+                botocore_session=_core_session(),
             )
         return _SESSIONS[key]
 
@@ -215,17 +240,18 @@ def connect(params, service, clock=None):
             f"(for example {', '.join(sorted(r for r in regions if r.startswith('us-')))}); check the spelling"
         )
     try:
-        session = session_for(params, region)
+        session = session_for(params)
+        credentials = session.get_credentials()
     except bexc.ProfileNotFound:
         raise cloud.CloudError(f"AWS profile {params.get('profile')!r} does not exist: {CREDENTIALS_HINT}") from None
-    if session.get_credentials() is None:
+    if credentials is None:
         raise cloud.CloudError(f"no AWS credentials found: {CREDENTIALS_HINT}")
     config = botocore.config.Config(
         retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=60
     )
     endpoint = params.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or None
-    with _SESSIONS_LOCK:
-        client = session.client(service, endpoint_url=endpoint, config=config)
+    with _LOCK:
+        client = session.client(service, region_name=region, endpoint_url=endpoint, config=config)
     return Api(client, region, clock)
 
 

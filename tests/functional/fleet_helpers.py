@@ -48,11 +48,15 @@ def ansible_inventory(path, env, *args, ok=True):
 
 
 class CountingProxy:
-    """A loopback HTTP proxy to a moto server that counts what goes through it (moto keeps no count)."""
+    """A loopback HTTP proxy to a moto server that counts what goes through it (moto keeps no count).
+
+    ``calls`` keeps each request's region and form parameters (EC2's query API), in order of arrival.
+    """
 
     def __init__(self, upstream):
         self.upstream = urllib.parse.urlsplit(upstream).netloc
         self.requests = 0
+        self.calls = []
         self.lock = threading.Lock()
         proxy = self
 
@@ -63,9 +67,12 @@ class CountingProxy:
                 pass
 
             def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with proxy.lock:
                     proxy.requests += 1
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                    proxy.calls.append(
+                        (signed_region(self.headers), dict(urllib.parse.parse_qsl(body.decode(errors="replace"))))
+                    )
                 skip = ("host", "connection", "content-length")
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
@@ -95,6 +102,12 @@ class CountingProxy:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def signed_region(headers):
+    """The region a SigV4 request was signed for (``Credential=KEY/DATE/REGION/SERVICE/aws4_request``)."""
+    credential = headers.get("Authorization", "").partition("Credential=")[2]
+    return credential.split("/")[2] if credential.count("/") >= 4 else None
 
 
 def tailnet_status_command(directory, peers):

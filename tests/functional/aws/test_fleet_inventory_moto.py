@@ -13,7 +13,11 @@ import subprocess
 import boto3
 import pytest
 
-from ansible_collections.ollama_cloud.engine.tests.functional.fleet_helpers import plain, tailnet_status_command
+from ansible_collections.ollama_cloud.engine.tests.functional.fleet_helpers import (
+    CountingProxy,
+    plain,
+    tailnet_status_command,
+)
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 FAKE_ENV = {
@@ -155,6 +159,32 @@ def test_cache_is_written_on_a_miss_and_a_hit_makes_no_call(fleet):
         assert hosts(fleet.inventory(config, name="cached.fleet.yml"), "cloud_aws") == ["oce-a1", "oce-b1"]
     finally:
         fleet.ec2["us-east-1"].create_tags(Resources=[fleet.ids["a2"]], Tags=tags(oce_managed_by="ollama_cloud.engine"))
+
+
+def filters_of(params):
+    """EC2 query parameters' Filter.N.Name / Filter.N.Value.M as {name: sorted values}."""
+    names = {k.split(".")[1]: v for k, v in params.items() if k.startswith("Filter.") and k.endswith(".Name")}
+    return {
+        name: sorted(v for k, v in params.items() if k.startswith(f"Filter.{n}.Value.")) for n, name in names.items()
+    }
+
+
+def test_a_miss_makes_the_calls_of_the_raw_floor_one_per_region(fleet, moto_url):
+    # What any EC2 inventory must do and no more (bench/inventory_fleet.py's floor): one
+    # DescribeInstances per region, pages of 1000, our tag and the live states as server-side filters.
+    proxy = CountingProxy(moto_url)
+    try:
+        inv = fleet.inventory(BASE + f"endpoint_url: {proxy.url}\n", name="counted.fleet.yml")
+    finally:
+        proxy.stop()
+    assert hosts(inv, "cloud_aws") == ["oce-a1", "oce-a2", "oce-b1"]
+    assert sorted(region for region, _ in proxy.calls) == ["eu-west-1", "us-east-1"]
+    for _, params in proxy.calls:
+        assert (params["Action"], params["MaxResults"], params.get("NextToken")) == ("DescribeInstances", "1000", None)
+        assert filters_of(params) == {
+            "tag:oce-managed-by": ["ollama_cloud.engine"],
+            "instance-state-name": ["pending", "running", "stopped", "stopping"],
+        }
 
 
 @pytest.mark.parametrize(

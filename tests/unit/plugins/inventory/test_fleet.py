@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import os
 import subprocess
@@ -168,3 +169,71 @@ def test_the_plugin_loads_no_cloud_sdk_until_it_reads_a_cloud():
     collections = fleet.__file__.rpartition(os.sep + "ansible_collections" + os.sep)[0]
     out = subprocess.run([sys.executable, "-c", code, collections], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_regions_connects_share_one_session_and_read_ec2s_model_once(monkeypatch):
+    # The inventory connects once per region, in parallel: one session for the credentials and
+    # one read of EC2's service model for the process, so the regions' calls leave together.
+    from botocore import loaders
+
+    aws = fleet._aws()
+    for name in ("_SESSIONS", "_LOADER", "_REGIONS"):
+        monkeypatch.setattr(aws, name, type(getattr(aws, name))())
+    for key, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_CONFIG_FILE": os.devnull}.items():
+        monkeypatch.setenv(key, value)
+    read = []
+    real_load = loaders.JSONFileLoader.load_file
+
+    def counting_load(self, file_path):
+        read.append(file_path)
+        return real_load(self, file_path)
+
+    monkeypatch.setattr(loaders.JSONFileLoader, "load_file", counting_load)
+    regions = ["us-east-1", "us-west-2", "eu-west-1"]
+
+    def connect(region, **params):
+        return aws.connect(dict(params, region=region, endpoint_url="http://127.0.0.1:9"), "ec2")
+
+    with concurrent.futures.ThreadPoolExecutor(len(regions)) as pool:
+        apis = list(pool.map(connect, regions))
+    assert [(api.region, api.client.meta.region_name) for api in apis] == list(zip(regions, regions))
+    assert len(aws._SESSIONS) == 1
+    other = connect("us-east-1", access_key="other", secret_key="other")  # other credentials, another session
+    assert len(aws._SESSIONS) == 2 and other.client.meta.region_name == "us-east-1"
+    ec2_models = [p for p in read if os.sep + "ec2" + os.sep in p and p.endswith("service-2")]
+    assert len(ec2_models) == 1, ec2_models
+
+
+class Told:
+    def __init__(self):
+        self.warnings = []
+
+    def warning(self, msg):
+        self.warnings.append(msg)
+
+
+@pytest.mark.parametrize(
+    "cli, states, found, warned",
+    [
+        ([sys.executable, "-c", "import json; print(json.dumps(%r))" % STATUS], ["running"], ["oce-x", "other"], None),
+        ([sys.executable, "-c", "import sys; sys.exit('not logged in')"], ["running"], [], "not logged in"),
+        (["/nonexistent/tailscale"], ["running", "stopped"], [], "nodes get their tailnet hostnames"),
+        (["/nonexistent/tailscale"], ["stopped"], [], None),  # no node runs: nothing asked, nothing told
+        ([], ["running"], [], None),  # the lookup switched off
+    ],
+    ids=["answers", "fails", "missing", "not needed", "off"],
+)
+def test_the_tailnet_is_asked_once_and_told_only_when_a_node_runs(cli, states, found, warned):
+    plugin = fleet.InventoryModule()
+    plugin.get_option = {"tailnet_cli": cli}.get
+    plugin.display = Told()
+    nodes = [{"state": state} for state in states]
+    assert sorted(plugin._peers(nodes)) == found
+    assert len(plugin.display.warnings) == bool(warned)
+    if warned:
+        assert warned in plugin.display.warnings[0] and "status failed" in plugin.display.warnings[0]
+    # An answer asked beside the clouds is used as it is, and dropped when no node runs.
+    asked = plugin._ask_tailnet()
+    plugin.display = Told()
+    assert plugin._peers(nodes, asked) == plugin._peers(nodes) and len(plugin.display.warnings) == 2 * bool(warned)
+    assert plugin._peers([{"state": "stopped"}], asked) == {}
