@@ -14,8 +14,11 @@ plus 100 that are not ours), it times with wall clocks, median of --runs:
              and host names
   base       with --baseline DIR: the fleet plugin of that checkout (an older commit), miss and hit
 
-and prints fleet - api (the plugin's own cost) and fleet / aws_ec2. ``--profile N`` prints where
-one fleet run at N spends its time (cProfile of the whole process, cumulative).
+and prints fleet - api (the plugin's own cost) and fleet / aws_ec2. Before the timed runs, api and
+fleet run once more through a proxy that records every request: the ``calls`` table says how many
+each made and whether the fleet's were the floor's, request for request (region, action,
+filters, page size). ``--profile N`` prints where one fleet run at N spends its time (cProfile of
+the whole process, cumulative).
 
     eval "$(rig/setup --env)"; python bench/inventory_fleet.py [--sizes 100,1000] [--large] [--runs 3]
         [--baseline DIR] [--profile N]
@@ -44,7 +47,7 @@ PER_DEPLOYMENT = 250
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "functional"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "plugins", "module_utils"))
 import fleet as fleet_labels  # noqa: E402  (plain constants; no Ansible import)
-from fleet_helpers import tailnet_status_command  # noqa: E402
+from fleet_helpers import CountingProxy, tailnet_status_command  # noqa: E402
 from moto_server import FAKE_ENV, MotoServer  # noqa: E402
 
 # The raw floor: what any EC2 inventory must at least do, in a process of its own.
@@ -91,12 +94,16 @@ def node_name(region, deployment, i):
 def seed(url, total, batch=500):
     """``total`` of our instances spread over REGIONS, plus 100 that are not ours; their names."""
     import boto3
+    import botocore.config
 
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+    # moto launches a batch slowly once it holds thousands (minutes on a busy machine); a launch
+    # retried after a timeout would launch the batch twice.
+    config = botocore.config.Config(read_timeout=1800, retries={"total_max_attempts": 1})
     per_region = [total // len(REGIONS) + (1 if i < total % len(REGIONS) else 0) for i in range(len(REGIONS))]
 
     def region_seed(region, count, offset):
-        ec2 = session.client("ec2", region_name=region, endpoint_url=url)
+        ec2 = session.client("ec2", region_name=region, endpoint_url=url, config=config)
         ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
         names = []
         for start in range(0, count, batch):
@@ -192,14 +199,34 @@ def measure(moto, n, runs, work, env, base_env=None, profile=False):
         pstats.Stats(out).sort_stats("cumulative").print_stats(45)
         return None
 
-    raw = [sys.executable, "-c", RAW_API, ",".join(REGIONS), moto.url]
-    raw += [fleet_labels.LABEL_MANAGED_BY, fleet_labels.MANAGED_BY]
+    def raw(url):
+        return [
+            sys.executable,
+            "-c",
+            RAW_API,
+            ",".join(REGIONS),
+            url,
+            fleet_labels.LABEL_MANAGED_BY,
+            fleet_labels.MANAGED_BY,
+        ]
 
     def raw_check(stdout):
         if int(stdout) != n:
             sys.exit("the raw calls found %s instances, not %d" % (stdout.strip(), n))
 
-    columns = [("start", [inventory, "--version"], env, None), ("api", raw, env, raw_check)]
+    calls = {}
+    for name, argv, check in (
+        ("api", raw, raw_check),
+        ("fleet", lambda url: fleet_list + ["--flush-cache"], hosts_in(n, "cloud_aws")),
+    ):
+        proxy = CountingProxy(moto.url)
+        try:
+            timed(argv(proxy.url), dict(env, AWS_ENDPOINT_URL=proxy.url), check)
+        finally:
+            proxy.stop()
+        calls[name] = sorted(request_shape(region, params) for region, params in proxy.calls)
+
+    columns = [("start", [inventory, "--version"], env, None), ("api", raw(moto.url), env, raw_check)]
     if base_env:
         columns += [
             ("base", fleet_list + ["--flush-cache"], base_env, hosts_in(n, "cloud_aws")),
@@ -216,8 +243,13 @@ def measure(moto, n, runs, work, env, base_env=None, profile=False):
         for name, argv, column_env, check in columns:
             samples[name].append(timed(argv, column_env, check if i == 0 else None))
     row = {key: statistics.median(values) for key, values in samples.items()}
-    row.update(n=n, seeded=seeded)
+    row.update(n=n, seeded=seeded, calls=calls)
     return row
+
+
+def request_shape(region, params):
+    """What a request asks, without what differs between runs (the page token's value)."""
+    return (region, tuple(sorted((k, v if k != "NextToken" else "...") for k, v in params.items())))
 
 
 def _which(name):
@@ -272,7 +304,18 @@ def main():
         report(rows, args.runs)
 
 
+def report_calls(rows):
+    print("requests of one cache miss (region, action, filters, page size, page token or not), as the proxy saw them")
+    print("%7s %7s %7s  %s" % ("N", "api", "fleet", "fleet's requests"))
+    for r in rows:
+        api, fleet = r["calls"]["api"], r["calls"]["fleet"]
+        actions = sorted({dict(p)["Action"] for _, p in fleet})
+        same = "the floor's, request for request" if fleet == api else "NOT the floor's"
+        print("%7d %7d %7d  %s (%s)" % (r["n"], len(api), len(fleet), same, ", ".join(actions)))
+
+
 def report(rows, runs):
+    report_calls(rows)
     print(
         "ansible-inventory --list over N of our instances in %s (+100 not ours) on moto; "
         "wall seconds, median of %d" % (", ".join(REGIONS), runs)
