@@ -94,7 +94,7 @@ rig_demo_setup() {
   rig_apt
   rig_go
   rig_containers_conf
-  rig_venv
+  rig_venv demo
   rig_beside ollama rig_ollama_version "$OCE_OLLAMA_VERSION"
   rig_base_image
   rig_network
@@ -109,9 +109,10 @@ rig_setup() {
   rig_apt
   rig_go
   rig_containers_conf
-  rig_venv
+  rig_venv demo
   # The pinned Ollama first: the model push waits for it; the rest of the builds after it.
   rig_beside ollama rig_ollama_version "$OCE_OLLAMA_VERSION"
+  rig_venv
   rig_base_image
   rig_network
   rig_registry

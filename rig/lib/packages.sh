@@ -16,27 +16,40 @@ rig_apt() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The controller's virtualenv, keyed by the requirements files, in two layers: rig/demo installs
+# requirements-demo.txt (Ansible and the test model), rig/setup adds requirements-dev.txt (linters,
+# Molecule, pytest, moto and the bundle of collections: most of the 1.3 GB), so a fresh machine's
+# demo does not wait for the test tools.
+#   rig_venv [demo|dev]   (default dev)
 rig_venv() {
-  local key
-  key=$(cat "$OCE_ROOT/requirements.txt" "$OCE_ROOT/requirements-dev.txt" | sha256sum | cut -c1-12)
+  local layer=${1:-dev} key
+  key=$(cat "$OCE_ROOT"/requirements{,-demo,-dev}.txt | sha256sum | cut -c1-12)
   export OCE_VENV=$OCE_CACHE/venv-$key
-  if [ ! -f "$OCE_VENV/.complete" ]; then
-    mkdir -p "$OCE_CACHE"
-    # One builder at a time; build aside and rename so a reader never sees half a venv.
-    exec 9>"$OCE_CACHE/venv.lock"
-    flock 9
-    if [ ! -f "$OCE_VENV/.complete" ]; then
+  export PATH=$OCE_VENV/bin:$PATH
+  rig_venv_has "$layer" && return 0
+  mkdir -p "$OCE_CACHE"
+  # One builder at a time; the venv itself is built aside and renamed so a reader never sees half
+  # of one, and a layer counts only once its marker is written.
+  exec 9>"$OCE_CACHE/venv.lock"
+  flock 9
+  if ! rig_venv_has "$layer"; then
+    if [ ! -x "$OCE_VENV/bin/python" ]; then
       log "python: building virtualenv $OCE_VENV"
       rm -rf "$OCE_VENV" "$OCE_VENV.tmp"
       python3 -m venv "$OCE_VENV.tmp"
       "$OCE_VENV.tmp/bin/pip" install -q --upgrade pip
-      "$OCE_VENV.tmp/bin/pip" install -q -r "$OCE_ROOT/requirements-dev.txt"
       mv "$OCE_VENV.tmp" "$OCE_VENV"
       # venv scripts carry their path in shebangs: rewrite them for the final location.
       grep -rlI "$OCE_VENV.tmp" "$OCE_VENV/bin" | xargs -r sed -i "s|$OCE_VENV.tmp|$OCE_VENV|g"
-      touch "$OCE_VENV/.complete"
     fi
-    flock -u 9
+    log "python: installing requirements-$layer.txt into $OCE_VENV"
+    "$OCE_VENV/bin/pip" install -q -r "$OCE_ROOT/requirements-$layer.txt"
+    touch "$OCE_VENV/.complete-$layer"
   fi
-  export PATH=$OCE_VENV/bin:$PATH
+  flock -u 9
+}
+
+# dev includes demo (requirements-dev.txt includes requirements-demo.txt).
+rig_venv_has() {
+  [ -f "$OCE_VENV/.complete-$1" ] || [ -f "$OCE_VENV/.complete-dev" ]
 }
