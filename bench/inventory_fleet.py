@@ -53,10 +53,12 @@ from moto_server import FAKE_ENV, MotoServer  # noqa: E402
 # The raw floor: what any EC2 inventory must at least do, in a process of its own.
 RAW_API = """
 import concurrent.futures, sys
-import boto3
+import boto3, botocore.config
 regions, endpoint, key, value = sys.argv[1].split(","), sys.argv[2], sys.argv[3], sys.argv[4]
 session = boto3.session.Session()
-clients = [session.client("ec2", region_name=r, endpoint_url=endpoint) for r in regions]
+# moto may take minutes for a page among 10,000 instances on a busy machine: no timeout, no retry.
+config = botocore.config.Config(read_timeout=1800, retries={"total_max_attempts": 1})
+clients = [session.client("ec2", region_name=r, endpoint_url=endpoint, config=config) for r in regions]
 filters = [{"Name": "tag:" + key, "Values": [value]},
            {"Name": "instance-state-name", "Values": %r}]
 def read(client):
