@@ -134,7 +134,9 @@ def sockets(cp_dir):
 
 
 def mux_pids(socket_path):
-    out = subprocess.run(["pgrep", "-f", f"podman_channel.py mux {socket_path} "], capture_output=True, text=True)
+    out = subprocess.run(
+        ["pgrep", "-f", f"podman_channel.py mux {socket_path} "], capture_output=True, text=True, check=False
+    )
     return out.stdout.split()
 
 
@@ -181,9 +183,9 @@ def test_later_commands_and_tasks_reuse_the_channel(connect, container, wrapper,
     first = connect(container)
     assert first.exec_command("true")[0] == 0
     assert len(channel_opens(wrapper.calls())) == 1
-    for _ in range(3):  # each task has its own Connection
+    for _task in range(3):  # each task has its own Connection
         conn = connect(container)
-        for _ in range(5):
+        for _command in range(5):
             assert conn.exec_command("/bin/sh -c 'echo ok'") == (0, b"ok\n", b"")
         conn.close()
     assert wrapper.calls() == []  # not one more podman call
@@ -354,7 +356,10 @@ def test_a_command_whose_client_left_is_killed(connect, container, cp_dir):
         path,
     )
     client = subprocess.Popen([shutil.which("python3") or "python3", "-c", script])
-    running = lambda: podman("exec", container, "pgrep", "-x", "-f", "sleep 4242", check=False).returncode == 0  # noqa: E731
+
+    def running():
+        return podman("exec", container, "pgrep", "-x", "-f", "sleep 4242", check=False).returncode == 0
+
     assert wait_for(running)
     client.kill()
     client.wait()
@@ -369,7 +374,7 @@ def test_without_python3_each_command_is_a_podman_exec(connect, fresh_container,
     assert connect(name).exec_command("/bin/sh -c 'echo raw'") == (0, b"raw\n", b"")
     calls = wrapper.calls()
     assert len(channel_opens(calls)) == 1 and len(plain_execs(calls)) == 1
-    for _ in range(3):  # the failure is remembered: no new attempt for control_persist seconds
+    for _attempt in range(3):  # the failure is remembered: no new attempt for control_persist seconds
         assert connect(name).exec_command("/bin/sh -c 'echo raw'") == (0, b"raw\n", b"")
     calls = wrapper.calls()
     assert channel_opens(calls) == [] and len(plain_execs(calls)) == 3
@@ -377,7 +382,7 @@ def test_without_python3_each_command_is_a_podman_exec(connect, fresh_container,
 
 def test_control_persist_zero_is_one_podman_exec_per_command(connect, container, wrapper, cp_dir, tmp_path):
     conn = connect(container, control_persist=0)
-    for _ in range(3):
+    for _attempt in range(3):
         assert conn.exec_command("true")[0] == 0
     (tmp_path / "f").write_bytes(b"data")
     conn.put_file(str(tmp_path / "f"), "/tmp/f")
