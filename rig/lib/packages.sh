@@ -25,7 +25,8 @@ rig_venv() {
   local layer=${1:-dev} key
   key=$(cat "$OCE_ROOT"/requirements{,-demo,-dev}.txt | sha256sum | cut -c1-12)
   export OCE_VENV=$OCE_CACHE/venv-$key
-  export PATH=$OCE_VENV/bin:$PATH
+  # rig_setup asks for both layers: put the venv on PATH once.
+  case ":$PATH:" in *":$OCE_VENV/bin:"*) ;; *) export PATH=$OCE_VENV/bin:$PATH ;; esac
   rig_venv_has "$layer" && return 0
   mkdir -p "$OCE_CACHE"
   # One builder at a time; the venv itself is built aside and renamed so a reader never sees half
