@@ -65,9 +65,12 @@ rig_registry_image() {
 }
 
 # A stock cloud image for the simulated cloud: the base image plus what a Debian cloud image carries
-# to boot as an instance (cloud-init, sshd, and en_US.UTF-8 generated: cloud-init's locale module
-# sets it, and Debian's locale-gen ignores the locale it is given). No SSH host keys (cloud-init makes them at first boot); cloud-init leaves the
-# network to podman. Rebuilt when the key (pinned versions, the base image, this recipe) changes.
+# to boot as an instance (cloud-init, sshd, and en_US.UTF-8 generated and set as the system's
+# locale, as a cloud image ships it: cloud-init's locale module then finds it in place; without it,
+# every first boot ran locale-gen again, 5-30 s of CPU per body). No SSH host keys (cloud-init makes
+# them at first boot); cloud-init leaves the network to podman, and has no boot loader to record
+# (grub_dpkg) in a container. Rebuilt when the key (pinned versions, the base image, this recipe)
+# changes.
 rig_cloud_image() {
   local key have ctx old
   key=$( (cat "$OCE_ROOT/rig/versions.env"; podman image inspect --format '{{.Id}}' "$OCE_BASE_IMAGE"
@@ -82,9 +85,10 @@ FROM $OCE_BASE_IMAGE
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       cloud-init openssh-server locales >/dev/null && apt-get clean \
  && sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen && locale-gen >/dev/null \
+ && update-locale LANG=en_US.UTF-8 \
  && rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub \
- && printf '# podman gives the container its network\nnetwork: {config: disabled}\n' \
-      >/etc/cloud/cloud.cfg.d/99-oce-container.cfg \
+ && printf '%s\n' '# podman gives the container its network; a container has no boot loader' \
+      'network: {config: disabled}' 'grub_dpkg: {enabled: false}' >/etc/cloud/cloud.cfg.d/99-oce-container.cfg \
  && cloud-init clean --logs && : >/etc/machine-id
 LABEL oce.cloud-image.key=$key
 EOF
