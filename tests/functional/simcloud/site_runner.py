@@ -8,6 +8,7 @@ test side, through the collection's documented variables.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,9 @@ from . import rig
 
 REPO_ROOT = rig.REPO_ROOT
 MODEL = "gemma3:270m"
+# Where to keep every playbook run's output (one file per run), when set: profile_tasks'
+# timings and the node's changes, to see where the time goes.
+LOG_DIR = os.environ.get("OCE_SIMCLOUD_LOG_DIR")
 
 
 def recap(out):
@@ -72,6 +76,7 @@ class SiteRunner:
             "monitoring_agent_install": False,
         }
         self.extra.update(extra)
+        self.runs = 0
 
     def command(self, playbook, *args):
         cmd = ["ansible-playbook", "-i", f"inventories/{self.cloud}", playbook, "-e", "@" + rig.RIG_VARS]
@@ -79,16 +84,28 @@ class SiteRunner:
 
     def run(self, playbook, *args, ok=True, timeout=1200):
         started = time.monotonic()
-        proc = subprocess.run(
-            self.command(playbook, *args),
-            cwd=REPO_ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        out = proc.stdout + proc.stderr
+        self.runs += 1
+        with contextlib.ExitStack() as stack:
+            # With a log directory the output goes there as the run goes (tail -f it).
+            log = None
+            if LOG_DIR:
+                name = f"{self.deployment}-{self.runs:02d}-{os.path.basename(playbook).removesuffix('.yml')}.log"
+                log = stack.enter_context(open(os.path.join(LOG_DIR, name), "w+"))
+            proc = subprocess.run(
+                self.command(playbook, *args),
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=log or subprocess.PIPE,
+                stderr=subprocess.STDOUT if log else subprocess.PIPE,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+            if log:
+                log.seek(0)
+                out = log.read()
+            else:
+                out = proc.stdout + proc.stderr
         if ok:
             assert proc.returncode == 0, f"{playbook} failed:\n{out[-8000:]}"
         return out, time.monotonic() - started
