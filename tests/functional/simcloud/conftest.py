@@ -13,4 +13,5 @@ from ansible_collections.ollama_cloud.engine.tests.functional.simcloud.fixtures 
     simcloud_gcp,
     simcloud_moto,
     simcloud_rig,
+    ssh_key,
 )

@@ -8,6 +8,7 @@ Everything skips, with the reason, when the rig is missing (rig.missing()).
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import types
 
@@ -105,6 +106,14 @@ def simcloud_gcp(simcloud_gce):
     finally:
         bodies.close()
     assert simcloud_gce.violations == [], "\n".join(simcloud_gce.violations)
+
+
+@pytest.fixture
+def ssh_key(tmp_path):
+    """A new key pair for the controller's SSH to the nodes (node_ssh_key_file): its private key's path."""
+    path = str(tmp_path / "oce_ed25519")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path], check=True)
+    return path
 
 
 def _golden(cloud):

@@ -10,20 +10,9 @@ rig and root (skips otherwise); every wait is bounded, and the test removes what
 
 from __future__ import annotations
 
-import subprocess
-
-import pytest
-
 from .site_runner import SiteRunner, destroyed, lifecycle
 
 UBUNTU = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts"
-
-
-@pytest.fixture
-def ssh_key(tmp_path):
-    path = str(tmp_path / "oce_ed25519")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path], check=True)
-    return path
 
 
 def ours(emu, deployment):

@@ -1,0 +1,49 @@
+"""cloud=aws on the simulated cloud, a node the tailnet refuses: its stored key is one the control
+server does not know. The node boots and reads the key as any other (test_site_aws_simcloud.py),
+never joins; site.yml stops at its deadline and says what to check, and destroy.yml still removes
+everything.
+
+Its own file so that rig/test's simcloud stage runs it in the half beside the AWS end to end (that
+half is the longer one). Needs the rig and root (skips otherwise); every wait is bounded, and the
+test removes what it made, in moto, podman and Headscale.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .aws_account import ours, store_key
+from .site_runner import SiteRunner, flat
+
+
+def test_a_node_whose_key_the_tailnet_refuses_fails_configure_in_time_and_destroy_cleans_up(
+    simcloud_aws, headscale, controller_tailnet, ssh_key
+):
+    """A stored key the control server does not know (a missing one fails before anything is
+    created): the node never joins; the run stops at its deadline and says what to check, and
+    destroy still removes everything."""
+    cloud, deployment = simcloud_aws, "sim-nokey"
+    store_key(cloud, deployment, "tskey-auth-" + "0" * 48)
+    site = SiteRunner(
+        "aws", deployment, cloud.env, controller_tailnet, ssh_key,
+        {"node_aws_image": cloud.ami, "node_tailnet_join_timeout": 45},
+    )  # fmt: skip
+    try:
+        started = time.monotonic()
+        out, _seconds = site.run("site.yml", ok=False)
+        assert time.monotonic() - started < 400
+        text = flat(out)
+        assert "oce-sim-nokey (ID i-" in text and "did not come online on the tailnet within 45 s" in text
+        assert "get-console-output" in text and "oce/sim-nokey/tailscale" in text
+        # The node says why on its console: it read the key, and the control server refused it.
+        journal = cloud.bodies.exec(
+            f"oce-{deployment}", "journalctl", "-u", "oce-first-boot", "--no-pager", check=False
+        ).stdout
+        assert "reading the tailnet key from aws_secretsmanager oce/sim-nokey/tailscale" in journal, journal
+        assert "oce-first-boot: FAILED: tailscale up (is the key valid, reusable and allowed the tags?)" in journal
+    finally:
+        gone, _seconds = site.run("playbooks/destroy.yml", ok=False)
+        cloud.bodies.settle()
+    assert "failed=0" in gone, gone[-4000:]
+    assert ours(cloud, deployment) == {"instances": [], "vpcs": []}
+    assert headscale.nodes_named(f"oce-{deployment}") == []
