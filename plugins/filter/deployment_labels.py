@@ -58,12 +58,13 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import fleet
-
 FORMS = ("tags", "filters", "marker")
 
 
 def deployment_labels(deployment, environment=None, model=None, form="tags"):
+    # On first use: a worker that templates any filter of the collection loads all of them.
+    from ansible_collections.ollama_cloud.engine.plugins.module_utils import fleet
+
     if form not in FORMS:
         raise AnsibleFilterError(f"form must be one of {', '.join(FORMS)}, not {form!r}")
     labels = fleet.deployment_labels(deployment, model=model, environment=environment)

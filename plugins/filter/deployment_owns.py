@@ -39,10 +39,11 @@ _value:
   type: bool
 """
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import fleet
-
 
 def deployment_owns(labels, deployment):
+    # On first use: a worker that templates any filter of the collection loads all of them.
+    from ansible_collections.ollama_cloud.engine.plugins.module_utils import fleet
+
     return fleet.is_ours(labels if isinstance(labels, dict) else {}, deployment)
 
 

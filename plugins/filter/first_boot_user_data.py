@@ -48,8 +48,6 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import first_boot, fleet
-
 REQUIRED = {
     "": ("deployment", "node", "cloud"),
     "tailnet": ("key_secret",),
@@ -58,6 +56,9 @@ REQUIRED = {
 
 
 def first_boot_user_data(config, ssh_public_key):
+    # On first use: a worker that templates any filter of the collection loads all of them.
+    from ansible_collections.ollama_cloud.engine.plugins.module_utils import first_boot, fleet
+
     for section, keys in REQUIRED.items():
         missing = [k for k in keys if not ((config.get(section) if section else config) or {}).get(k)]
         if missing:

@@ -52,10 +52,11 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils.ollama_api import with_registry
-
 
 def model_specs(models, mirror="", insecure=False, loaded=False):
+    # On first use: a worker that templates any filter of the collection loads all of them.
+    from ansible_collections.ollama_cloud.engine.plugins.module_utils.ollama_api import with_registry
+
     specs = []
     for item in models or []:
         spec = {"name": item} if isinstance(item, str) else dict(item)

@@ -46,10 +46,11 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import node_inputs
-
 
 def node_input_problems(settings):
+    # On first use: a worker that templates any filter of the collection loads all of them.
+    from ansible_collections.ollama_cloud.engine.plugins.module_utils import node_inputs
+
     if not isinstance(settings, dict) or settings.get("cloud") not in ("aws", "gcp"):
         raise AnsibleFilterError("node_input_problems: expects a dict with cloud aws or gcp")
     return node_inputs.problems(settings)

@@ -36,8 +36,6 @@ _value:
   type: str
 """
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog
-
 
 def _cost(record):
     cost = record.get("hourly_cost")
@@ -45,6 +43,9 @@ def _cost(record):
 
 
 def running_cost(records):
+    # On first use: a worker that templates any filter of the collection loads all of them.
+    from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog
+
     records = records or []
     if all(_cost(r) is None for r in records):
         return ""

@@ -54,12 +54,13 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import tailnet
-
 NOT_JOINED = {"address": "", "dns_name": "", "online": False, "tags": [], "ollama_url": ""}
 
 
 def tailnet_peer(hostname, status, port=11434, known_hosts_file="", ssh_proxy_command=""):
+    # On first use: a worker that templates any filter of the collection loads all of them.
+    from ansible_collections.ollama_cloud.engine.plugins.module_utils import tailnet
+
     try:
         peer = tailnet.find_peer(status, hostname)
     except ValueError as exc:
