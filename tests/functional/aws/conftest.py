@@ -8,7 +8,7 @@ import types
 import boto3
 import pytest
 
-from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import FAKE_ENV, MotoServer
+from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import FAKE_ENV, MotoServer, stock_image
 
 
 @pytest.fixture(scope="session")
@@ -33,17 +33,6 @@ def moto_url(moto_server):
     return moto_server.url
 
 
-_AMI = []
-
-
-def _ami(ec2):
-    # moto's stock images are the same after every reset: list them once (it is slow).
-    if not _AMI:
-        found = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "root-device-type", "Values": ["ebs"]}])
-        _AMI.append(sorted(i["ImageId"] for i in found["Images"])[0])
-    return _AMI[0]
-
-
 @pytest.fixture
 def moto(moto_server, moto_url, monkeypatch):
     """Fresh moto state: a VPC with two subnets in two zones and a bootable image."""
@@ -59,7 +48,7 @@ def moto(moto_server, moto_url, monkeypatch):
         ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
         for cidr, zone in (("10.42.1.0/24", "us-east-1a"), ("10.42.2.0/24", "us-east-1b"))
     ]
-    ami = _ami(ec2)
+    ami = stock_image(ec2)
 
     def instances(states=("pending", "running", "stopping", "stopped")):
         reservations = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": list(states)}])

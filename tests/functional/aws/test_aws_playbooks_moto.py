@@ -12,11 +12,13 @@ import base64
 import os
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
 
 from ansible_collections.ollama_cloud.engine.tests.functional.aws.fault_proxy import FaultProxy
+from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import stock_image
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 # As the moto fixture sets them (conftest.py): fake keys, no metadata service, no config files.
@@ -61,8 +63,7 @@ class Aws:
         self.cloudwatch = session.client("cloudwatch", endpoint_url=url)
         self.sns = session.client("sns", endpoint_url=url)
         self.secrets = session.client("secretsmanager", endpoint_url=url)
-        images = self.ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "root-device-type", "Values": ["ebs"]}])
-        self.ami = sorted(i["ImageId"] for i in images["Images"])[0]
+        self.ami = stock_image(self.ec2)
 
     def start(self, playbook, deployment, *extra, env=None):
         cmd = ["ansible-playbook", "-i", "inventories/aws", "playbooks/%s.yml" % playbook]
@@ -87,6 +88,25 @@ class Aws:
                 assert proc.returncode == 0, out[-5000:]
             outs.append(out)
         return outs if len(outs) > 1 else outs[0]
+
+    def run_all(self, runs, at_once=6, timeout=900):
+        """Run {name: (playbook, deployment, extra, env)} a few at a time: {name: (returncode, output)}.
+
+        For runs that must create nothing: they share no state, so they overlap instead of queueing
+        (each ansible-playbook is mostly its start-up and one process at a time).
+        """
+
+        def one(run):
+            playbook, deployment, extra, env = run
+            proc = self.start(playbook, deployment, *extra, env=env)
+            try:
+                out = proc.communicate(timeout=timeout)[0]  # a hang fails the fixture, never a case
+            finally:
+                proc.kill()
+            return proc.returncode, out
+
+        with ThreadPoolExecutor(at_once) as pool:
+            return dict(zip(runs, pool.map(one, runs.values())))
 
     def ours(self):
         """Everything in moto that carries our tags, by kind (empty lists when nothing)."""
@@ -166,8 +186,21 @@ def table_row(out, node):
     return next((line for line in out.splitlines() if re.match(r"^[\s'-]*%s\s+aws\s" % node, line)), "")
 
 
-def test_check_mode_creates_nothing(aws):
-    out = aws.run(("create", "t-check", "--check", "-e", "node_aws_alarm_email=ops@example.com"))
+@pytest.fixture(scope="module")
+def refused(aws):
+    """The runs that must create nothing (check mode, every bad input, start and configure without a
+    node), run side by side once: {name: (returncode, output)}. Each test asserts on its own run;
+    moto holds nothing of ours once they have all ended."""
+    runs = {case: ("create", "t-bad", extra, env) for case, (extra, env, _message) in BAD_INPUTS.items()}
+    runs["check mode"] = ("create", "t-check", ["--check", "-e", "node_aws_alarm_email=ops@example.com"], None)
+    runs["start without a node"] = ("start", "t-bad", [], None)
+    runs["configure without a node"] = ("configure", "t-bad", [], None)
+    return aws.run_all(runs)
+
+
+def test_check_mode_creates_nothing(aws, refused):
+    returncode, out = refused["check mode"]
+    assert returncode == 0, out[-5000:]
     assert "Check mode: would create the VPC oce-t-check" in out
     assert "its alarms oce-t-check-status-check-failed and oce-t-check-gpu-idle" in flat(out)
     assert "would create the SNS topic oce-t-check-alerts for ops@example.com" in flat(out)
@@ -379,11 +412,10 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=str)
-def test_bad_input_fails_clearly_and_creates_nothing(aws, case):
-    extra, env, message = BAD_INPUTS[case]
-    proc = aws.start("create", "t-bad", *extra, env=env)
-    out = proc.communicate(timeout=120)[0]
-    assert proc.returncode != 0 and message in flat(out), out[-3000:]
+def test_bad_input_fails_clearly_and_creates_nothing(aws, refused, case):
+    message = BAD_INPUTS[case][2]
+    returncode, out = refused[case]
+    assert returncode != 0 and message in flat(out), out[-3000:]
     assert aws.ours() == {}
 
 
@@ -408,13 +440,13 @@ def test_a_first_create_that_fails_part_way_removes_what_it_made(aws):
     assert aws.ours() == {}
 
 
-def test_start_of_a_missing_node_says_what_to_do(aws):
-    out = aws.run(("start", "t-bad"), ok=False)
+def test_start_of_a_missing_node_says_what_to_do(refused):
+    _returncode, out = refused["start without a node"]
     assert "There is no AWS node oce-t-bad" in flat(out) and "run playbooks/create.yml first" in flat(out)
 
 
-def test_configure_without_a_running_node_says_what_to_do(aws):
-    out = aws.run(("configure", "t-bad"), ok=False)
+def test_configure_without_a_running_node_says_what_to_do(aws, refused):
+    _returncode, out = refused["configure without a node"]
     assert "Deployment t-bad has no running node on cloud=aws: create one" in flat(out), out[-3000:]
     assert aws.ours() == {}
 
