@@ -59,7 +59,14 @@ class Podman:
     def list_by_label(self, key, value=None):
         selector = f"{key}={value}" if value else key
         _rc, out, _err = self.run("ps", "-a", "--filter", f"label={selector}", "--format", "{{.Names}}")
-        return [self.inspect(name) for name in out.split()]
+        names = out.split()
+        if not names:
+            return []
+        # One inspect for all of them; one by one only when one went away since ps listed it.
+        rc, out, _err = self.run("container", "inspect", *names, check=False)
+        if rc == 0:
+            return json.loads(out)
+        return [self.inspect(name) for name in names]
 
     def image_exists(self, image):
         rc, _out, _err = self.run("image", "exists", image, check=False)
@@ -97,6 +104,12 @@ def find_nodes(podman, deployment=None):
     return podman.list_by_label(LABEL_MANAGED_BY, MANAGED_BY)
 
 
+def deployment_nodes(podman, deployment):
+    """The node records of a deployment's containers, sorted by name (what local_node_info returns)."""
+    nodes = [container_node(raw) for raw in find_nodes(podman, deployment) if raw]
+    return sorted(nodes, key=lambda n: (n["name"], n["id"]))
+
+
 def _epoch(iso):
     """Epoch seconds of a podman timestamp such as '2026-11-22 12:53:38.41 +0100 CET'."""
     match = re.match(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)\S*\s*([+-]\d{4})?", iso or "")
@@ -113,7 +126,8 @@ def container_node(info, api_port=None):
     state = info.get("State", {})
     labels = (info.get("Config") or {}).get("Labels") or {}
     networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
-    private_ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
+    network = next((n for n in networks.values() if n.get("IPAddress")), {})
+    private_ip = network.get("IPAddress")
     ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
     published = None
     for binding in ports.get("11434/tcp") or []:
@@ -130,5 +144,10 @@ def container_node(info, api_port=None):
         private_ip=private_ip,
         api_url="http://127.0.0.1:%d" % port if port else None,
         started_at=_epoch(state.get("StartedAt")),
-        extra={"image": info.get("ImageName") or (info.get("Config") or {}).get("Image")},
+        # gateway: where the port podman publishes on this machine reaches the node from (its
+        # network's gateway), which the node's firewall lets in (playbooks/configure.yml).
+        extra={
+            "image": info.get("ImageName") or (info.get("Config") or {}).get("Image"),
+            "gateway": network.get("Gateway") or None,
+        },
     )

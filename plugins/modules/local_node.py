@@ -138,6 +138,16 @@ node:
     api_url: http://127.0.0.1:11434
     uptime_seconds: 42
     image: localhost/oce-node:bookworm
+    gateway: 10.89.42.1
+nodes:
+  description:
+    - The records of every node of O(deployment) after the task, sorted by name, as
+      M(ollama_cloud.engine.local_node_info) returns them (in check mode, as they are now).
+    - The C(node) role reads them instead of looking the deployment up again.
+  returned: always
+  type: list
+  elements: dict
+  version_added: 0.3.0
 command:
   description: The podman command that creates the node (run, or that would run in check mode).
   returned: when the node is created
@@ -300,7 +310,16 @@ def main():
         },
         node=("name", "deployment", "state", "model", "environment"),
     )
-    base.converge(lambda: LocalNode(base.client(base.module), base.params, base.module.warn), retries=False)
+    params = base.params
+
+    def work():
+        client = base.client(base.module)
+        node = LocalNode(client, params, base.module.warn)
+        result = cloud.converge(node, params["state"], base.check_mode, params["deployment"], params["name"])
+        result["nodes"] = podman.deployment_nodes(client, params["deployment"])
+        return result
+
+    base.run(work, retries=False)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def test_container_node_record():
         "State": {"Status": "running", "StartedAt": started},
         "Config": {"Labels": fleet.deployment_labels("demo", "gemma3:270m", "dev")},
         "NetworkSettings": {
-            "Networks": {"oce-rig": {"IPAddress": "10.89.42.7"}},
+            "Networks": {"oce-rig": {"IPAddress": "10.89.42.7", "Gateway": "10.89.42.1"}},
             "Ports": {"11434/tcp": [{"HostIp": "127.0.0.1", "HostPort": "11434"}]},
         },
     }
@@ -47,6 +47,7 @@ def test_container_node_record():
     assert node["state"] == "running" and node["cloud"] == "local" and node["id"] == "3f2a9c0d11aa"
     assert node["model"] == "gemma3:270m" and node["environment"] == "dev"
     assert node["private_ip"] == "10.89.42.7" and node["api_url"] == "http://127.0.0.1:11434"
+    assert node["gateway"] == "10.89.42.1" and node["image"] == "localhost/oce-node:bookworm"
     assert 85 <= node["uptime_seconds"] <= 100
     info["State"]["Status"] = "exited"
     assert container_node(info)["state"] == "stopped" and container_node(info)["uptime_seconds"] == 0
