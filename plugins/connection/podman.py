@@ -141,13 +141,18 @@ class Connection(ConnectionBase):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._no_channel = False  # set once this task knows that no channel can be had
+        # Worked out once per connection (a task's commands share it), for the options it was made from.
+        self._command_cache = (None, None)
+        self._socket_cache = (None, None)
 
     def _podman_command(self):
-        executable = self.get_option("podman_executable")
-        binary = shutil.which(executable)
-        if not binary:
-            raise AnsibleError(f"{executable} was not found on the controller's PATH: install podman")
-        return [binary] + shlex.split(self.get_option("podman_extra_args") or "")
+        options = (self.get_option("podman_executable"), self.get_option("podman_extra_args") or "")
+        if self._command_cache[0] != options:
+            binary = shutil.which(options[0])
+            if not binary:
+                raise AnsibleError(f"{options[0]} was not found on the controller's PATH: install podman")
+            self._command_cache = (options, [binary] + shlex.split(options[1]))
+        return list(self._command_cache[1])
 
     def _podman(self, args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE):
         cmd = self._podman_command() + list(args)
@@ -189,12 +194,16 @@ class Connection(ConnectionBase):
             [os.getuid(), self._container, self.get_option("remote_user"), self._podman_command()]
             + [os.environ.get(name) for name in PODMAN_ENV]
         )
-        directory = os.path.expanduser(self.get_option("control_path_dir"))
+        cached = (key, self.get_option("control_path_dir"))
+        if self._socket_cache[0] == cached:
+            return self._socket_cache[1]
+        directory = os.path.expanduser(cached[1])
         path = os.path.join(directory, "pm-" + hashlib.sha256(key.encode()).hexdigest()[:20])
         if len(os.fsencode(path)) > SUN_PATH_MAX:
             display.warning(f"control_path_dir {directory} is too long for a unix socket: one podman exec per command")
             self._no_channel = True
             return None
+        self._socket_cache = (cached, path)
         return path
 
     def _channel(self, argv, stdin=None, stdout=None):

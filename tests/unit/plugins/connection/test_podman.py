@@ -194,6 +194,23 @@ def test_later_commands_and_tasks_reuse_the_channel(connect, container, wrapper,
     assert stat.S_IMODE(os.stat(cp_dir).st_mode) == 0o700
 
 
+def test_a_connection_finds_podman_and_its_socket_once(connect, container, wrapper, monkeypatch):
+    conn = connect(container)
+    looked_up = []
+    real_which = shutil.which
+    monkeypatch.setattr(plugin.shutil, "which", lambda name: looked_up.append(name) or real_which(name))
+    for _command in range(4):
+        assert conn.exec_command("true")[0] == 0
+    assert looked_up == [wrapper.path]
+    path = conn._channel_socket()
+    # Other options are another podman command, and so another channel.
+    conn._options.update(podman_extra_args="--log-level=error")
+    assert conn.exec_command("/bin/sh -c 'echo ok'") == (0, b"ok\n", b"")
+    assert looked_up == [wrapper.path] * 2
+    assert conn._channel_socket() != path
+    wrapper.calls()
+
+
 def test_commands_run_side_by_side_on_one_channel(connect, container, wrapper):
     results = {}
 
