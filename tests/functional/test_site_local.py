@@ -43,16 +43,23 @@ def recap(out):
     return changed, failed
 
 
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def play():
     deployment = "e2e" + uuid.uuid4().hex[:6]
+    port = free_port()  # not a fixed one: other deployments of this machine publish theirs
     base = [
         "-e",
         "cloud=local",
         "-e",
         "deployment=" + deployment,
         "-e",
-        "node_local_api_port=11436",
+        "node_local_api_port=%d" % port,
         "-e",
         "@" + os.environ["OCE_RIG_VARS"],
     ]
@@ -66,6 +73,7 @@ def play():
         return res.stdout
 
     run.deployment = deployment
+    run.port = port
     run.node = "oce-" + deployment
     yield run
     run("playbooks/destroy.yml", ok=False)
@@ -124,7 +132,7 @@ def test_site_answers_then_converges_to_zero_changes(play):
     assert "running" in status_line(play)
 
     # The node is hardened: its firewall lets this machine in through the published port only.
-    assert api_version(11436)
+    assert api_version(play.port)
     ruleset = podman("exec", play.node, "nft", "list", "table", "inet", "oce_filter").stdout
     assert "policy drop" in ruleset and "dport 11434" in ruleset, ruleset
     inspect = ["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", play.node]
@@ -158,7 +166,7 @@ def test_stop_start_destroy(play):
     assert recap(play("playbooks/stop.yml"))[0] == 0
     assert recap(play("playbooks/start.yml"))[0] == 1
     assert "running" in status_line(play)
-    assert api_version(11436)  # the firewall is back after the boot, and lets the published port in
+    assert api_version(play.port)  # the firewall is back after the boot, and lets the published port in
     assert "oce_filter" in podman("exec", play.node, "nft", "list", "tables").stdout
     assert recap(play("playbooks/destroy.yml"))[0] == 1
     assert status_line(play) == ""
