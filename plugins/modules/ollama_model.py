@@ -455,11 +455,13 @@ class ModelTask:
                 names.append(alias.strip())
         return names
 
-    def sync_aliases(self, aliases):
-        """Point every also_as name at the model's digest (copy), or remove them (state=absent)."""
+    def sync_aliases(self, aliases, models):
+        """Point every also_as name at the model's digest (copy), or remove them (state=absent).
+
+        ``models``: the /api/tags listing as it is now.
+        """
         absent = self.p["state"] == "absent"
         target = self.result["digest"]  # after the model's own change (a placeholder in check mode)
-        models = self.client.tags()
         report = self.result["also_as"] = []  # filled as it goes: a failure reports the names done
         for alias in aliases:
             have = self.client.find(alias, models)
@@ -492,13 +494,16 @@ class ModelTask:
         api.parse_model_name(name)
         aliases = self.alias_names()
         spec = self.desired_spec() if self.p["state"] != "absent" else None
-        current = self.client.find(name)
+        # One /api/tags listing serves the model and its names, read again only after a change.
+        models = self.client.tags()
+        current = self.client.find(name, models)
         before = current["digest"] if current else ""
         self.result.update(name=api.display_name(name), before_digest=before, digest=before)
 
         if self.p["state"] == "absent":
             if aliases:  # the names first: a run that fails half way leaves the model for the next run
-                self.sync_aliases(aliases)
+                self.sync_aliases(aliases, models)
+                models = None
             self._absent(current)
         elif spec is not None:
             self._created(spec, current)
@@ -507,13 +512,15 @@ class ModelTask:
         if not self.result["done"]:
             return self.result
 
+        if not self.check and (self.result["action"] != "none" or models is None):
+            models = self.client.tags()  # what Ollama lists after the change
+            current = self.client.find(name, models)
         if not self.check or self.result["action"] == "none":
-            current = self.client.find(name)
             self.result["digest"] = current["digest"] if current else ""
             if current:
                 self.result["size"] = current.get("size")
         if self.p["state"] != "absent" and aliases:
-            self.sync_aliases(aliases)
+            self.sync_aliases(aliases, models)
         if self.p["state"] != "absent" and self.p["loaded"] is not None:
             if current:
                 self.ensure_loaded()

@@ -331,6 +331,8 @@ def test_also_as_copies_a_missing_name_then_leaves_it(ollama, capsys):
     assert rc == 0 and res["changed"] is False
     assert res["also_as"] == [{"name": CANONICAL, "before_digest": "d1", "digest": "d1", "action": "none"}]
     assert ollama.changing_calls() == []
+    # A model and its names as asked: one request, the /api/tags listing that serves both.
+    assert [(method, path) for method, path, _body in ollama.log] == [("GET", "/api/tags")]
 
 
 def test_also_as_after_a_first_pull(ollama, capsys):
