@@ -68,8 +68,9 @@ def test_canonical_name_answers(host):
 
 
 def test_model_generates_text(host):
-    answer = api(host, "/api/generate", {"model": MODEL, "prompt": "Say hello.", "stream": False,
-                                         "options": {"num_predict": 16}})
+    answer = api(
+        host, "/api/generate", {"model": MODEL, "prompt": "Say hello.", "stream": False, "options": {"num_predict": 16}}
+    )
     assert answer["done"] is True
     assert answer["response"].strip()
 
