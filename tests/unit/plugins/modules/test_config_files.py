@@ -106,9 +106,7 @@ def test_refused_content_is_not_written_and_stops_the_run(tmp_path, capsys):
     bad.write_text("table ok\n")
     files = [
         spec(first, "one\n"),
-        spec(
-            bad, "table bad\n", validate="sh -c 'grep -q ok \"$1\" || { echo syntax error >&2; exit 1; }' check %s"
-        ),
+        spec(bad, "table bad\n", validate="sh -c 'grep -q ok \"$1\" || { echo syntax error >&2; exit 1; }' check %s"),
         spec(after, "three\n"),
     ]
     result = run(capsys, files=files)
