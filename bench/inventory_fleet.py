@@ -14,7 +14,9 @@ plus 100 that are not ours), it times with wall clocks, median of --runs:
              and host names
   base       with --baseline DIR: the fleet plugin of that checkout (an older commit), miss and hit
 
-and prints fleet - api (the plugin's own cost) and fleet / aws_ec2. Before the timed runs, api and
+and prints fleet - api (the plugin's own cost) and fleet / aws_ec2, in wall seconds and in CPU
+seconds of the process (the steadier figure on a busy machine; the floor's CPU leaves out
+moto's, which every column waits for alike). Before the timed runs, api and
 fleet run once more through a proxy that records every request: the ``calls`` table says how many
 each made and whether the fleet's were the floor's, request for request (region, action,
 filters, page size). ``--profile N`` prints where one fleet run at N spends its time (cProfile of
@@ -30,6 +32,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -135,15 +138,21 @@ def seed(url, total, batch=500):
 
 
 def timed(argv, env, check=None):
-    """Wall seconds of one whole process; ``check(stdout)`` on its output."""
+    """Wall and CPU seconds (user + system, its children's included) of one process; ``check(stdout)`` on its output.
+
+    The CPU time does not count waiting (for moto, for a core of a busy machine): on a loaded
+    machine it is the steadier figure of what the process itself costs.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     res = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if res.returncode != 0:
         sys.exit("%s failed:\n%s" % (" ".join(argv), res.stderr[-3000:]))
     if check:
         check(res.stdout)
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def hosts_in(expected, group):
@@ -216,10 +225,15 @@ def measure(moto, n, runs, work, env, base_env=None, profile=False):
         if int(stdout) != n:
             sys.exit("the raw calls found %s instances, not %d" % (stdout.strip(), n))
 
-    calls = {}
+    calls, output = {}, {}
+
+    def fleet_check(stdout):
+        hosts_in(n, "cloud_aws")(stdout)
+        output.update(output_shape(stdout))
+
     for name, argv, check in (
         ("api", raw, raw_check),
-        ("fleet", lambda url: fleet_list + ["--flush-cache"], hosts_in(n, "cloud_aws")),
+        ("fleet", lambda url: fleet_list + ["--flush-cache"], fleet_check),
     ):
         proxy = CountingProxy(moto.url)
         try:
@@ -244,9 +258,32 @@ def measure(moto, n, runs, work, env, base_env=None, profile=False):
         # Interleaved, so that a busy moment of the machine falls on every column alike.
         for name, argv, column_env, check in columns:
             samples[name].append(timed(argv, column_env, check if i == 0 else None))
-    row = {key: statistics.median(values) for key, values in samples.items()}
-    row.update(n=n, seeded=seeded, calls=calls)
+    row = {key: statistics.median(wall for wall, _ in values) for key, values in samples.items()}
+    row["cpu"] = {key: statistics.median(cpu for _, cpu in values) for key, values in samples.items()}
+    row.update(n=n, seeded=seeded, calls=calls, output=output)
     return row
+
+
+def output_shape(stdout):
+    """What the fleet's ``--list`` prints: its size, and per host its values and the strings among them."""
+    hostvars = json.loads(stdout)["_meta"]["hostvars"]
+    counts = [leaves(v) for v in hostvars.values()]
+    return {
+        "bytes": len(stdout.encode()),
+        "values": statistics.mean(c[0] for c in counts) if counts else 0,
+        "strings": statistics.mean(c[1] for c in counts) if counts else 0,
+    }
+
+
+def leaves(value):
+    """(values, strings) under ``value``; a string marked unsafe ({"__ansible_unsafe": s}) is one string."""
+    if isinstance(value, dict) and set(value) != {"__ansible_unsafe"}:
+        found = [leaves(v) for v in value.values()]
+        return sum(f[0] for f in found), sum(f[1] for f in found)
+    if isinstance(value, list):
+        found = [leaves(v) for v in value]
+        return sum(f[0] for f in found), sum(f[1] for f in found)
+    return 1, int(isinstance(value, (str, dict)))
 
 
 def request_shape(region, params):
@@ -318,10 +355,20 @@ def report_calls(rows):
 
 def report(rows, runs):
     report_calls(rows)
-    print(
-        "ansible-inventory --list over N of our instances in %s (+100 not ours) on moto; "
-        "wall seconds, median of %d" % (", ".join(REGIONS), runs)
-    )
+    print("the fleet's output (--list): bytes, and per host its values (leaves of hostvars) and strings among them")
+    print("%7s %10s %7s %7s" % ("N", "bytes", "values", "strings"))
+    for r in rows:
+        print("%7d %10d %7.1f %7.1f" % (r["n"], r["output"]["bytes"], r["output"]["values"], r["output"]["strings"]))
+    for what in ("wall", "cpu"):
+        print(
+            "ansible-inventory --list over N of our instances in %s (+100 not ours) on moto; "
+            "%s seconds, median of %d" % (", ".join(REGIONS), what, runs)
+        )
+        report_table([r if what == "wall" else dict(r, **r["cpu"]) for r in rows])
+    print("load average (1, 5, 15 min) at the end: %.1f %.1f %.1f" % os.getloadavg())
+
+
+def report_table(rows):
     names = [k for k in ("start", "api", "base", "base_cached", "fleet", "cached", "aws_ec2") if k in rows[0]]
     derived = ["fleet-api", "ec2-api", "fleet/ec2"] + (["fleet/base"] if "base" in rows[0] else [])
     print(" ".join("%7s" % h for h in ["N"] + names) + " " + " ".join("%10s" % h for h in derived))

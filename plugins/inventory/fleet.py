@@ -11,8 +11,18 @@ description:
   - Finds the nodes this collection created, of one deployment or all, on the clouds of O(clouds),
     EC2 instances carrying our C(oce-managed-by) tag across O(regions), and Compute Engine VMs
     carrying our C(oce-managed-by) label in every zone of O(projects) (one aggregated list per
-    project). Each is added with its node record, the same record as
-    M(ollama_cloud.engine.aws_gpu_instance_info) and M(ollama_cloud.engine.gcp_gpu_instance_info) return.
+    project). Each is added with its node record in C(oce_node), the record
+    M(ollama_cloud.engine.aws_gpu_instance_info) and M(ollama_cloud.engine.gcp_gpu_instance_info)
+    return except for its C(labels), which are only the tags (GCP labels) a user added; C(Name) and
+    our C(oce-*) ones are the record's C(name), C(deployment), C(model) and C(environment) already.
+  - "Host variables, for O(compose), O(groups) and O(keyed_groups) too: C(oce_node), C(oce_instance_id),
+    C(oce_cloud), C(oce_region), C(oce_model), C(oce_state), C(oce_environment), C(oce_deployment),
+    C(oce_instance_type), C(oce_private_ip), C(oce_gpu), C(oce_hourly_cost), C(oce_tailnet_hostname),
+    C(oce_tailnet_online), C(ollama_url) and the connection's C(ansible_host), C(ansible_user),
+    C(ansible_become), C(ansible_ssh_private_key_file) and C(ansible_ssh_common_args)."
+  - All of them are host variables, the connection's included, as M(amazon.aws.aws_ec2) sets its
+    own, so they win over C(group_vars) (a C(group_vars/all.yml) of other hosts with another
+    C(ansible_user) does not reach the nodes); set them with this plugin's options or O(compose).
   - "Groups: C(cloud_<cloud>), C(region_<region>), C(model_<model>), C(state_<state>),
     C(deployment_<deployment>) and the plain environment name (C(dev), C(staging), C(prod)), the
     group the node role also uses, so C(group_vars/dev.yml) applies. Names are sanitised
@@ -25,6 +35,9 @@ description:
   - Terminated EC2 instances are left out; stopped GCP VMs (C(TERMINATED)) are kept as C(state_stopped).
     Regions and projects are read in parallel, each with paginated calls that retry throttling and
     server errors with jittered backoff.
+  - EC2's C(DescribeInstances) answers are read by the plugin for the node record's fields only
+    (botocore's parser builds every field of every instance, most of what a large inventory costs
+    the controller); the page token, the request id and any error answer go through botocore as usual.
   - The inventory file must end in C(fleet.yml), C(fleet.yaml), C(.fleet.yml) or C(.fleet.yaml).
 extends_documentation_fragment:
   - constructed
@@ -193,10 +206,12 @@ groups:
 """
 
 import concurrent.futures
+import datetime
 import hashlib
 import json
 import os
 import subprocess
+import xml.etree.ElementTree as ET
 
 from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
@@ -205,6 +220,10 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog, cloud, fleet, tailnet
 
 SUFFIXES = ("fleet.yml", "fleet.yaml")
+
+# The shape of the cached node records, part of the cache key: a cache of another shape is a miss.
+# 2: labels are only the user's own (fleet.own_labels).
+RECORDS = 2
 
 # Short host variables for compose, keyed_groups and groups, next to the whole record (oce_node).
 FLAT = ("cloud", "region", "model", "state", "environment", "deployment", "instance_type", "private_ip")
@@ -224,6 +243,76 @@ def _gcp():
     return gcp
 
 
+# DescribeInstances, read for what the node record takes. botocore's parser builds every field of
+# every instance (block devices, interfaces, their addresses, ...): at 1,000 instances that is
+# about 1.8 s of CPU, most of what an EC2 inventory costs the controller. The answer's XML is
+# read here instead, for these fields only, into botocore's own shape; the rest of the answer
+# (the request id, the page token) and every error answer go through botocore's parser as before.
+_EC2_TEXT = {
+    "instanceId": "InstanceId",
+    "instanceType": "InstanceType",
+    "privateIpAddress": "PrivateIpAddress",
+    "ipAddress": "PublicIpAddress",
+    "subnetId": "SubnetId",
+    "imageId": "ImageId",
+}
+
+
+def _ec2_instance(item, ns):
+    """One ``instancesSet/item`` as botocore shapes it, with the node record's fields only."""
+    instance = {}
+    for child in item:  # direct children: an interface's privateIpAddress is not the instance's
+        tag = child.tag[len(ns) :]
+        key = _EC2_TEXT.get(tag)
+        if key:
+            instance[key] = child.text or ""
+        elif tag == "instanceState":
+            instance["State"] = {"Name": child.findtext(ns + "name") or ""}
+        elif tag == "placement":
+            instance["Placement"] = {"AvailabilityZone": child.findtext(ns + "availabilityZone") or ""}
+        elif tag == "launchTime":
+            instance["LaunchTime"] = datetime.datetime.fromisoformat(child.text.strip().replace("Z", "+00:00"))
+        elif tag == "tagSet":
+            instance["Tags"] = [
+                {"Key": t.findtext(ns + "key") or "", "Value": t.findtext(ns + "value") or ""}
+                for t in child.iterfind(ns + "item")
+            ]
+    return instance
+
+
+def read_describe_instances(response_dict, customized_response_dict, **kwargs):
+    """botocore's before-parse handler for DescribeInstances (see _EC2_TEXT).
+
+    A successful answer's reservations go to ``customized_response_dict``, which botocore merges
+    into what it parses from the rest; an answer this cannot read is left whole to botocore's
+    parser, which reads it or says what is wrong with it.
+    """
+    if response_dict.get("status_code") != 200:
+        return
+    try:
+        root = ET.fromstring(response_dict["body"])
+        ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+        found = root.find(ns + "reservationSet")
+        reservations = [
+            {"Instances": [_ec2_instance(item, ns) for item in reservation.iterfind(f"{ns}instancesSet/{ns}item")]}
+            for reservation in ([] if found is None else found.iterfind(ns + "item"))
+        ]
+    except (ET.ParseError, AttributeError, KeyError, TypeError, ValueError):
+        return
+    if found is not None:
+        root.remove(found)
+    response_dict["body"] = ET.tostring(root)
+    customized_response_dict["Reservations"] = reservations
+
+
+def lean(api):
+    """``api`` (an EC2 Api of aws.connect) with DescribeInstances read by read_describe_instances."""
+    api.client.meta.events.register(
+        "before-parse.ec2.DescribeInstances", read_describe_instances, unique_id="oce-fleet-describe-instances"
+    )
+    return api
+
+
 def find_nodes(api, deployment=None, page_size=1000):
     """Our live instances in one region as node records, with GPU."""
     aws = _aws()
@@ -239,6 +328,7 @@ def find_nodes(api, deployment=None, page_size=1000):
         node["gpu"] = spec.get("gpu")
         node["gpu_count"] = spec.get("gpu_count")
         node["gpu_memory_gb"] = spec["gpu_count"] * spec["vram_gb"] if spec else None
+        node["labels"] = fleet.own_labels(node["labels"])
         nodes.append(node)
     return nodes
 
@@ -255,6 +345,7 @@ def find_gcp_nodes(api, deployment=None):
         node["gpu"] = accelerator.replace("nvidia-tesla-", "").replace("nvidia-", "").upper() if accelerator else None
         node["gpu_count"] = count or None
         node["gpu_memory_gb"] = per_gpu * count if per_gpu and count else None
+        node["labels"] = fleet.own_labels(node["labels"])
         nodes.append(node)
     return nodes
 
@@ -315,7 +406,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             for region in self._regions():
                 sources.append(
                     lambda region=region: find_nodes(
-                        aws.connect(dict(params, region=region), "ec2"), deployment, page_size
+                        lean(aws.connect(dict(params, region=region), "ec2")), deployment, page_size
                     )
                 )
         if "gcp" in self._clouds():
@@ -456,7 +547,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         of the key, nor written to the cache.
         """
         clouds = self._clouds()
-        scope = {"clouds": clouds, "deployment": self._option("deployment") or ""}
+        scope = {"clouds": clouds, "deployment": self._option("deployment") or "", "records": RECORDS}
         if "aws" in clouds:
             scope.update(
                 regions=self._regions(), endpoint_url=self._option("endpoint_url"), profile=self._option("profile")

@@ -22,6 +22,9 @@ MANAGED_BY = "ollama_cloud.engine"
 # test keeps the two equal). Here so that the inventory need not import first_boot's dependencies.
 SSH_USER = "oce"
 
+# Labels the node record says as its own fields (Name is AWS's tag of the instance's name).
+_RECORDED_LABELS = frozenset(("Name", LABEL_DEPLOYMENT, LABEL_MODEL, LABEL_ENVIRONMENT, LABEL_MANAGED_BY))
+
 NODE_STATES = ("pending", "running", "stopping", "stopped", "absent", "unknown")
 
 _DEPLOYMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
@@ -45,6 +48,15 @@ def deployment_labels(deployment, model=None, environment=None):
     if environment:
         labels[LABEL_ENVIRONMENT] = environment
     return labels
+
+
+def own_labels(labels):
+    """The labels (AWS: tags) a user added to a node, without ours and AWS's Name.
+
+    The node record's name, deployment, model and environment say those already; the fleet
+    inventory keeps only these in its records' ``labels``.
+    """
+    return {k: v for k, v in (labels or {}).items() if k not in _RECORDED_LABELS}
 
 
 def is_ours(labels, deployment):

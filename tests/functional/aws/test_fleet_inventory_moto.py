@@ -62,7 +62,7 @@ def fleet(moto_server, moto_url, tmp_path_factory):
         "a1": launch(
             "us-east-1",
             "g5.xlarge",
-            ours("oce-a1", "alpha", "dev", "mistral:7b"),
+            ours("oce-a1", "alpha", "dev", "mistral:7b", team="ml"),
         ),
         "a2": launch("us-east-1", "g4dn.xlarge", ours("oce-a2", "alpha", "dev", "gemma3:270m")),
         "b1": launch("eu-west-1", "g6e.xlarge", ours("oce-b1", "beta", "prod", "codellama:34b-code")),
@@ -132,6 +132,41 @@ def test_groups_and_hostvars_across_two_regions(fleet, tmp_path):
     )
     assert a1["oce_node"]["id"] == fleet.ids["a1"] and a1["oce_node"]["gpu_memory_gb"] == 24
     assert a1["ollama_models_list"] == ["mistral:7b"]
+    # The plugin reads DescribeInstances' answer itself: what it read is what boto3 parses.
+    ((described,),) = [
+        r["Instances"] for r in fleet.ec2["us-east-1"].describe_instances(InstanceIds=[fleet.ids["a1"]])["Reservations"]
+    ]
+    node = a1["oce_node"]
+    assert (node["private_ip"], node["public_ip"], node["subnet_id"], node["image_id"]) == (
+        described["PrivateIpAddress"],
+        described["PublicIpAddress"],
+        described["SubnetId"],
+        described["ImageId"],
+    )
+    assert (node["availability_zone"], node["state"]) == (described["Placement"]["AvailabilityZone"], "running")
+    # Labels: the user's own tags; Name and ours are the record's name, deployment, model and environment.
+    assert node["labels"] == {"team": "ml"} and a2["oce_node"]["labels"] == {}
+    assert (node["name"], node["deployment"], node["model"], node["environment"]) == (
+        "oce-a1",
+        "alpha",
+        "mistral:7b",
+        "dev",
+    )
+
+
+def test_the_plugins_variables_win_over_group_vars_and_lose_to_host_vars(fleet):
+    # As documented: every variable of the plugin is a host variable, as amazon.aws.aws_ec2's.
+    # group_vars still add what the plugin does not set; host_vars/<node>.yml override it.
+    here = fleet.work / "precedence"
+    (here / "group_vars").mkdir(parents=True)
+    (here / "host_vars").mkdir()
+    (here / "group_vars" / "all.yml").write_text("ansible_user: ubuntu\nsite_contact: ops@example.com\n")
+    (here / "group_vars" / "dev.yml").write_text("ansible_become: false\n")
+    (here / "host_vars" / "oce-a2.yml").write_text("ansible_user: admin\n")
+    inv = fleet.inventory(BASE + "deployment: alpha\n", name="precedence/test.fleet.yml")
+    a1, a2 = inv["_meta"]["hostvars"]["oce-a1"], inv["_meta"]["hostvars"]["oce-a2"]
+    assert (a1["ansible_user"], a1["ansible_become"], a1["site_contact"]) == ("oce", True, "ops@example.com")
+    assert (a2["ansible_user"], a2["ansible_become"]) == ("admin", True)
 
 
 def test_filtered_by_deployment(fleet):

@@ -32,8 +32,8 @@ def fleet(gce_cli, tmp_path_factory):
     emu.add_subnetwork("us-central1", "us-central1-private", network="oce-net", cidr="10.30.0.0/24")
     emu.add_subnetwork("europe-west4", "europe-west4-private", network="oce-net", cidr="10.40.0.0/24")
     alpha = dict(OURS, **{"oce-deployment": "alpha", "oce-environment": "dev"})
-    vm(emu, "us-central1-a", "oce-a1", "n1-standard-4", dict(alpha, **{"oce-model": "mistral-7b"}), "mistral:7b",
-       accelerator="nvidia-tesla-t4")  # fmt: skip
+    vm(emu, "us-central1-a", "oce-a1", "n1-standard-4", dict(alpha, **{"oce-model": "mistral-7b", "team": "ml"}),
+       "mistral:7b", accelerator="nvidia-tesla-t4")  # fmt: skip
     vm(emu, "us-central1-b", "oce-a2", "g2-standard-4", dict(alpha, **{"oce-model": "gemma3-270m"}), "gemma3:270m",
        status="TERMINATED")  # fmt: skip
     beta = dict(OURS, **{"oce-deployment": "beta", "oce-environment": "prod", "oce-model": "codellama-34b-code"})
@@ -81,6 +81,9 @@ def test_groups_and_hostvars_across_two_regions(fleet, tmp_path):
     assert a1["oce_node"]["availability_zone"] == "us-central1-a" and a1["oce_node"]["gpu_memory_gb"] == 16
     assert b1["oce_node"]["gpu_memory_gb"] == 48 and b1["oce_hourly_cost"] == pytest.approx(0.88 + 2 * 0.56)
     assert a1["ollama_models_list"] == ["mistral:7b"] and "ansible_connection" not in a1
+    # Labels: the user's own; ours are the record's deployment, model and environment.
+    assert a1["oce_node"]["labels"] == {"team": "ml"} and b1["oce_node"]["labels"] == {}
+    assert (b1["oce_node"]["deployment"], b1["oce_node"]["environment"]) == ("beta", "prod")
 
 
 def test_filtered_by_deployment_and_project_from_the_environment(fleet):

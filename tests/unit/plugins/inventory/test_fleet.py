@@ -55,12 +55,15 @@ def test_find_nodes_adds_gpu_and_tailnet_hostname_and_filters_by_our_tags():
             {"Key": "Name", "Value": "oce-x"},
             {"Key": "oce-deployment", "Value": "x"},
             {"Key": "oce-managed-by", "Value": "ollama_cloud.engine"},
+            {"Key": "team", "Value": "ml"},
         ],
     }
     api = FakeApi([{"Reservations": [{"Instances": [instance]}]}])
     (node,) = fleet.find_nodes(api, deployment="x", page_size=500)
     assert (node["gpu"], node["gpu_count"], node["gpu_memory_gb"]) == ("L40S", 1, 48)
     assert node["tailnet_hostname"] == "oce-x" and node["hourly_cost"] == 1.861
+    # Labels: the user's own; Name and ours are the record's name and deployment already.
+    assert node["labels"] == {"team": "ml"} and (node["name"], node["deployment"]) == ("oce-x", "x")
     ((operation, params),) = api.calls
     assert operation == "describe_instances" and params["MaxResults"] == 500
     assert {"Name": "tag:oce-deployment", "Values": ["x"]} in params["Filters"]
@@ -79,7 +82,7 @@ class FakeGcpApi:
 
 
 def test_find_gcp_nodes_adds_gpu_and_tailnet_hostname_and_filters_by_our_labels():
-    labels = {"oce-deployment": "x", "oce-managed-by": "ollama_cloud-engine", "oce-model": "mistral-7b"}
+    labels = {"oce-deployment": "x", "oce-managed-by": "ollama_cloud-engine", "oce-model": "mistral-7b", "team": "ml"}
     base = "https://compute.googleapis.com/compute/v1/projects/p/zones/us-central1-a"
     instance = {
         "id": "42",
@@ -104,6 +107,7 @@ def test_find_gcp_nodes_adds_gpu_and_tailnet_hostname_and_filters_by_our_labels(
     )
     assert (node["gpu"], node["gpu_count"], node["gpu_memory_gb"]) == ("L4", 2, 48)
     assert node["tailnet_hostname"] == "oce-x" and node["hourly_cost"] == 0.88 + 2 * 0.56
+    assert node["labels"] == {"team": "ml"}
     ((resource, params),) = api.calls
     assert resource == "instances"
     assert '(labels.oce-deployment = "x")' in params["filter"]
@@ -237,3 +241,171 @@ def test_the_tailnet_is_asked_once_and_told_only_when_a_node_runs(cli, states, f
     plugin.display = Told()
     assert plugin._peers(nodes, asked) == plugin._peers(nodes) and len(plugin.display.warnings) == 2 * bool(warned)
     assert plugin._peers([{"state": "stopped"}], asked) == {}
+
+
+# A DescribeInstances answer as EC2 writes it, with what could mislead a reader: addresses,
+# subnets and tags of interfaces and volumes under the instance, an instance without a public
+# address or tags, a tag without a value, escaped characters, and a page token.
+DESCRIBE_INSTANCES = b"""<?xml version="1.0" encoding="UTF-8"?>
+<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <requestId>8f7724cf-496f-496e-8fe3-example</requestId>
+  <reservationSet>
+    <item>
+      <reservationId>r-1</reservationId>
+      <ownerId>123456789012</ownerId>
+      <groupSet/>
+      <instancesSet>
+        <item>
+          <instanceId>i-0a1</instanceId>
+          <imageId>ami-0abc</imageId>
+          <instanceState><code>16</code><name>running</name></instanceState>
+          <privateDnsName>ip-10-0-1-5.ec2.internal</privateDnsName>
+          <instanceType>g6e.xlarge</instanceType>
+          <launchTime>2026-11-30T08:15:02.000Z</launchTime>
+          <placement><availabilityZone>us-east-1b</availabilityZone><groupName/><tenancy>default</tenancy></placement>
+          <subnetId>subnet-0aa</subnetId>
+          <vpcId>vpc-1</vpcId>
+          <privateIpAddress>10.0.1.5</privateIpAddress>
+          <ipAddress>54.1.2.3</ipAddress>
+          <blockDeviceMapping>
+            <item><deviceName>/dev/sda1</deviceName><ebs><volumeId>vol-1</volumeId><status>attached</status></ebs></item>
+          </blockDeviceMapping>
+          <networkInterfaceSet>
+            <item>
+              <networkInterfaceId>eni-1</networkInterfaceId>
+              <subnetId>subnet-0ff</subnetId>
+              <privateIpAddress>10.0.9.9</privateIpAddress>
+              <association><publicIp>54.9.9.9</publicIp></association>
+              <privateIpAddressesSet>
+                <item><privateIpAddress>10.0.9.9</privateIpAddress><primary>true</primary></item>
+              </privateIpAddressesSet>
+              <tagSet><item><key>Name</key><value>not-the-instance</value></item></tagSet>
+            </item>
+          </networkInterfaceSet>
+          <tagSet>
+            <item><key>Name</key><value>oce-x-gpu-1</value></item>
+            <item><key>oce-deployment</key><value>x</value></item>
+            <item><key>oce-managed-by</key><value>ollama_cloud.engine</value></item>
+            <item><key>oce-model</key><value>mistral:7b</value></item>
+            <item><key>team</key><value>R&amp;D &lt;ml&gt;</value></item>
+            <item><key>empty</key><value/></item>
+          </tagSet>
+        </item>
+        <item>
+          <instanceId>i-0a2</instanceId>
+          <imageId>ami-0abc</imageId>
+          <instanceState><code>80</code><name>stopped</name></instanceState>
+          <instanceType>g5.xlarge</instanceType>
+          <launchTime>2026-11-29T23:59:59Z</launchTime>
+          <placement><availabilityZone>us-east-1a</availabilityZone></placement>
+          <subnetId>subnet-0bb</subnetId>
+          <privateIpAddress>10.0.2.7</privateIpAddress>
+        </item>
+      </instancesSet>
+    </item>
+    <item>
+      <reservationId>r-2</reservationId>
+      <instancesSet>
+        <item>
+          <instanceId>i-0b1</instanceId>
+          <instanceState><code>0</code><name>pending</name></instanceState>
+          <instanceType>g4dn.xlarge</instanceType>
+          <launchTime>2026-12-01T10:00:00.000Z</launchTime>
+          <placement><availabilityZone>eu-west-1c</availabilityZone></placement>
+          <tagSet><item><key>Name</key><value>oce-y-1</value></item></tagSet>
+        </item>
+      </instancesSet>
+    </item>
+  </reservationSet>
+  <nextToken>eyJ2IjoyfQ==</nextToken>
+</DescribeInstancesResponse>
+"""
+
+
+def ec2_parse(body, reader=None):
+    """What botocore's client returns for a DescribeInstances answer, with ``reader`` as its before-parse handler."""
+    import botocore.parsers
+    import botocore.session
+
+    operation = botocore.session.get_session().get_service_model("ec2").operation_model("DescribeInstances")
+    response = {"body": body, "headers": {}, "status_code": 200}
+    customized = {}
+    if reader:
+        reader(response_dict=response, customized_response_dict=customized, operation_model=operation)
+    parsed = botocore.parsers.create_parser("ec2").parse(response, operation.output_shape)
+    parsed.update(customized)
+    return parsed
+
+
+def test_the_describe_instances_reader_gives_the_node_records_botocores_parser_gives(monkeypatch):
+    # The node records, not just the fields: whatever instance_node reads, both readers give alike.
+    monkeypatch.setattr(fleet_utils.time, "time", lambda: 1796169600.0)  # 2026-12-01T10:40:00Z
+    aws = fleet._aws()
+    full, lean = ec2_parse(DESCRIBE_INSTANCES), ec2_parse(DESCRIBE_INSTANCES, fleet.read_describe_instances)
+
+    def records(parsed):
+        return [aws.priced_node(i, "us-east-1") for r in parsed["Reservations"] for i in r["Instances"]]
+
+    assert records(lean) == records(full)
+    first = records(lean)[0]
+    assert (first["private_ip"], first["public_ip"], first["subnet_id"]) == ("10.0.1.5", "54.1.2.3", "subnet-0aa")
+    assert first["labels"]["team"] == "R&D <ml>" and first["labels"]["empty"] == ""
+    assert first["uptime_seconds"] == 1796169600 - 1796026502
+    assert [len(r["Instances"]) for r in lean["Reservations"]] == [2, 1]
+    # What is left to botocore's parser: the page token and the request id, as it gives them.
+    assert lean["NextToken"] == full["NextToken"] == "eyJ2IjoyfQ=="
+    assert lean["ResponseMetadata"] == full["ResponseMetadata"]
+
+
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b"not xml at all", 200),
+        (DESCRIBE_INSTANCES.replace(b"2026-11-29T23:59:59Z", b"yesterday"), 200),
+        (DESCRIBE_INSTANCES.replace(b"<launchTime>2026-12-01T10:00:00.000Z</launchTime>", b"<launchTime/>"), 200),
+        (b"<Response><Errors><Error><Code>RequestLimitExceeded</Code></Error></Errors></Response>", 503),
+    ],
+    ids=["not xml", "a time it cannot read", "an empty time", "an error"],
+)
+def test_an_answer_the_reader_cannot_read_is_left_whole_to_botocore(body, status):
+    response = {"body": body, "headers": {}, "status_code": status}
+    customized = {}
+    fleet.read_describe_instances(response_dict=response, customized_response_dict=customized)
+    assert response == {"body": body, "headers": {}, "status_code": status} and customized == {}
+
+
+def test_lean_reads_describe_instances_of_its_own_client_only(monkeypatch):
+    aws = fleet._aws()
+    for key, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_CONFIG_FILE": os.devnull}.items():
+        monkeypatch.setenv(key, value)
+
+    def connect():
+        return aws.connect({"region": "us-east-1", "endpoint_url": "http://127.0.0.1:9"}, "ec2")
+
+    leaned, other = fleet.lean(connect()), connect()
+    fleet.lean(leaned)  # twice: still one handler
+
+    def emit(api):
+        response = {"body": DESCRIBE_INSTANCES, "headers": {}, "status_code": 200}
+        customized = {}
+        api.client.meta.events.emit(
+            "before-parse.ec2.DescribeInstances", response_dict=response, customized_response_dict=customized
+        )
+        return response["body"], customized
+
+    body, customized = emit(leaned)
+    assert [len(r["Instances"]) for r in customized["Reservations"]] == [2, 1]
+    assert b"reservationSet" not in body and b"nextToken" in body
+    assert emit(other) == (DESCRIBE_INSTANCES, {})
+
+
+def test_a_cache_of_records_of_another_shape_is_a_miss(monkeypatch):
+    # Records cached before labels were the user's own (or after a later change of shape) are
+    # not read as if they were of this version: the shape is part of the cache key.
+    plugin = fleet.InventoryModule()
+    options = {"clouds": ["aws"], "regions": ["us-east-1"], "deployment": "", "endpoint_url": None, "profile": None}
+    plugin.get_option = plugin._option = options.get
+    key = plugin._cache_key("/inv/prod.fleet.yml")
+    assert key == plugin._cache_key("/inv/prod.fleet.yml")
+    monkeypatch.setattr(fleet, "RECORDS", fleet.RECORDS + 1)
+    assert plugin._cache_key("/inv/prod.fleet.yml") != key
