@@ -6,7 +6,6 @@
 from ansible_collections.ollama_cloud.engine.tests.functional.simcloud.fixtures import (  # noqa: F401
     controller_tailnet,
     golden_image,
-    golden_image_gcp,
     headscale,
     simcloud_aws,
     simcloud_gce,

@@ -131,12 +131,6 @@ def golden_image(simcloud_rig):
 
 
 @pytest.fixture(scope="session")
-def golden_image_gcp(simcloud_rig):
-    """Tag of the GCP golden image (cloud=gcp); map a GCE image name to it in ``bodies.image_for``."""
-    return _golden("gcp")
-
-
-@pytest.fixture(scope="session")
 def headscale(simcloud_rig):
     """The rig's Headscale: the tailnet module (preauth_key, nodes, nodes_named, delete_nodes)."""
     try:
