@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks on the local target (figures, not a timed test):
 #  1. create -> answer: site.yml from the bare base image to the model's printed answer (wall s)
-#  2. a second site.yml on the converged node: wall seconds and changed count (target 0), and
-#     its ten slowest tasks (ansible.posix.profile_tasks)
+#  2. a second site.yml on the converged node: wall seconds and changed count (target 0)
+#  and the ten slowest tasks of each (ansible.posix.profile_tasks)
 # Uses its own deployment and port so the demo node is left alone; destroys it at the end.
 #   OCE_BENCH_DEPLOYMENT (default bench) and OCE_BENCH_PORT (default 11435): to run two at once.
 # shellcheck source-path=SCRIPTDIR source=../rig/lib.sh
@@ -23,12 +23,15 @@ run() {
   end=$(date +%s.%N)
   echo "$end - $start" | bc
 }
-first=$(run first)
 export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=10
+first=$(run first)
 second=$(run second)
 printf 'create -> answer (bare image)   %6.1f s   changed=%s\n' "$first" "$(changed "$log/first")"
 printf 'second site.yml (converged)    %6.1f s   changed=%s\n' "$second" "$(changed "$log/second")"
 grep -A1 ' answered in ' "$log/second" | head -2 || true
+# profile_tasks ends a run with its table: the lines after the last "=====" rule.
+slowest() { awk '/^=====/ { n = NR } { line[NR] = $0 } END { for (i = n + 1; i <= NR; i++) if (line[i] ~ / ---/) print line[i] }' "$1" | head -10; }
+echo "ten slowest tasks from the bare image:"
+slowest "$log/first"
 echo "ten slowest tasks of the converged run:"
-# profile_tasks ends the run with its table: the lines after the last "=====" rule.
-awk '/^=====/ { n = NR } { line[NR] = $0 } END { for (i = n + 1; i <= NR; i++) if (line[i] ~ / ---/) print line[i] }' "$log/second" | head -10
+slowest "$log/second"
