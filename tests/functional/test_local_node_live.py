@@ -11,9 +11,9 @@ import subprocess
 import uuid
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ollama_cloud.engine.plugins.modules import local_node, local_node_info
+from ansible_collections.ollama_cloud.engine.tests.module_runner import run_module
 
 IMAGE = os.environ.get("OCE_BASE_IMAGE", "localhost/oce-node:bookworm")
 NETWORK = os.environ.get("OCE_RIG_NETWORK", "oce-rig")
@@ -32,11 +32,7 @@ def exists(name):
 
 
 def run(module, capsys, check_mode=False, **args):
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    with patch_module_args(args), pytest.raises(SystemExit):
-        module.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(module, capsys, check_mode=check_mode, **args)
 
 
 @pytest.fixture

@@ -6,16 +6,14 @@ import json
 
 import boto3
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ollama_cloud.engine.plugins.modules import aws_gpu_instance, aws_gpu_instance_info
+from ansible_collections.ollama_cloud.engine.tests.module_runner import run_module
 
 
 def run(capsys, module=aws_gpu_instance, **args):
     """Run a module in-process; return its result dict (failed results included)."""
-    with patch_module_args(args), pytest.raises(SystemExit):
-        module.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(module, capsys, **args)
 
 
 def node_args(moto, **extra):

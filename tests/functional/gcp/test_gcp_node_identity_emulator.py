@@ -9,14 +9,13 @@ request and response against iam.v1, cloudresourcemanager.v1 and secretmanager.v
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import gcp
 from ansible_collections.ollama_cloud.engine.plugins.modules import gcp_node_identity
 from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server
+from ansible_collections.ollama_cloud.engine.tests.module_runner import run_module
 
 EMAIL = f"oce-n1-node@{server.PROJECT}.iam.gserviceaccount.com"
 MEMBER = "serviceAccount:" + EMAIL
@@ -27,13 +26,7 @@ OPS = "user:ops@example.com"
 
 def run(capsys, check=False, diff=False, **args):
     args = dict({"deployment": "n1", "auth_kind": "anonymous"}, **args)
-    if check:
-        args["_ansible_check_mode"] = True
-    if diff:
-        args["_ansible_diff"] = True
-    with patch_module_args(args), pytest.raises(SystemExit):
-        gcp_node_identity.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(gcp_node_identity, capsys, check_mode=check, diff=diff, **args)
 
 
 def bindings(policy):

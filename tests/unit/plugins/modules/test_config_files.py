@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import grp
-import json
 import os
 import pwd
 import stat
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ollama_cloud.engine.plugins.modules import config_files as mod
+from ansible_collections.ollama_cloud.engine.tests.module_runner import run_module
 
 OWNER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name
 
 
 def run(capsys, check_mode=False, diff=False, **args):
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    if diff:
-        args["_ansible_diff"] = True
-    with patch_module_args(args), pytest.raises(SystemExit):
-        mod.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(mod, capsys, check_mode=check_mode, diff=diff, **args)
 
 
 def spec(dest, content, **extra):
