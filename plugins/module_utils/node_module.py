@@ -97,6 +97,13 @@ class NodeModule:
         )
 
 
+def records(client, find, node, deployment):
+    """The node records of ``deployment`` (all of ours when empty), as an ``*_info`` module returns them:
+    ``find(client, deployment)``'s raw answers made ``node(client, raw)``, sorted by name, then id."""
+    nodes = [node(client, raw) for raw in find(client, deployment) if raw]
+    return sorted(nodes, key=lambda n: (n["name"], n["id"]))
+
+
 def info(lib, find, node, connect=None, **argument_spec):
     """The whole of an ``*_info`` module: the nodes ``find(client, deployment)`` returns as ``node(client, raw)``.
 
@@ -106,7 +113,6 @@ def info(lib, find, node, connect=None, **argument_spec):
 
     def work():
         client = connect(base) if connect else base.client()
-        nodes = [node(client, raw) for raw in find(client, base.params["deployment"]) if raw]
-        return {"changed": False, "nodes": sorted(nodes, key=lambda n: (n["name"], n["id"]))}
+        return {"changed": False, "nodes": records(client, find, node, base.params["deployment"])}
 
     base.run(work, retries=False)

@@ -104,10 +104,9 @@ def find_nodes(podman, deployment=None):
     return podman.list_by_label(LABEL_MANAGED_BY, MANAGED_BY)
 
 
-def deployment_nodes(podman, deployment):
-    """The node records of a deployment's containers, sorted by name (what local_node_info returns)."""
-    nodes = [container_node(raw) for raw in find_nodes(podman, deployment) if raw]
-    return sorted(nodes, key=lambda n: (n["name"], n["id"]))
+def record(_podman, info):
+    """The node record of one container's inspect record (node_module.records' ``node``)."""
+    return container_node(info)
 
 
 def _epoch(iso):

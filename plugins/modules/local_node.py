@@ -316,7 +316,7 @@ def main():
         client = base.client(base.module)
         node = LocalNode(client, params, base.module.warn)
         result = cloud.converge(node, params["state"], base.check_mode, params["deployment"], params["name"])
-        result["nodes"] = podman.deployment_nodes(client, params["deployment"])
+        result["nodes"] = node_module.records(client, podman.find_nodes, podman.record, params["deployment"])
         return result
 
     base.run(work, retries=False)

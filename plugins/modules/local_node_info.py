@@ -45,9 +45,7 @@ from ansible_collections.ollama_cloud.engine.plugins.module_utils import node_mo
 
 
 def main():
-    node_module.info(
-        podman, podman.find_nodes, lambda client, raw: podman.container_node(raw), lambda base: base.client(base.module)
-    )
+    node_module.info(podman, podman.find_nodes, podman.record, lambda base: base.client(base.module))
 
 
 if __name__ == "__main__":

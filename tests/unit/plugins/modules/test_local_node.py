@@ -6,7 +6,7 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import podman
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import node_module, podman
 from ansible_collections.ollama_cloud.engine.plugins.module_utils.fleet import deployment_labels
 from ansible_collections.ollama_cloud.engine.plugins.modules import local_node
 from ansible_collections.ollama_cloud.engine.plugins.modules.local_node import (
@@ -149,5 +149,5 @@ def test_a_container_gone_between_ps_and_inspect_is_left_out():
         return rc, out, err
 
     fake.run_command = run_command
-    nodes = podman.deployment_nodes(podman.Podman(fake, "podman"), "demo")
+    nodes = node_module.records(podman.Podman(fake, "podman"), podman.find_nodes, podman.record, "demo")
     assert [n["name"] for n in nodes] == ["oce-demo"]
