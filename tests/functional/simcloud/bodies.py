@@ -247,14 +247,27 @@ class Bodies:
         """Start the body with the metadata DNAT in place before its init runs."""
         if not seeded:
             self._seed(body)  # the user data as the cloud holds it now (GCE reads it at every boot)
-        rig.podman("init", body.container)
-        state, body.ip = self._inspect(body.container)
-        body.pid = state["Pid"]
-        host, port = self.cloud.metadata
-        netns.set_metadata_dnat(body.pid, host, port)
+        self._init_with_dnat(body)
         self.cloud.body_started(body.instance, body.ip)
         rig.podman("start", body.container)
         body.state, body.started, body.boots = "running", time.monotonic(), body.boots + 1
+
+    def _init_with_dnat(self, body, attempts=3):
+        """podman init, then the DNAT in the new namespace. A restart can race the cleanup that
+        conmon runs after the earlier stop: it may tear down the freshly inited container, and its
+        init process (and namespace) vanish under nsenter. Then init again; any other failure stands."""
+        host, port = self.cloud.metadata
+        for attempt in range(1, attempts + 1):
+            rig.podman("init", body.container)
+            state, body.ip = self._inspect(body.container)
+            body.pid = state["Pid"]
+            try:
+                netns.set_metadata_dnat(body.pid, host, port)
+                return
+            except RuntimeError:
+                if attempt == attempts or process_exists(body.pid):
+                    raise
+            time.sleep(1)
 
     def _verify(self, body):
         """A body shut down from inside stops its instance (as a guest shutdown does on EC2 and GCE);
@@ -281,6 +294,10 @@ class Bodies:
         self.cloud.body_stopped(body.instance, body.ip)
         shutil.rmtree(os.path.join(self.workdir, body.container), ignore_errors=True)
         body.state = "removed"
+
+
+def process_exists(pid):
+    return bool(pid) and os.path.exists(f"/proc/{pid}")
 
 
 def _host_port(url):

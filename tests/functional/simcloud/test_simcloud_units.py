@@ -225,6 +225,41 @@ def test_a_failed_body_is_reported_once_and_not_retried(fake_podman, tmp_path, m
     assert harness.reconcile() is False  # not retried in a loop
 
 
+def test_a_start_whose_init_vanishes_under_nsenter_inits_again(fake_podman, tmp_path, monkeypatch):
+    # conmon's cleanup of the earlier stop can tear the freshly inited container down (CI, stop 10).
+    cloud = FakeCloud()
+    harness = Bodies(cloud, workdir=str(tmp_path))
+    cloud.listed = [Instance("i-7", "oce-r", "running", "ami-x")]
+    failures = ["nsenter: cannot open /proc/4242/ns/net: No such file or directory"]
+
+    def set_dnat(pid, host, port):
+        fake_podman.calls.append(("nft",))
+        if failures:
+            raise RuntimeError(failures.pop())
+        fake_podman.dnat.append((pid, host, port))
+
+    monkeypatch.setattr(netns, "set_metadata_dnat", set_dnat)
+    monkeypatch.setattr(bodies_mod, "process_exists", lambda pid: False)
+    harness.settle()
+    assert [v for v in verbs(fake_podman.calls) if v in ("init", "nft", "start")] == ["init", "nft"] * 2 + ["start"]
+    assert fake_podman.dnat == [(4242, "10.89.42.1", 8000)] and harness.body("i-7").state == "running"
+
+
+def test_a_dnat_failure_in_a_living_namespace_is_not_retried(fake_podman, tmp_path, monkeypatch):
+    cloud = FakeCloud()
+    harness = Bodies(cloud, workdir=str(tmp_path))
+    cloud.listed = [Instance("i-8", "oce-q", "running", "ami-x")]
+
+    def set_dnat(pid, host, port):
+        raise RuntimeError("nft: syntax error")
+
+    monkeypatch.setattr(netns, "set_metadata_dnat", set_dnat)
+    monkeypatch.setattr(bodies_mod, "process_exists", lambda pid: True)
+    with pytest.raises(AssertionError, match="create oce-body-i-8 .*syntax error"):
+        harness.settle()
+    assert [c[0] for c in fake_podman.calls].count("init") == 1
+
+
 def test_a_body_shut_down_from_inside_stops_its_instance(fake_podman, tmp_path):
     cloud = FakeCloud()
     harness = Bodies(cloud, workdir=str(tmp_path))
