@@ -12,7 +12,7 @@ version_added: 0.2.0
 description:
   - Creates, corrects or deletes the IAM role C(NAME-node) that a C(cloud=aws) node runs as, its one
     inline policy C(oce-node), and the instance profile C(NAME-node) that hands the role to the
-    instance: the AWS counterpart of M(ollama_cloud.engine.gcp_node_identity).
+    instance; the AWS counterpart of M(ollama_cloud.engine.gcp_node_identity).
   - "V(present): the role, trusted by C(ec2.amazonaws.com) only, tagged with our deployment tags and
     O(tags); the inline policy C(oce-node), which allows the CloudWatch agent's metrics (actions that
     take no resource), writing log streams into exactly one log group (O(log_group)), and
@@ -24,8 +24,8 @@ description:
   - The module never creates, reads or changes the secret or the log group; the node role
     (C(aws/monitoring.yml)) creates the log group, the secret is yours.
   - IAM names are account-wide. A role or instance profile named C(NAME-node) without both of our
-    tags (C(oce-deployment=DEPLOYMENT), C(oce-managed-by=ollama_cloud.engine)) is someone else's:
-    V(present) fails before it changes anything; V(absent) leaves it as it is and says so in
+    tags (C(oce-deployment=DEPLOYMENT), C(oce-managed-by=ollama_cloud.engine)) is someone else's;
+    V(present) fails before it changes anything, V(absent) leaves it as it is and says so in
     RV(left_alone).
   - "V(absent): removes every role from our instance profile and deletes it, then takes our role out
     of any other instance profile that still holds it, deletes its inline policies, detaches the
@@ -92,7 +92,7 @@ notes:
     C(iam:AddRoleToInstanceProfile), C(iam:RemoveRoleFromInstanceProfile); for V(absent) also
     C(iam:ListRolePolicies), C(iam:ListAttachedRolePolicies), C(iam:ListInstanceProfilesForRole),
     C(iam:DeleteRolePolicy), C(iam:DetachRolePolicy), C(iam:DeleteInstanceProfile), C(iam:DeleteRole).
-  - No Session Manager permissions: nodes are reached over the tailnet only.
+  - No Session Manager permissions; nodes are reached over the tailnet only.
   - Inline policies other than C(oce-node) on our role are left as they are by V(present).
 seealso:
   - module: ollama_cloud.engine.aws_gpu_instance
