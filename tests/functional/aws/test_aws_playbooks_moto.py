@@ -437,7 +437,9 @@ def test_a_first_create_that_fails_part_way_removes_what_it_made(aws):
     ]
     assert "no capacity for gemma3:270m in any subnet" in text and "RunInstances" in proxy.hits
     assert "did not exist before this run, so everything this run created was removed again" in text
-    assert "TASK [ollama_cloud.engine.node : Delete the NAT gateways and release their addresses]" in out
+    assert (
+        "TASK [ollama_cloud.engine.node : Delete the network (VPC endpoints, NAT gateways and their addresses," in out
+    )
     assert aws.ours() == {}
 
 

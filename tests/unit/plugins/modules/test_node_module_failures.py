@@ -21,6 +21,11 @@ MODULES = {
     "aws_gpu_instance": (aws, ["connect"], dict(NODE, region="us-east-1")),
     "aws_gpu_instance_info": (aws, ["connect"], {"region": "us-east-1"}),
     "aws_image_prune": (aws, ["connect"], {"region": "us-east-1"}),
+    "aws_network": (
+        aws,
+        ["connect"],
+        {"region": "us-east-1", "deployment": "demo", "zones": ["us-east-1a", "us-east-1b"]},
+    ),
     "aws_node_identity": (aws, ["connect"], {"region": "us-east-1", "deployment": "demo"}),
     "aws_price_info": (aws, ["connect"], {"region": "us-east-1", "instance_types": ["g5.xlarge"]}),
     "gcp_gpu_instance": (gcp, ["connect"], dict(NODE, project="p")),
