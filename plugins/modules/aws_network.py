@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Creates, corrects or deletes the VPC a C(cloud=aws) node lives in and everything in it, all named
     after O(name) and tagged as the deployment's (C(oce-deployment), C(oce-managed-by), O(environment)
-    and O(tags)). One boto3 session: it reads what exists once, plans, then acts.
+    and O(tags)). One boto3 session; it reads what exists once, plans, then acts.
   - "A VPC C(NAME) with DNS support and DNS host names; one private subnet C(NAME-private-ZONE) per zone
     (no public IP mapping, tag C(oce-tier=private)) sharing the route table C(NAME-private); the node's
     security group C(NAME-node) with no ingress rule at all (and the default egress)."
