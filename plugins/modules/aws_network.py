@@ -294,7 +294,18 @@ class Network:
     def do(self, action, operation, **params):
         """Record an action; unless in check mode, send it. Returns the answer (empty in check mode)."""
         self.actions.append(action)
-        return {} if self.check else self.ec2.call(operation, **params)
+        if self.check:
+            return {}
+        try:
+            return self.ec2.call(operation, **params)
+        except cloud.CloudError as exc:
+            if exc.details.get("code") != "DependencyViolation":
+                raise
+            raise cloud.CloudError(
+                f"{exc.msg}: something still uses it; terminate the deployment's instances first "
+                "(playbooks/destroy.yml does), and remove from the VPC what this module did not make",
+                **exc.details,
+            ) from None
 
     def read(self, filters):
         """Every kind, filtered by ``filters`` (our tags, or the VPC), split into ours and not ours."""
@@ -328,9 +339,9 @@ class Network:
                 Tags=[{"Key": k} for k in removals],
             )
 
-    def wait(self, what, probe, done):
+    def wait(self, what, probe, done, failed=None):
         if not self.check:
-            cloud.wait_for(probe, done, what, self.timeout, clock=self.ec2.clock)
+            cloud.wait_for(probe, done, what, self.timeout, clock=self.ec2.clock, failed=failed)
 
     def nat_state(self, nat_id):
         found = self.ec2.call("describe_nat_gateways", NatGatewayIds=[nat_id]).get("NatGateways") or [{}]
@@ -412,6 +423,8 @@ class Network:
             f"ollama_cloud.engine {self.deployment}: no ingress; reach the node over the tailnet",
             [],
         )
+        if p["egress"] == "nat":
+            self.remove_stale_nat_path(nat["public_subnet_id"])
         endpoints = {}
         if p["egress"] == "none":
             endpoints = self.endpoints(vpc_id, private_rt, [s for s in subnets if s])
@@ -672,6 +685,10 @@ class Network:
             f"NAT gateway {nat_id} to be available",
             lambda: self.nat_state(nat_id),
             lambda n: n.get("State") == "available",
+            failed=lambda n: (
+                n.get("State") in ("failed", "deleting", "deleted")
+                and (f"state {n['State']} ({n.get('FailureMessage') or 'no reason given'})")
+            ),
         )
 
     def group(self, vpc_id, name, description, rules):
@@ -817,7 +834,27 @@ class Network:
                 lambda n: n.get("State") in ("deleted", None),
             )
         for allocation in sorted(release):
-            self.do(f"release elastic IP {allocation}", "release_address", AllocationId=allocation)
+            self.release(allocation)
+
+    def release(self, allocation):
+        """Release an elastic IP; for a while after its NAT gateway is deleted AWS still says it is in use."""
+        self.actions.append(f"release elastic IP {allocation}")
+        if self.check:
+            return
+        clock = self.ec2.clock
+
+        def on_retry(exc, _attempt, delay):
+            self.ec2.retries.append(("release_address", exc.details.get("code"), round(delay, 3)))
+
+        cloud.retry_until(
+            lambda: self.ec2.call("release_address", AllocationId=allocation),
+            lambda exc: "InUse" in str(getattr(exc, "details", {}).get("code")),
+            clock.now() + self.timeout,
+            self.ec2.base,
+            self.ec2.cap,
+            clock,
+            on_retry,
+        )
 
     def delete(self, kind, resources):
         """Delete ``resources`` of ``kind``: route tables disassociated first, internet gateways detached.
@@ -853,6 +890,14 @@ class Network:
         self.delete("route_tables", [t for t in self.found["route_tables"] if name_of(t) == f"{self.name}-public"])
         self.delete("subnets", public)
         self.delete("igws", self.found["igws"])
+
+    def remove_stale_nat_path(self, public_id):
+        """egress=nat with another public_subnet_cidr: the NAT gateways and public subnets of ours elsewhere."""
+        self.delete_nats([n for n in self.found["nats"] if n.get("SubnetId") != public_id], [])
+        self.delete(
+            "subnets",
+            [s for s in self.found["subnets"] if tags_of(s).get(TIER) == "public" and s["SubnetId"] != public_id],
+        )
 
     def remove_endpoints(self):
         """egress=nat: the VPC endpoints and their security group."""

@@ -363,3 +363,40 @@ def test_bad_input_fails_before_any_call(moto, capsys, monkeypatch, case):
     assert failed["failed"] is True and failed["changed"] is False
     assert message in failed["msg"], failed["msg"]
     assert ours(moto.ec2) == {}
+
+
+def test_another_public_subnet_cidr_moves_the_nat_gateway(moto, capsys):
+    first = run(capsys, **net_args())["network"]
+    moved = run(capsys, **net_args(public_subnet_cidr="10.64.3.0/24"))
+    assert moved["changed"] is True and not moved.get("failed"), moved
+    net = moved["network"]
+    assert net["public_subnet_id"] != first["public_subnet_id"] and net["nat_gateway_id"] != first["nat_gateway_id"]
+    found = ours(moto.ec2)
+    assert [n["NatGatewayId"] for n in found["nats"]] == [net["nat_gateway_id"]]
+    assert sorted(s["CidrBlock"] for s in found["subnets"]) == ["10.64.1.0/24", "10.64.2.0/24", "10.64.3.0/24"]
+    assert [a["AllocationId"] for a in found["addresses"]] == [net["nat_allocation_id"]]
+    (table,) = moto.ec2.describe_route_tables(RouteTableIds=[net["private_route_table_id"]])["RouteTables"]
+    assert [r.get("NatGatewayId") for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"] == [
+        net["nat_gateway_id"]
+    ]
+    assert run(capsys, **net_args(public_subnet_cidr="10.64.3.0/24"))["changed"] is False
+
+
+def test_absent_refused_by_a_dependency_says_to_terminate_the_instances_first(moto, capsys, monkeypatch):
+    """AWS refuses to delete a subnet an instance still uses (moto does not play it: the proxy does)."""
+    run(capsys, **net_args(egress="none"))
+    in_use = (400, "DependencyViolation", "The subnet has dependencies and cannot be deleted.")
+    proxy = FaultProxy(moto.url, {"DeleteSubnet": in_use})
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        failed = run(capsys, **net_args(state="absent"))
+    finally:
+        proxy.close()
+    assert failed["failed"] is True and failed["changed"] is True, failed
+    assert "DependencyViolation" in failed["msg"] and "terminate the deployment's instances first" in failed["msg"]
+    assert "done before the failure: delete VPC endpoints" in failed["msg"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
+    assert len(ours(moto.ec2)["subnets"]) == 2 and "endpoints" not in ours(moto.ec2)
+    gone = run(capsys, **net_args(state="absent"))
+    assert not gone.get("failed"), gone
+    assert ours(moto.ec2) == {}
