@@ -225,8 +225,9 @@ TAGS_MAX = 50
 _IAM_NAME_RE = re.compile(r"^[\w+=,.@-]+$")
 _SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 _LOG_GROUP_RE = re.compile(r"^[.\-_/#A-Za-z0-9]{1,512}$")
-# Sequences IAM may store either as one string or as a list of strings: compared as sorted lists.
-_LIST_KEYS = frozenset({"Action", "NotAction", "Resource", "NotResource"})
+# Sequences IAM may store either as one string or as a list of strings (actions, resources, a
+# principal's services or accounts): compared as sorted lists.
+_LIST_KEYS = frozenset({"Action", "NotAction", "Resource", "NotResource", "Service", "AWS", "Federated"})
 MAX_ITEMS = 1000  # IAM's largest page; a role has far fewer policies and profiles
 
 HINTS = {

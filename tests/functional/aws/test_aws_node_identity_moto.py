@@ -6,6 +6,7 @@ import json
 
 import boto3
 import pytest
+from ansible.module_utils.common import warnings as ansible_warnings
 from botocore.exceptions import ClientError
 
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, cloud
@@ -241,7 +242,9 @@ def test_absent_removes_ours_and_leaves_others_alone(iam, capsys):
     assert again["changed"] is False and again["actions"] == [], again
 
 
-def test_absent_leaves_someone_elses_role_and_profile_of_the_name(iam, capsys):
+def test_absent_leaves_someone_elses_role_and_profile_of_the_name(iam, capsys, monkeypatch):
+    # Warnings are the process's (AnsibleModule.warn): this test's stay in this test.
+    monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
     iam.create_role(RoleName="oce-demo-node", AssumeRolePolicyDocument="{}")
     iam.create_instance_profile(InstanceProfileName="oce-demo-node")
     iam.add_role_to_instance_profile(InstanceProfileName="oce-demo-node", RoleName="oce-demo-node")
@@ -329,3 +332,20 @@ def test_a_failure_part_way_says_what_was_done(iam, monkeypatch, capsys):
         "create instance profile oce-demo-node",
         "add role oce-demo-node to instance profile oce-demo-node",
     ]
+
+
+def test_a_policy_in_another_of_iams_forms_is_the_same_policy():
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": ["ec2.amazonaws.com"]}, "Action": ["sts:AssumeRole"]}
+        ],
+    }
+    assert aws_node_identity.same_policy(trust, aws_node_identity.TRUST_POLICY)
+    policy = aws_node_identity.node_policy("aws", "us-east-1", "1", "/oce/demo", "oce/demo/tailscale")
+    reordered = json.loads(json.dumps(policy))
+    reordered["Statement"][0]["Action"].reverse()
+    assert aws_node_identity.same_policy(reordered, policy)
+    reordered["Statement"][2]["Resource"] = "*"
+    assert not aws_node_identity.same_policy(reordered, policy)
+    assert not aws_node_identity.same_policy(None, policy)
