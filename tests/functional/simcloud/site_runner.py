@@ -58,6 +58,9 @@ class SiteRunner:
         self.cloud, self.deployment = cloud, deployment
         self.env = dict(os.environ, **env, ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="false")
         self.env["CONTAINERS_CONF"] = rig.CONTAINERS_CONF
+        if LOG_DIR:  # the kept logs end with every task's time, slowest first
+            self.env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
+            self.env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "400"
         self.extra = {
             "cloud": cloud,
             "deployment": deployment,
