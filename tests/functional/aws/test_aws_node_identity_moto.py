@@ -276,6 +276,15 @@ def test_bad_input_fails_before_anything_is_created(iam, capsys, args, message):
     assert everything(iam) == {"roles": {}, "profiles": {}}
 
 
+def test_no_region_fails_before_anything_is_created(iam, capsys, monkeypatch):
+    # The policy's ARNs name the region: none given is a sentence, not a guess.
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    res = run(capsys)
+    assert res["failed"] is True and res["msg"] == "no AWS region given: set region (or AWS_REGION)", res
+    assert everything(iam) == {"roles": {}, "profiles": {}}
+
+
 class FakeIam:
     """An IAM client whose first call to each operation in ``refuse`` answers ``code``."""
 
@@ -311,16 +320,31 @@ def test_a_write_iam_does_not_know_the_new_role_for_yet_is_asked_again(iam):
     assert everything(iam)["profiles"]["oce-demo-node"]["roles"] == ["oce-demo-node"]
 
 
-def test_a_failure_part_way_says_what_was_done(iam, monkeypatch, capsys):
+def refusing(monkeypatch, operation, code):
+    """aws.connect, whose IAM client answers ``code`` to the first call of ``operation``."""
     real = aws.connect
 
     def connect(params, service, clock=None):
         api = real(params, service, clock)
         if service == "iam":
-            api.client = FakeIam(api.client, ["create_instance_profile"], "LimitExceeded")
+            api.client = FakeIam(api.client, [operation], code)
         return api
 
     monkeypatch.setattr(aws, "connect", connect)
+    return real
+
+
+def test_credentials_without_the_permission_are_told_what_they_need(iam, monkeypatch, capsys):
+    refusing(monkeypatch, "get_role", "AccessDenied")
+    res = run(capsys)
+    assert res["failed"] is True and res["changed"] is False and res["code"] == "AccessDenied", res
+    assert res["msg"].startswith("get role failed: the credentials are not allowed to do this"), res
+    assert "the credentials need sts:GetCallerIdentity and the IAM permissions" in res["msg"], res
+    assert everything(iam) == {"roles": {}, "profiles": {}}
+
+
+def test_a_failure_part_way_says_what_was_done(iam, monkeypatch, capsys):
+    real = refusing(monkeypatch, "create_instance_profile", "LimitExceeded")
     res = run(capsys)
     assert res["failed"] is True and res["changed"] is True, res
     assert "create instance profile failed" in res["msg"] and "IAM quota" in res["msg"], res
