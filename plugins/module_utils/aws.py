@@ -377,3 +377,34 @@ def instance_node(instance, region, hourly_cost=None):
 def priced_node(instance, region):
     """The node record with ``hourly_cost`` of its instance type from the dated price table."""
     return instance_node(instance, region, catalog.aws_hourly_cost(instance.get("InstanceType")))
+
+
+def alarm_marker(deployment):
+    """The end of the description of a CloudWatch alarm of ``deployment``: ``[oce-deployment=D oce-managed-by=...]``.
+
+    Alarms made before they were tagged carry only this; it stays the mark destroy goes by (the
+    ``deployment_labels`` filter's ``form=marker`` writes the same string for the node role).
+    """
+    return "[" + " ".join(f"{key}={value}" for key, value in fleet.deployment_labels(deployment).items()) + "]"
+
+
+def tag_problems(tags, limit, where):
+    """What is wrong with the whole tag set ``tags`` (ours and the user's) of a resource, as sentences:
+    keys of AWS's own prefix, more than ``limit`` tags (``where``: the services, for the sentence)."""
+    problems = []
+    reserved = sorted(k for k in tags if k.startswith(RESERVED_TAG_PREFIXES))
+    if reserved:
+        problems.append(f"tags may not set {', '.join(reserved)}: the aws: prefix is AWS's own")
+    if len(tags) > limit:
+        problems.append(f"{len(tags)} tags with ours: {where} allow at most {limit} per resource")
+    return problems
+
+
+def failed_part_way(exc, done, hints):
+    """The CloudError to raise for ``exc`` after the actions ``done``: its sentence with the hint of
+    ``hints`` for its code, what was done and how to finish; ``changed`` and ``actions`` say it too."""
+    hint = hints.get(exc.details.get("code") or "")
+    msg = f"{exc.msg}; {hint}" if hint else exc.msg
+    if done:
+        msg += f" (done before the failure: {'; '.join(done)}; run again to finish, or state=absent to remove it)"
+    return cloud.CloudError(msg, **dict(exc.details, changed=bool(done), actions=done))

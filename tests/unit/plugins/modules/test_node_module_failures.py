@@ -27,6 +27,7 @@ MODULES = {
         {"region": "us-east-1", "deployment": "demo", "zones": ["us-east-1a", "us-east-1b"]},
     ),
     "aws_node_identity": (aws, ["connect"], {"region": "us-east-1", "deployment": "demo"}),
+    "aws_node_monitoring": (aws, ["connect"], {"region": "us-east-1", "deployment": "demo"}),
     "aws_price_info": (aws, ["connect"], {"region": "us-east-1", "instance_types": ["g5.xlarge"]}),
     "gcp_gpu_instance": (gcp, ["connect"], dict(NODE, project="p")),
     "gcp_gpu_instance_info": (gcp, ["connect"], {"project": "my-project"}),
