@@ -401,10 +401,6 @@ def tag_problems(tags, limit, where):
 
 
 def failed_part_way(exc, done, hints):
-    """The CloudError to raise for ``exc`` after the actions ``done``: its sentence with the hint of
-    ``hints`` for its code, what was done and how to finish; ``changed`` and ``actions`` say it too."""
+    """cloud.failed_part_way, with the hint of ``hints`` for the error's code."""
     hint = hints.get(exc.details.get("code") or "")
-    msg = f"{exc.msg}; {hint}" if hint else exc.msg
-    if done:
-        msg += f" (done before the failure: {'; '.join(done)}; run again to finish, or state=absent to remove it)"
-    return cloud.CloudError(msg, **dict(exc.details, changed=bool(done), actions=done))
+    return cloud.failed_part_way(exc, done, msg=f"{exc.msg}; {hint}" if hint else None)

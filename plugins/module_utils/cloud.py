@@ -82,6 +82,19 @@ class CloudError(Exception):
         self.details = details
 
 
+# How a module that failed part-way says to finish.
+FINISH = "run again to finish, or state=absent to remove it"
+
+
+def failed_part_way(exc, done, msg=None, then=FINISH, actions=None):
+    """The CloudError to raise for ``exc`` after the actions ``done``: its sentence (or ``msg``), what
+    was done and ``then``; ``changed`` and ``actions`` (``done`` unless given) say it too."""
+    msg = exc.msg if msg is None else msg
+    if done:
+        msg += f" (done before the failure: {'; '.join(done)}; {then})"
+    return CloudError(msg, **dict(exc.details, changed=bool(done), actions=done if actions is None else actions))
+
+
 class Clock:
     """Time and sleep in one object, so a test can swap both for a fake."""
 

@@ -643,10 +643,7 @@ def main():
             # state present or absent: the method of that name.
             before, after, record, policy = getattr(ident, base.params["state"])()
         except cloud.CloudError as exc:
-            done = ident.done if ident else []
-            then = f" (done before the failure: {'; '.join(done)}; run again to finish, or state=absent to remove it)"
-            details = dict(exc.details, changed=bool(done), actions=done)
-            raise cloud.CloudError(explain(exc) + (then if done else ""), **details) from None
+            raise cloud.failed_part_way(exc, ident.done if ident else [], msg=explain(exc)) from None
         for warning in ident.warnings:
             base.module.warn(warning)
         return {

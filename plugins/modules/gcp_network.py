@@ -482,15 +482,12 @@ def check_inputs(params):
     return [p for p in problems if p]
 
 
-def partly_done(exc, done):
-    """``exc`` with what this run did before it (the last action is the one that failed)."""
-    msg = exc.msg
-    if len(done) > 1:
-        msg += (
-            f" (done before the failure: {'; '.join(done[:-1])}; run again to finish the network, "
-            "or state=absent (playbooks/destroy.yml) to remove what was made)"
-        )
-    return cloud.CloudError(msg, **dict(exc.details, changed=len(done) > 1, actions=done))
+# A network's actions end with the one that failed: done before it are the others.
+FINISH_NETWORK = "run again to finish the network, or state=absent (playbooks/destroy.yml) to remove what was made"
+
+
+def partly_done(exc, actions):
+    return cloud.failed_part_way(exc, actions[:-1], then=FINISH_NETWORK, actions=actions)
 
 
 def main():

@@ -547,10 +547,7 @@ def main():
             # state present or absent: the method of that name.
             before, after, account = getattr(ident, base.params["state"])()
         except cloud.CloudError as exc:
-            done = ident.done if ident else []
-            then = f" (done before the failure: {'; '.join(done)}; run again to finish, or state=absent to remove it)"
-            details = dict(exc.details, changed=bool(done), actions=done)
-            raise cloud.CloudError(explain(exc) + (then if done else ""), **details) from None
+            raise cloud.failed_part_way(exc, ident.done if ident else [], msg=explain(exc)) from None
         return {
             "changed": bool(ident.actions),
             "service_account_email": ident.email,
