@@ -317,9 +317,11 @@ def http_get(url, headers, timeout):
 class OllamaClient:
     """Requests against one Ollama server; every call has a timeout."""
 
-    def __init__(self, host=None, timeout=30):
+    def __init__(self, host=None, timeout=30, proxy=None):
         self.base = normalize_host(host)
         self.timeout = timeout
+        # An explicit proxy (a userspace tailscaled's); without one, the environment's, as urllib reads it.
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy})) if proxy else _OPENER
 
     def _open(self, method, path, body=None, timeout=None, data=None, headers=None):
         url = self.base + path
@@ -330,7 +332,7 @@ class OllamaClient:
         hdrs.update(headers or {})
         req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
         try:
-            return _OPENER.open(req, timeout=timeout or self.timeout)
+            return self.opener.open(req, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as e:
             raise self._http_error(e, method, path) from None
         except (urllib.error.URLError, OSError) as e:

@@ -1,0 +1,66 @@
+"""The ollama_generate lookup, through ansible itself, against the in-process fake Ollama."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+ANSWER = {"model": "gemma3:270m", "response": " Rayleigh scattering.", "done": True, "total_duration": 1500000000}
+
+
+def ask(url, **options):
+    """(rc, the lookup's answer or ansible's output) of one ad hoc debug of the lookup."""
+    args = "".join(f", {k}={v!r}" for k, v in options.items())
+    call = f"query('ollama_cloud.engine.ollama_generate', 'Why?', url={url!r}, model='gemma3:270m'{args})"
+    expr = f"{{{{ {call} | first }}}}"
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO_ROOT, "collections"),
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+    )
+    env.pop("http_proxy", None)
+    out = subprocess.run(
+        ["ansible", "localhost", "-m", "ansible.builtin.debug", "-a", json.dumps({"msg": expr})],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    result = json.loads(out.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return out.returncode, result.get("msg")
+
+
+def test_the_answer_is_ollamas_object_and_the_request_as_asked(fake_ollama):
+    fake_ollama.routes[("POST", "/api/generate")] = ANSWER
+    options = {"num_predict": 48, "stop": ["Question:"]}
+    rc, answer = ask(fake_ollama.url, options=options)
+    assert rc == 0 and answer == ANSWER
+    ((method, path, body),) = fake_ollama.log
+    assert (method, path) == ("POST", "/api/generate")
+    assert body == {"model": "gemma3:270m", "prompt": "Why?", "stream": False, "options": options}
+
+
+def test_through_a_proxy_as_a_userspace_tailscaled_gives(fake_ollama, closed_port_url):
+    # The proxy is asked for the node's URL itself: nothing listens there, only the proxy answers.
+    fake_ollama.routes[("POST", closed_port_url + "/api/generate")] = ANSWER
+    rc, answer = ask(closed_port_url, proxy=fake_ollama.url)
+    assert rc == 0 and answer["response"] == " Rayleigh scattering."
+    assert [c[1] for c in fake_ollama.log] == [closed_port_url + "/api/generate"]
+
+
+def test_an_ollama_that_does_not_answer_fails_with_what_to_check(closed_port_url):
+    rc, msg = ask(closed_port_url, timeout=5)
+    assert rc != 0
+    assert f"asking gemma3:270m at {closed_port_url} failed: Ollama is not answering" in msg
+    assert "systemctl status ollama" in msg
+
+
+def test_ollamas_own_error_is_told(fake_ollama):
+    fake_ollama.routes[("POST", "/api/generate")] = (404, {"error": "model 'gemma3:270m' not found"})
+    rc, msg = ask(fake_ollama.url)
+    assert rc != 0 and "HTTP 404: model 'gemma3:270m' not found" in msg
