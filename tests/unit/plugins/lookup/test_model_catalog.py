@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import pytest
 from ansible.errors import AnsibleLookupError
 
 from ansible_collections.ollama_cloud.engine.plugins.lookup.model_catalog import lookup
-
-REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+from ansible_collections.ollama_cloud.engine.tests import adhoc
 
 
 def test_entry_with_types_and_estimate():
@@ -147,23 +144,9 @@ def test_cost_preview_through_ansible_options():
 
 
 def _ansible_debug(expr):
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO_ROOT, "collections"),
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-    )
-    out = subprocess.run(
-        ["ansible", "localhost", "-m", "ansible.builtin.debug", "-a", json.dumps({"msg": expr})],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr + out.stdout
-    return json.loads(out.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
+    rc, msg = adhoc.debug(expr)
+    assert rc == 0, msg
+    return msg
 
 
 def test_through_ansible_with_inventory_style_override():

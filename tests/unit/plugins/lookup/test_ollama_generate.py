@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
+from ansible_collections.ollama_cloud.engine.tests import adhoc
 
-REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 ANSWER = {"model": "gemma3:270m", "response": " Rayleigh scattering.", "done": True, "total_duration": 1500000000}
 
 
@@ -15,24 +12,7 @@ def ask(url, **options):
     args = "".join(f", {k}={v!r}" for k, v in options.items())
     call = f"query('ollama_cloud.engine.ollama_generate', 'Why?', url={url!r}, model='gemma3:270m'{args})"
     expr = f"{{{{ {call} | first }}}}"
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO_ROOT, "collections"),
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-    )
-    env.pop("http_proxy", None)
-    out = subprocess.run(
-        ["ansible", "localhost", "-m", "ansible.builtin.debug", "-a", json.dumps({"msg": expr})],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    result = json.loads(out.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    return out.returncode, result.get("msg")
+    return adhoc.debug(expr, drop_env=("http_proxy",))
 
 
 def test_the_answer_is_ollamas_object_and_the_request_as_asked(fake_ollama):
