@@ -21,6 +21,7 @@ import sys
 import pytest
 import yaml
 
+from ansible_collections.ollama_cloud.engine.plugins.modules import aws_node_monitoring
 from ansible_collections.ollama_cloud.engine.tests.unit.roles.playbook_runner import run_playbook
 
 ROOT = pathlib.Path(__file__).parents[3]
@@ -212,10 +213,11 @@ def test_gpu_measurement_only_on_gpu_hosts(rendered):
 
 
 def gpu_idle_alarm():
-    tasks = yaml.safe_load((ROOT / "roles/node/tasks/providers/aws/alarms.yml").read_text())
-    alarms = [t["amazon.aws.cloudwatch_metric_alarm"] for t in tasks if "amazon.aws.cloudwatch_metric_alarm" in t]
-    (alarm,) = [a for a in alarms if a["name"].endswith("-gpu-idle")]
-    return alarm
+    """The node role's gpu-idle alarm, as ollama_cloud.engine.aws_node_monitoring writes it."""
+    alarms = aws_node_monitoring.node_alarms("oce-demo", "i-0123456789abcdef0", "", [], 5.0, 2)
+    (alarm,) = [a for name, a in alarms.items() if name.endswith("-gpu-idle")]
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    return {"namespace": alarm["Namespace"], "metric_name": alarm["MetricName"], "dimensions": dimensions}
 
 
 def test_agent_publishes_the_metric_of_the_gpu_idle_alarm(rendered):
