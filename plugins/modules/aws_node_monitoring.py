@@ -253,7 +253,8 @@ RETENTION_DAYS = (
 ALARM_NAMES_MAX = 100  # DescribeAlarms and DeleteAlarms take at most this many names
 ALARM_NAME_MAX = 255
 # The two alarms of a node, by the suffix of their names.
-STATUS_ALARM, IDLE_ALARM = "status-check-failed", "gpu-idle"
+STATUS_ALARM = "status-check-failed"
+IDLE_ALARM = "gpu-idle"
 # The alarm settings this module writes and compares (PutMetricAlarm's names).
 ALARM_KEYS = (
     "AlarmDescription",
