@@ -281,7 +281,14 @@ class Bodies:
         host, port = self.cloud.metadata
         if netns.has_metadata_dnat(body.pid, host, port):
             return False
-        netns.set_metadata_dnat(body.pid, host, port)
+        try:
+            netns.set_metadata_dnat(body.pid, host, port)
+        except RuntimeError:
+            # A guest powering off between the inspect and nsenter (CI, this stop): its init and
+            # namespace are gone, and the next pass sees the container stopped.
+            if process_exists(body.pid):
+                raise
+            return False
         return "metadata dnat set again"
 
     def _stop_body(self, body):

@@ -260,6 +260,42 @@ def test_a_dnat_failure_in_a_living_namespace_is_not_retried(fake_podman, tmp_pa
     assert [c[0] for c in fake_podman.calls].count("init") == 1
 
 
+def test_a_guest_powering_off_during_a_verify_is_not_an_error(fake_podman, tmp_path, monkeypatch):
+    cloud = FakeCloud()
+    harness = Bodies(cloud, workdir=str(tmp_path))
+    cloud.listed = [Instance("i-6", "oce-p", "running", "ami-x")]
+    harness.settle()
+
+    # The verify's inspect still saw it running; by nsenter, its init was gone.
+    def gone(pid, host, port):
+        raise RuntimeError(f"nsenter: cannot open /proc/{pid}/ns/net: No such file or directory")
+
+    monkeypatch.setattr(netns, "has_metadata_dnat", lambda pid, host, port: False)
+    monkeypatch.setattr(netns, "set_metadata_dnat", gone)
+    monkeypatch.setattr(bodies_mod, "process_exists", lambda pid: False)
+    assert harness.reconcile(verify=True) is False and not harness.errors
+    fake_podman.states["oce-body-i-6"] = "exited"  # the next pass sees the guest stopped
+    harness.settle()
+    assert [i.state for i in cloud.listed] == ["stopped"]
+    assert [e[2] for e in harness.events] == ["create", "guest shutdown"]
+
+
+def test_a_verify_that_cannot_set_the_dnat_in_a_living_namespace_fails(fake_podman, tmp_path, monkeypatch):
+    cloud = FakeCloud()
+    harness = Bodies(cloud, workdir=str(tmp_path))
+    cloud.listed = [Instance("i-4", "oce-l", "running", "ami-x")]
+    harness.settle()
+
+    def refused(pid, host, port):
+        raise RuntimeError("nft: Operation not permitted")
+
+    monkeypatch.setattr(netns, "has_metadata_dnat", lambda pid, host, port: False)
+    monkeypatch.setattr(netns, "set_metadata_dnat", refused)
+    monkeypatch.setattr(bodies_mod, "process_exists", lambda pid: True)
+    with pytest.raises(AssertionError, match="verify oce-body-i-4 .*Operation not permitted"):
+        harness.settle()
+
+
 def test_a_body_shut_down_from_inside_stops_its_instance(fake_podman, tmp_path):
     cloud = FakeCloud()
     harness = Bodies(cloud, workdir=str(tmp_path))
