@@ -7,6 +7,7 @@ import types
 
 import boto3
 import pytest
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import FAKE_ENV, MotoServer, stock_image
 
@@ -55,3 +56,19 @@ def moto(moto_server, moto_url, monkeypatch):
         return [i for r in reservations["Reservations"] for i in r["Instances"]]
 
     return types.SimpleNamespace(url=moto_url, ec2=ec2, vpc=vpc, subnets=subnets, ami=ami, instances=instances)
+
+
+@pytest.fixture
+def module_warnings(monkeypatch):
+    """What the modules run in this process warn (AnsibleModule.warn), recorded for the test: the
+    result's own "warnings" come from a process-wide list, which earlier tests of a long run can leave
+    in another state (CI of stop 11: the key was missing there, present alone)."""
+    warned = []
+    original = AnsibleModule.warn
+
+    def warn(self, warning):
+        warned.append(warning)
+        return original(self, warning)
+
+    monkeypatch.setattr(AnsibleModule, "warn", warn)
+    return warned
