@@ -79,6 +79,27 @@ class NodeModule:
             result["retries"] = self.retries
         self.module.exit_json(**result)
 
+    def apply_state(self, make, failed, record):
+        """Run the planner ``make()`` builds to ``state`` (its method ``present`` or ``absent``, which
+        returns ``before, after, *out``) and exit with the result: ``changed``, ``actions`` and the
+        diff, plus what ``record(planner, after, *out)`` gives. The planner's ``warnings``, if any, are
+        warned. A CloudError fails as ``failed(exc, planner)`` says (planner None when ``make`` failed)."""
+
+        def work():
+            planner = None
+            try:
+                planner = make()
+                before, after, *out = getattr(planner, self.params["state"])()
+            except cloud.CloudError as exc:
+                raise failed(exc, planner) from None
+            for warning in getattr(planner, "warnings", ()):
+                self.module.warn(warning)
+            result = {"changed": bool(planner.actions), "actions": planner.actions}
+            result.update(record(planner, after, *out), diff={"before": before, "after": after})
+            return result
+
+        self.run(work)
+
     def check(self, problems):
         """Fail with every input problem at once, before any call."""
         problems = [p for p in problems if p]

@@ -634,28 +634,11 @@ def main():
     )
     base.check(check_inputs(base.params))
 
-    def work():
-        ident = None
-        try:
-            iam = base.client("iam")
-            sts = base.client("sts")
-            ident = Identity(iam, sts, base.params, base.check_mode)
-            # state present or absent: the method of that name.
-            before, after, record, policy = getattr(ident, base.params["state"])()
-        except cloud.CloudError as exc:
-            raise cloud.failed_part_way(exc, ident.done if ident else [], msg=explain(exc)) from None
-        for warning in ident.warnings:
-            base.module.warn(warning)
-        return {
-            "changed": bool(ident.actions),
-            "identity": record,
-            "policy": policy,
-            "actions": ident.actions,
-            "left_alone": ident.left_alone,
-            "diff": {"before": before, "after": after},
-        }
-
-    base.run(work)
+    base.apply_state(
+        lambda: Identity(base.client("iam"), base.client("sts"), base.params, base.check_mode),
+        lambda exc, ident: cloud.failed_part_way(exc, ident.done if ident else [], msg=explain(exc)),
+        lambda ident, after, record, policy: {"identity": record, "policy": policy, "left_alone": ident.left_alone},
+    )
 
 
 if __name__ == "__main__":

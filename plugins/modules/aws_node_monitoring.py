@@ -723,26 +723,15 @@ def main():
     )
     base.check(check_inputs(base.params))
 
-    def work():
-        mon = None
-        try:
-            apis = {service: base.client(service) for service in ("logs", "sns", "cloudwatch", "sts")}
-            mon = Monitoring(apis, base.params, base.check_mode)
-            # state present or absent: the method of that name.
-            before, after, record = getattr(mon, base.params["state"])()
-        except cloud.CloudError as exc:
-            raise aws.failed_part_way(exc, mon.done if mon else [], HINTS) from None
-        for warning in mon.warnings:
-            base.module.warn(warning)
-        return {
-            "changed": bool(mon.actions),
-            "monitoring": record,
-            "actions": mon.actions,
-            "left_alone": mon.left_alone,
-            "diff": {"before": before, "after": after},
-        }
-
-    base.run(work)
+    base.apply_state(
+        lambda: Monitoring(
+            {service: base.client(service) for service in ("logs", "sns", "cloudwatch", "sts")},
+            base.params,
+            base.check_mode,
+        ),
+        lambda exc, mon: aws.failed_part_way(exc, mon.done if mon else [], HINTS),
+        lambda mon, after, record: {"monitoring": record, "left_alone": mon.left_alone},
+    )
 
 
 if __name__ == "__main__":

@@ -506,22 +506,11 @@ def main():
     )
     base.check(check_inputs(base.params))
 
-    def work():
-        net = None
-        try:
-            net = Network(base.client(), base.params, base.check_mode)
-            # state present or absent: the method of that name.
-            before, after, network = getattr(net, base.params["state"])()
-        except cloud.CloudError as exc:
-            raise partly_done(exc, net.actions if net and not base.check_mode else []) from None
-        return {
-            "changed": bool(net.actions),
-            "network": network,
-            "actions": net.actions,
-            "diff": {"before": before, "after": after},
-        }
-
-    base.run(work)
+    base.apply_state(
+        lambda: Network(base.client(), base.params, base.check_mode),
+        lambda exc, net: partly_done(exc, net.actions if net and not base.check_mode else []),
+        lambda net, after, network: {"network": network},
+    )
 
 
 if __name__ == "__main__":

@@ -539,27 +539,24 @@ def main():
     )
     base.check(check_inputs(base.params))
 
-    def work():
-        ident = None
-        try:
-            apis = base.client(("iam", "cloudresourcemanager", "secretmanager"), connect=gcp.connect_apis)
-            ident = Identity(apis, base.params, base.check_mode)
-            # state present or absent: the method of that name.
-            before, after, account = getattr(ident, base.params["state"])()
-        except cloud.CloudError as exc:
-            raise cloud.failed_part_way(exc, ident.done if ident else [], msg=explain(exc)) from None
+    def record(ident, after, account):
         return {
-            "changed": bool(ident.actions),
             "service_account_email": ident.email,
             "service_account": account_record(account),
             "project_roles": after["project_roles"],
             "secret": ident.secret,
-            "actions": ident.actions,
             "conflicts": ident.conflicts,
-            "diff": {"before": before, "after": after},
         }
 
-    base.run(work)
+    base.apply_state(
+        lambda: Identity(
+            base.client(("iam", "cloudresourcemanager", "secretmanager"), connect=gcp.connect_apis),
+            base.params,
+            base.check_mode,
+        ),
+        lambda exc, ident: cloud.failed_part_way(exc, ident.done if ident else [], msg=explain(exc)),
+        record,
+    )
 
 
 if __name__ == "__main__":
