@@ -40,26 +40,31 @@ def _network(text, what):
         return None, f"{what} {text!r} is not an IPv4 network in CIDR form, such as 10.64.0.0/16 ({exc})"
 
 
-def aws_cidr_problems(vpc_cidr, public_cidr, private_cidrs, egress):
-    """The VPC range must hold every subnet, and no two subnets may overlap."""
-    vpc, problem = _network(vpc_cidr, "node_aws_vpc_cidr")
+# The names aws_cidr_problems gives the three ranges: the node role's variables, unless told others.
+AWS_CIDR_NAMES = ("node_aws_vpc_cidr", "node_aws_public_subnet_cidr", "node_aws_private_subnet_cidrs")
+
+
+def aws_cidr_problems(vpc_cidr, public_cidr, private_cidrs, egress, names=AWS_CIDR_NAMES):
+    """The VPC range must hold every subnet, and no two subnets may overlap (each range called by ``names``)."""
+    vpc_name, public_name, private_name = names
+    vpc, problem = _network(vpc_cidr, vpc_name)
     if problem:
         return [problem]
-    subnets = [("node_aws_private_subnet_cidrs", c) for c in private_cidrs]
+    subnets = [(private_name, c) for c in private_cidrs]
     if egress == "nat":
-        subnets.insert(0, ("node_aws_public_subnet_cidr", public_cidr))
+        subnets.insert(0, (public_name, public_cidr))
     problems, seen = [], []
-    for what, text in [("node_aws_vpc_cidr", vpc_cidr)] + subnets:
+    for what, text in [(vpc_name, vpc_cidr)] + subnets:
         net, problem = _network(text, what)
         if problem:
             problems.append(problem)
             continue
         if not AWS_PREFIXES[0] <= net.prefixlen <= AWS_PREFIXES[1]:
             problems.append(f"{what} {text} is a /{net.prefixlen}: AWS takes /{AWS_PREFIXES[0]} to /{AWS_PREFIXES[1]}")
-        if what == "node_aws_vpc_cidr":
+        if what == vpc_name:
             continue
         if net.version != vpc.version or not net.subnet_of(vpc):
-            problems.append(f"{what} {text} is not inside node_aws_vpc_cidr {vpc_cidr}: give a range within it")
+            problems.append(f"{what} {text} is not inside {vpc_name} {vpc_cidr}: give a range within it")
         for other_what, other in seen:
             if net.overlaps(other):
                 problems.append(f"{what} {text} overlaps {other_what} {other}: give each subnet its own range")

@@ -213,12 +213,8 @@ DNS_ATTRIBUTES = {
     "EnableDnsSupport": ("enableDnsSupport", "DNS support"),
     "EnableDnsHostnames": ("enableDnsHostnames", "DNS host names"),
 }
-# The option names the role's checks (node_inputs.aws_cidr_problems) say, as this module's.
-CIDR_OPTIONS = {
-    "node_aws_vpc_cidr": "vpc_cidr",
-    "node_aws_public_subnet_cidr": "public_subnet_cidr",
-    "node_aws_private_subnet_cidrs": "private_subnet_cidrs",
-}
+# What node_inputs.aws_cidr_problems calls the three ranges here: this module's options.
+CIDR_OPTIONS = ("vpc_cidr", "public_subnet_cidr", "private_subnet_cidrs")
 ENDPOINTS_RULE = "HTTPS from the VPC"
 # What each kind is called in messages, and its id.
 WHAT = {
@@ -1000,12 +996,9 @@ def check_inputs(params):
         wrong = [z for z in zones if not aws.zone_in_region(z, params["region"])]
         if wrong and params["region"]:
             problems.append(f"zones {', '.join(wrong)} are not in region {params['region']}: give zones of that region")
-        for problem in node_inputs.aws_cidr_problems(
-            params["vpc_cidr"], params["public_subnet_cidr"], cidrs, params["egress"]
-        ):
-            for role_name, option in CIDR_OPTIONS.items():
-                problem = problem.replace(role_name, option)
-            problems.append(problem)
+        problems += node_inputs.aws_cidr_problems(
+            params["vpc_cidr"], params["public_subnet_cidr"], cidrs, params["egress"], names=CIDR_OPTIONS
+        )
         if is_network(params["vpc_cidr"]) and ipaddress.ip_network(params["vpc_cidr"], strict=False).version != 4:
             problems.append(f"vpc_cidr {params['vpc_cidr']} must be an IPv4 range (for example 10.64.0.0/16)")
         bad = [s for s in params["interface_endpoints"] if not s or not all(c.isalnum() or c in "-." for c in s)]
