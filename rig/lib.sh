@@ -90,12 +90,15 @@ rig_join() {
 
 # What rig/demo needs and nothing more: the pinned Ollama, the base image, the registry with
 # the model. rig/test (rig_setup) builds the rest, reusing all of this.
+# The Ollama build is the longest step of a fresh machine's set-up (minutes of cgo): it starts
+# first, and the packages, the virtualenv, the image and the registry are made beside it.
 rig_demo_setup() {
-  rig_apt
+  rig_apt "${OCE_APT_BUILD[@]}"
   rig_go
+  rig_beside ollama rig_ollama_version "$OCE_OLLAMA_VERSION"
+  rig_apt
   rig_containers_conf
   rig_venv demo
-  rig_beside ollama rig_ollama_version "$OCE_OLLAMA_VERSION"
   rig_base_image
   rig_network
   rig_registry
@@ -106,12 +109,13 @@ rig_demo_setup() {
 }
 
 rig_setup() {
-  rig_apt
+  rig_apt "${OCE_APT_BUILD[@]}"
   rig_go
-  rig_containers_conf
-  rig_venv demo
   # The pinned Ollama first: the model push waits for it; the rest of the builds after it.
   rig_beside ollama rig_ollama_version "$OCE_OLLAMA_VERSION"
+  rig_apt
+  rig_containers_conf
+  rig_venv demo
   rig_venv
   rig_base_image
   rig_network

@@ -3,10 +3,14 @@
 # Python virtualenv (PyPI).
 # Sourced by rig/lib.sh (never on its own).
 
+# What the Go builds need (the toolchain's fetch, the cgo compile, the packing): installed before
+# they start, so that they can run beside the rest of rig_apt.
+OCE_APT_BUILD=(zstd gcc g++ git curl unzip)
+#   rig_apt [PACKAGE...]   (default: all the rig needs)
 rig_apt() {
   # nftables: the simulated cloud's metadata DNAT, set from here inside each node's namespace.
-  local pkgs=(podman runc debootstrap docker-registry zstd uidmap gcc g++ git curl rsync bc unzip python3-venv shellcheck
-    nftables)
+  local pkgs=("${OCE_APT_BUILD[@]}" podman runc debootstrap docker-registry uidmap rsync bc python3-venv shellcheck nftables)
+  [ $# -eq 0 ] || pkgs=("$@")
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return 0

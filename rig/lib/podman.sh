@@ -68,3 +68,20 @@ rig_network() {
   podman network create --disable-dns --subnet "$OCE_RIG_SUBNET" --gateway "$OCE_RIG_GATEWAY" \
     "$OCE_RIG_NETWORK" >/dev/null
 }
+
+# A sidecar's fixed address, freed if a node holds it: rig/demo makes its node before rig/test
+# starts the Headscale sidecar, and the network gives a node the first free address. That node
+# is stopped while the sidecar starts, then started again (with another address; it is reached
+# through podman and its published port, not by address).
+#   rig_start_on_fixed_ip IP CONTAINER
+rig_start_on_fixed_ip() {
+  local ip=$1 name=$2 other holder=""
+  for other in $(podman ps --filter "network=$OCE_RIG_NETWORK" --format '{{.Names}}'); do
+    [ "$other" != "$name" ] || continue
+    [ "$(podman inspect --format "{{(index .NetworkSettings.Networks \"$OCE_RIG_NETWORK\").IPAddress}}" "$other")" = "$ip" ] &&
+      holder=$other
+  done
+  [ -n "$holder" ] && { log "network: $holder holds $ip, $name's address: restarting it elsewhere"; podman stop -t 10 "$holder" >/dev/null; }
+  podman start "$name" >/dev/null
+  [ -z "$holder" ] || podman start "$holder" >/dev/null
+}

@@ -55,13 +55,13 @@ logtail:
 CONF
   if ! podman container exists oce-headscale; then
     log "headscale: starting oce-headscale ($OCE_HEADSCALE_IP:8080)"
-    podman run -d --name oce-headscale --network "$OCE_RIG_NETWORK" --ip "$OCE_HEADSCALE_IP" \
+    podman create --name oce-headscale --network "$OCE_RIG_NETWORK" --ip "$OCE_HEADSCALE_IP" \
       -v "$OCE_HEADSCALE_BIN:/usr/local/bin/headscale:ro" \
       -v "$OCE_RIG_DIR/headscale/config.yaml:/etc/headscale/config.yaml:ro" \
       -v "$OCE_RIG_DIR/headscale/lib:/var/lib/headscale" \
       "$OCE_REGISTRY_IMAGE" sh -c 'mkdir -p /var/run/headscale && exec headscale serve' >/dev/null
   fi
-  podman start oce-headscale >/dev/null
+  rig_start_on_fixed_ip "$OCE_HEADSCALE_IP" oce-headscale
   for _ in $(seq 1 100); do headscale_up && break; sleep 0.2; done
   headscale_up || { podman logs --tail 20 oce-headscale >&2; die "headscale did not answer on http://$OCE_HEADSCALE_IP:8080/health"; }
   podman exec oce-headscale headscale users list -o json | grep -q '"name": *"oce"' ||
