@@ -88,7 +88,6 @@ groups:
   cloud_aws: true
 compose:
   ansible_host: private_ip_address
-  oce_model: "tags['{model}']"
 """
 
 

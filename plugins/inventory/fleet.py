@@ -15,11 +15,13 @@ description:
     M(ollama_cloud.engine.aws_gpu_instance_info) and M(ollama_cloud.engine.gcp_gpu_instance_info)
     return except for its C(labels), which are only the tags (GCP labels) a user added; C(Name) and
     our C(oce-*) ones are the record's C(name), C(deployment), C(model) and C(environment) already.
-  - "Host variables, for O(compose), O(groups) and O(keyed_groups) too: C(oce_node), C(oce_instance_id),
-    C(oce_cloud), C(oce_region), C(oce_model), C(oce_state), C(oce_environment), C(oce_deployment),
-    C(oce_instance_type), C(oce_private_ip), C(oce_gpu), C(oce_hourly_cost), C(oce_tailnet_hostname),
-    C(oce_tailnet_online), C(ollama_url) and the connection's C(ansible_host), C(ansible_user),
-    C(ansible_become), C(ansible_ssh_private_key_file) and C(ansible_ssh_common_args)."
+  - "Host variables, for O(compose), O(groups) and O(keyed_groups) too: C(oce_node) (the record:
+    C(oce_node.model), C(oce_node.gpu), C(oce_node.hourly_cost), C(oce_node.region), ...),
+    C(oce_tailnet_hostname), C(oce_tailnet_online), C(ollama_url) and the connection's
+    C(ansible_host), C(ansible_user), C(ansible_become), C(ansible_ssh_private_key_file) and
+    C(ansible_ssh_common_args). Each value once: the record's fields are not repeated as variables
+    of their own (C(ansible-inventory --list) prints every host's variables, and at 1,000 nodes
+    printing is most of its time)."
   - All of them are host variables, the connection's included, as M(amazon.aws.aws_ec2) sets its
     own, so they win over C(group_vars) (a C(group_vars/all.yml) of other hosts with another
     C(ansible_user) does not reach the nodes); set them with this plugin's options or O(compose).
@@ -197,12 +199,12 @@ cache_timeout: 600
 plugin: ollama_cloud.engine.fleet
 regions: [us-east-1]
 keyed_groups:
-  - key: oce_gpu
+  - key: oce_node.gpu
     prefix: gpu
 compose:
-  ollama_models_list: "[oce_model]"
+  ollama_models_list: "[oce_node.model]"
 groups:
-  expensive: oce_hourly_cost is number and oce_hourly_cost > 1.5
+  expensive: oce_node.hourly_cost is number and oce_node.hourly_cost > 1.5
 """
 
 import concurrent.futures
@@ -224,9 +226,6 @@ SUFFIXES = ("fleet.yml", "fleet.yaml")
 # The shape of the cached node records, part of the cache key: a cache of another shape is a miss.
 # 2: labels are only the user's own (fleet.own_labels).
 RECORDS = 2
-
-# Short host variables for compose, keyed_groups and groups, next to the whole record (oce_node).
-FLAT = ("cloud", "region", "model", "state", "environment", "deployment", "instance_type", "private_ip")
 
 
 # The cloud layers are imported when a cloud is read, not when the plugin loads: boto3 and
@@ -488,10 +487,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 name = self._group_names[group] = inventory.add_group(self._sanitize_group_name(group))
             inventory.add_child(name, hostname)
 
-        hostvars = {"oce_node": node, "oce_instance_id": node["id"], "oce_gpu": node["gpu"]}
-        hostvars.update({"oce_" + key: node[key] for key in FLAT})
-        hostvars["oce_hourly_cost"] = node.get("hourly_cost")
-        hostvars.update(self._tailnet_vars(node, peers))
+        hostvars = {"oce_node": node, **self._tailnet_vars(node, peers)}
         host = inventory.get_host(hostname)
         for key, value in hostvars.items():
             host.set_variable(key, value)

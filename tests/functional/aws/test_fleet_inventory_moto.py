@@ -107,9 +107,9 @@ def test_groups_and_hostvars_across_two_regions(fleet, tmp_path):
     inv = fleet.inventory(
         BASE
         + "tailnet_cli: {}\n".format(json.dumps(tailnet_status_command(tmp_path, {"oce-alpha-oce-a1": "100.64.0.11"})))
-        + "keyed_groups:\n  - {key: oce_gpu, prefix: gpu}\n"
-        + "compose:\n  ollama_models_list: '[oce_model]'\n"
-        + "groups:\n  costly: oce_hourly_cost > 1.5\n"
+        + "keyed_groups:\n  - {key: oce_node.gpu, prefix: gpu}\n"
+        + "compose:\n  ollama_models_list: '[oce_node.model]'\n"
+        + "groups:\n  costly: oce_node.hourly_cost > 1.5\n"
     )
     assert hosts(inv, "cloud_aws") == ["oce-a1", "oce-a2", "oce-b1"]  # not "other", not "oce-gone"
     assert hosts(inv, "region_us_east_1") == ["oce-a1", "oce-a2"] and hosts(inv, "region_eu_west_1") == ["oce-b1"]
@@ -124,13 +124,16 @@ def test_groups_and_hostvars_across_two_regions(fleet, tmp_path):
     assert a1["ansible_host"] == "100.64.0.11" and a1["ollama_url"] == "http://100.64.0.11:11434"
     assert a2["ansible_host"] == a2["oce_tailnet_hostname"] == "oce-alpha-oce-a2"
     assert (a1["ansible_user"], a1["ansible_become"], a1["oce_tailnet_online"]) == ("oce", True, True)
-    assert (a1["oce_model"], a1["oce_instance_type"], a1["oce_gpu"], a1["oce_hourly_cost"]) == (
+    node = a1["oce_node"]
+    assert (node["model"], node["instance_type"], node["gpu"], node["hourly_cost"]) == (
         "mistral:7b",
         "g5.xlarge",
         "A10G",
         1.006,
     )
     assert a1["oce_node"]["id"] == fleet.ids["a1"] and a1["oce_node"]["gpu_memory_gb"] == 24
+    # Each value once: the record's fields are not host variables of their own as well.
+    assert sorted(k for k in a1 if k.startswith("oce_")) == ["oce_node", "oce_tailnet_hostname", "oce_tailnet_online"]
     assert a1["ollama_models_list"] == ["mistral:7b"]
     # The plugin reads DescribeInstances' answer itself: what it read is what boto3 parses.
     ((described,),) = [

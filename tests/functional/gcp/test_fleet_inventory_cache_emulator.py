@@ -89,9 +89,9 @@ def fleet(request, gce_cli, tmp_path):
         f"clouds: [{', '.join(clouds)}]\n"
         "regions: [us-east-1]\n"
         f"projects: [{server.PROJECT}]\n"
-        "keyed_groups:\n  - {key: oce_gpu, prefix: gpu}\n"
-        "compose:\n  ollama_models_list: '[oce_model]'\n"
-        "groups:\n  stopped_dev: oce_state == 'stopped' and oce_environment == 'dev'\n"
+        "keyed_groups:\n  - {key: oce_node.gpu, prefix: gpu}\n"
+        "compose:\n  ollama_models_list: '[oce_node.model]'\n"
+        "groups:\n  stopped_dev: oce_node.state == 'stopped' and oce_node.environment == 'dev'\n"
         "cache: true\n"
         "cache_plugin: ansible.builtin.jsonfile\n"
         f"cache_connection: {cache_dir}\n"
@@ -140,7 +140,7 @@ def test_a_cached_run_calls_no_cloud_and_gives_the_same_inventory(fleet):
         assert aws_cold > aws_before, "the cold run did not read AWS"
     assert sorted(cold["_meta"]["hostvars"]) == sorted(expected)
     assert hosts(cold, "cloud_gcp") == ["oce-g1", "oce-g2"] and hosts(cold, "stopped_dev") == ["oce-g2"]
-    assert "oce-g1" in hosts(cold, "gpu_T4") and cold["_meta"]["hostvars"]["oce-g1"]["oce_hourly_cost"] == 0.54
+    assert "oce-g1" in hosts(cold, "gpu_T4") and cold["_meta"]["hostvars"]["oce-g1"]["oce_node"]["hourly_cost"] == 0.54
     if "aws" in fleet.clouds:
         assert hosts(cold, "cloud_aws") == ["oce-e1", "oce-e2"] and hosts(cold, "gpu_A10G") == ["oce-e1"]
     (cache_file,) = fleet.cache_files()

@@ -54,9 +54,9 @@ def test_groups_and_hostvars_across_two_regions(fleet, tmp_path):
     inv = fleet(
         f"projects: [{server.PROJECT}]\n"
         + "tailnet_cli: {}\n".format(json.dumps(tailnet_status_command(tmp_path, {"oce-alpha-oce-a1": "100.64.0.21"})))
-        + "keyed_groups:\n  - {key: oce_gpu, prefix: gpu}\n"
-        + "compose:\n  ollama_models_list: '[oce_model]'\n"
-        + "groups:\n  costly: oce_hourly_cost > 1.5\n"
+        + "keyed_groups:\n  - {key: oce_node.gpu, prefix: gpu}\n"
+        + "compose:\n  ollama_models_list: '[oce_node.model]'\n"
+        + "groups:\n  costly: oce_node.hourly_cost > 1.5\n"
     )
     assert hosts(inv, "cloud_gcp") == ["oce-a1", "oce-a2", "oce-b1"]  # not "other"
     assert hosts(inv, "region_us_central1") == ["oce-a1", "oce-a2"] and hosts(inv, "region_europe_west4") == ["oce-b1"]
@@ -70,8 +70,9 @@ def test_groups_and_hostvars_across_two_regions(fleet, tmp_path):
     a1, a2, b1 = (inv["_meta"]["hostvars"][h] for h in ("oce-a1", "oce-a2", "oce-b1"))
     # Over the tailnet only: its address where this controller sees the node, else its tailnet name.
     assert a1["ansible_host"] == "100.64.0.21" and a1["ollama_url"] == "http://100.64.0.21:11434"
-    assert a2["ansible_host"] == "oce-alpha-oce-a2" and a2["oce_private_ip"].startswith("10.30.0.")
-    assert (a1["oce_cloud"], a1["oce_model"], a1["oce_instance_type"], a1["oce_gpu"], a1["oce_hourly_cost"]) == (
+    assert a2["ansible_host"] == "oce-alpha-oce-a2" and a2["oce_node"]["private_ip"].startswith("10.30.0.")
+    node = a1["oce_node"]
+    assert (node["cloud"], node["model"], node["instance_type"], node["gpu"], node["hourly_cost"]) == (
         "gcp",
         "mistral:7b",
         "n1-standard-4",
@@ -79,7 +80,7 @@ def test_groups_and_hostvars_across_two_regions(fleet, tmp_path):
         0.54,
     )
     assert a1["oce_node"]["availability_zone"] == "us-central1-a" and a1["oce_node"]["gpu_memory_gb"] == 16
-    assert b1["oce_node"]["gpu_memory_gb"] == 48 and b1["oce_hourly_cost"] == pytest.approx(0.88 + 2 * 0.56)
+    assert b1["oce_node"]["gpu_memory_gb"] == 48 and b1["oce_node"]["hourly_cost"] == pytest.approx(0.88 + 2 * 0.56)
     assert a1["ollama_models_list"] == ["mistral:7b"] and "ansible_connection" not in a1
     # Labels: the user's own; ours are the record's deployment, model and environment.
     assert a1["oce_node"]["labels"] == {"team": "ml"} and b1["oce_node"]["labels"] == {}
