@@ -39,7 +39,9 @@ rig_llama_vendor() {
   if [ ! -f "$dir/.complete" ]; then
     log "ollama: fetching llama.cpp's vendored headers ($OCE_LLAMA_VENDOR_SDIST sdist from PyPI)"
     mkdir -p "$OCE_CACHE/pypi"
-    pip download -q --no-deps --no-binary :all: --find-links "$OCE_CACHE/pypi" \
+    # The sdist of this one package (--no-binary :all: would also build pip's metadata step's
+    # build tools from their sources, minutes on a fresh machine).
+    pip download -q --no-deps --no-binary "${OCE_LLAMA_VENDOR_SDIST%%==*}" --find-links "$OCE_CACHE/pypi" \
       "$OCE_LLAMA_VENDOR_SDIST" -d "$OCE_CACHE/pypi"
     rm -rf "$dir" && mkdir -p "$dir"
     tar -C "$dir" --strip-components=4 -xzf "$OCE_CACHE/pypi/${OCE_LLAMA_VENDOR_SDIST//[=-]*/}"*.tar.gz --wildcards \
