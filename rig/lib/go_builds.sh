@@ -64,9 +64,7 @@ rig_ollama_version() {
     vendor=$(rig_llama_vendor)
     # No -g in the C/C++ flags (cgo's default is "-O2 -g"): the binary is stripped (-s -w) anyway,
     # and llama.cpp's debug info is much of the compile time.
-    # CXX: llama.cpp's 100 model files with their shared header precompiled (rig/lib/gxx-pch.sh).
-    CXX=$OCE_ROOT/rig/lib/gxx-pch.sh \
-      CGO_CPPFLAGS="-I$vendor" CGO_CFLAGS=-O2 CGO_CXXFLAGS=-O2 CGO_ENABLED=1 GOBIN=$(dirname "$bin") \
+    CGO_CPPFLAGS="-I$vendor" CGO_CFLAGS=-O2 CGO_CXXFLAGS=-O2 CGO_ENABLED=1 GOBIN=$(dirname "$bin") \
       GOFLAGS=-buildvcs=false go install -trimpath \
       -ldflags "-s -w -X github.com/ollama/ollama/version.Version=$version" \
       "github.com/ollama/ollama@v$version"
