@@ -75,12 +75,13 @@ rig_network() {
 # through podman and its published port, not by address).
 #   rig_start_on_fixed_ip IP CONTAINER
 rig_start_on_fixed_ip() {
-  local ip=$1 name=$2 other holder=""
-  for other in $(podman ps --filter "network=$OCE_RIG_NETWORK" --format '{{.Names}}'); do
-    [ "$other" != "$name" ] || continue
-    [ "$(podman inspect --format "{{(index .NetworkSettings.Networks \"$OCE_RIG_NETWORK\").IPAddress}}" "$other")" = "$ip" ] &&
-      holder=$other
-  done
+  local ip=$1 name=$2 holder
+  # Already running: it holds its address (the usual case of a warm rig).
+  [ "$(podman inspect --format '{{.State.Running}}' "$name")" = true ] && return 0
+  # One inspect of every running container on the network: "name address" lines.
+  holder=$(podman ps -q --filter "network=$OCE_RIG_NETWORK" |
+    xargs -r podman inspect --format "{{.Name}} {{(index .NetworkSettings.Networks \"$OCE_RIG_NETWORK\").IPAddress}}" |
+    awk -v ip="$ip" -v name="$name" '$2 == ip && $1 != name { print $1; exit }')
   [ -n "$holder" ] && { log "network: $holder holds $ip, $name's address: restarting it elsewhere"; podman stop -t 10 "$holder" >/dev/null; }
   podman start "$name" >/dev/null
   [ -z "$holder" ] || podman start "$holder" >/dev/null
