@@ -22,7 +22,9 @@ options:
       - The node's first-boot settings, written to C(/etc/oce/node.json) on the node; keys
         C(deployment), C(node), C(cloud), C(tailnet) (C(tags), C(login_server), C(key_secret), and
         C(hostname), by default the node record's C(tailnet_hostname)), C(tailscale) (C(version),
-        C(url), C(checksum), C(flags), C(port)),
+        C(url), C(checksum), C(flags), C(port), and C(unit) and C(defaults), the texts of
+        C(/etc/systemd/system/tailscaled.service) and C(/etc/default/tailscaled), by default the
+        archive's unit and the port and flags),
         C(model) (C(name), C(pull), C(insecure)) and C(ollama_port).
     type: dict
     required: true

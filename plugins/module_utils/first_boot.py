@@ -45,6 +45,8 @@ SSH_USER = "oce"
 TAILSCALE_DIR = "/opt/tailscale"
 TAILSCALE_LINKS = {"tailscaled": "/usr/sbin/tailscaled", "tailscale": "/usr/bin/tailscale"}
 TAILSCALE_SOCKET = "/run/tailscale/tailscaled.sock"
+TAILSCALE_UNIT = "/etc/systemd/system/tailscaled.service"
+TAILSCALE_DEFAULTS = "/etc/default/tailscaled"
 
 # Until it has succeeded once; retried every 30 s, so a key stored late still gets the node in.
 # Its output goes to the serial console too: `get-console-output` / the serial port log shows it.
@@ -140,6 +142,12 @@ def run(argv, what, **kwargs):
     return proc.stdout
 
 
+def write_file(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+
+
 def sha256_of(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -186,9 +194,15 @@ def install_tailscale(ts):
             if os.path.lexists(link):
                 os.unlink(link)
             os.symlink(os.path.join(target, binary), link)
-        shutil.copy(os.path.join(stage, "tailscaled.service"), "/etc/systemd/system/tailscaled.service")
-        with open("/etc/default/tailscaled", "w", encoding="utf-8") as f:
-            f.write(f'PORT="{ts.get("port", 41641)}"\nFLAGS="{" ".join(ts.get("flags") or [])}"\n')
+        # The tailscale role's own unit and settings as the controller rendered them: the role's
+        # first run finds them as they are, and does not restart tailscaled under its own SSH
+        # session. Without them, the archive's unit and the same two settings.
+        if ts.get("unit"):
+            write_file(TAILSCALE_UNIT, ts["unit"])
+        else:
+            shutil.copy(os.path.join(stage, "tailscaled.service"), TAILSCALE_UNIT)
+        defaults = f'PORT="{ts.get("port", 41641)}"\nFLAGS="{" ".join(ts.get("flags") or [])}"\n'
+        write_file(TAILSCALE_DEFAULTS, ts.get("defaults") or defaults)
         run(["systemctl", "daemon-reload"], "systemctl daemon-reload")
         run(["systemctl", "enable", "--now", "tailscaled.service"], "starting tailscaled")
         return True

@@ -9,6 +9,7 @@ what is not ours alone (a VPC, a role, log groups, an alarm and a topic of someo
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
+import yaml
 
 from ansible_collections.ollama_cloud.engine.tests.functional.aws.fault_proxy import FaultProxy
 from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import stock_image
@@ -285,6 +287,15 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
     user_data = aws.ec2.describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="userData")
     text = base64.b64decode(user_data["UserData"]["Value"]).decode()
     assert text.startswith("#cloud-config\n") and "oce/t-nat/tailscale" in text and "tskey" not in text
+    assert len(text.encode()) < 16 * 1024  # AWS's limit, before base64
+    # Tailscale's unit and settings as the tailscale role renders them: configuring the node keeps them.
+    (node_json,) = [f["content"] for f in yaml.safe_load(text)["write_files"] if f["path"] == "/etc/oce/node.json"]
+    tailscale = json.loads(node_json)["tailscale"]
+    role_templates = os.path.join(REPO_ROOT, "roles", "tailscale", "templates")
+    assert tailscale["unit"].startswith("#\n# Ansible managed\n#\n")
+    with open(os.path.join(role_templates, "tailscaled.service.j2"), encoding="utf-8") as f:
+        assert tailscale["unit"].endswith(f.read().split("\n", 1)[1])
+    assert tailscale["defaults"].endswith(f'\nPORT="41641"\nFLAGS="{" ".join(tailscale["flags"])}"\n')
 
     # CloudWatch: t-nat's log group with its retention, its topic with the email, two alarms per node.
     assert found["log_groups"] == ["/oce/t-nat"]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
+import os
 import subprocess
+import tarfile
 
 import pytest
 import yaml
@@ -102,6 +105,45 @@ def test_a_wrong_checksum_installs_nothing(tmp_path, monkeypatch):
     with pytest.raises(first_boot.BootError, match="has sha256 .* nothing was installed"):
         first_boot.install_tailscale(ts)
     assert not (tmp_path / "opt").exists()
+
+
+def tailscale_archive(tmp_path):
+    """A stand-in of the static archive, laid out as pkgs.tailscale.com's: its path and sha256."""
+    top = tmp_path / "src" / "tailscale_1.96.5_amd64"
+    (top / "systemd").mkdir(parents=True)
+    for name in ("tailscale", "tailscaled"):
+        (top / name).write_text("#!/bin/sh\n")
+    (top / "systemd" / "tailscaled.service").write_text("[Unit]\nDescription=upstream\n")
+    archive = tmp_path / "t.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(top, arcname=top.name)
+    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("rendered", [True, False], ids=["role's files", "archive's unit"])
+def test_tailscale_gets_the_role_s_unit_and_settings_as_rendered(tmp_path, monkeypatch, rendered):
+    archive, digest = tailscale_archive(tmp_path)
+    links = {name: str(tmp_path / "bin" / name) for name in ("tailscale", "tailscaled")}
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setattr(first_boot, "TAILSCALE_LINKS", links)
+    monkeypatch.setattr(first_boot, "TAILSCALE_DIR", str(tmp_path / "opt"))
+    monkeypatch.setattr(first_boot, "TAILSCALE_UNIT", str(tmp_path / "tailscaled.service"))
+    monkeypatch.setattr(first_boot, "TAILSCALE_DEFAULTS", str(tmp_path / "tailscaled"))
+    ran = []
+    monkeypatch.setattr(first_boot, "run", lambda argv, what, **kw: ran.append(argv) or "")
+    ts = {"version": "1.96.5", "url": archive.as_uri(), "checksum": "sha256:" + digest, "port": 41642,
+          "flags": ["--tun=userspace-networking"]}  # fmt: skip
+    if rendered:
+        ts.update(unit="# Ansible managed\n[Unit]\n", defaults='# Ansible managed\nPORT="41642"\n')
+    assert first_boot.install_tailscale(ts) is True
+    unit, defaults = (tmp_path / "tailscaled.service").read_text(), (tmp_path / "tailscaled").read_text()
+    if rendered:
+        assert (unit, defaults) == (ts["unit"], ts["defaults"])
+    else:
+        assert unit == "[Unit]\nDescription=upstream\n"
+        assert defaults == 'PORT="41642"\nFLAGS="--tun=userspace-networking"\n'
+    assert os.readlink(links["tailscaled"]) == str(tmp_path / "opt" / "1.96.5" / "tailscaled")
+    assert ["systemctl", "enable", "--now", "tailscaled.service"] in ran
 
 
 def test_main_reports_a_failure_in_one_sentence(tmp_path, capsys, monkeypatch):
