@@ -167,6 +167,9 @@ def lifecycle(site, bodies, controller, headscale, record_property, rerun=True):
     print(f"\n[simcloud] {site.cloud} site.yml from nothing to the answer: {seconds:.0f}s")
     url = ollama_url_of(out)
     assert f"{MODEL} on {hostname} ({url}) answered" in flat(out)
+    # Tailscale came up at first boot with the tailscale role's own unit and settings (installed
+    # there, or in the golden image): configuring the node did not restart it under its SSH session.
+    assert "tailscale : Restart tailscaled]" not in out, out[-8000:]
 
     # The node joined by itself under its name, tagged by its key; one node, not ephemeral.
     (node,) = headscale.nodes_named(hostname)
