@@ -69,10 +69,11 @@ rig_network() {
     "$OCE_RIG_NETWORK" >/dev/null
 }
 
-# A sidecar's fixed address, freed if a node holds it: rig/demo makes its node before rig/test
-# starts the Headscale sidecar, and the network gives a node the first free address. That node
-# is stopped while the sidecar starts, then started again (with another address; it is reached
-# through podman and its published port, not by address).
+# Each sidecar (registry, blob server, Headscale) starts here, on its fixed address, freed if a
+# node holds it: rig/demo makes its node before rig/test starts the Headscale sidecar, and the
+# network gives a node the first free address. That node is stopped while the sidecar starts,
+# then started again (with another address; it is reached through podman and its published port,
+# not by address).
 #   rig_start_on_fixed_ip IP CONTAINER
 rig_start_on_fixed_ip() {
   local ip=$1 name=$2 holder
@@ -84,5 +85,6 @@ rig_start_on_fixed_ip() {
     awk -v ip="$ip" -v name="$name" '$2 == ip && $1 != name { print $1; exit }')
   [ -n "$holder" ] && { log "network: $holder holds $ip, $name's address: restarting it elsewhere"; podman stop -t 10 "$holder" >/dev/null; }
   podman start "$name" >/dev/null
-  [ -z "$holder" ] || podman start "$holder" >/dev/null
+  [ -z "$holder" ] || podman start "$holder" >/dev/null ||
+    log "network: $holder did not start again (a fixed address of its own, $ip?): start it with another"
 }

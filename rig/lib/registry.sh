@@ -55,18 +55,19 @@ EOF
   fi
   if ! podman container exists oce-registry; then
     log "registry: starting oce-registry ($OCE_REGISTRY_IP:5000 and $OCE_REGISTRY_URL), oce-blobs ($OCE_BLOBS_IP:8080)"
-    podman run -d --name oce-registry --network "$OCE_RIG_NETWORK" --ip "$OCE_REGISTRY_IP" \
+    podman create --name oce-registry --network "$OCE_RIG_NETWORK" --ip "$OCE_REGISTRY_IP" \
       -p "127.0.0.1:$OCE_REGISTRY_PORT:5000" \
       -v "$OCE_RIG_DIR/registry.yml:/etc/registry.yml:ro" -v "$OCE_CACHE/registry:/var/lib/registry" \
       "$OCE_REGISTRY_IMAGE" /usr/bin/docker-registry serve /etc/registry.yml >/dev/null
   fi
   if ! podman container exists oce-blobs; then
-    podman run -d --name oce-blobs --network "$OCE_RIG_NETWORK" --ip "$OCE_BLOBS_IP" \
+    podman create --name oce-blobs --network "$OCE_RIG_NETWORK" --ip "$OCE_BLOBS_IP" \
       -v "$OCE_RIG_DIR/blobs.conf:/etc/nginx/blobs.conf:ro" -v "$OCE_CACHE/registry:/var/lib/registry:ro" \
       -v "$OCE_CACHE/mirror:/srv/mirror:ro" \
       "$OCE_REGISTRY_IMAGE" /usr/sbin/nginx -c /etc/nginx/blobs.conf >/dev/null
   fi
-  podman start oce-registry oce-blobs >/dev/null
+  rig_start_on_fixed_ip "$OCE_REGISTRY_IP" oce-registry
+  rig_start_on_fixed_ip "$OCE_BLOBS_IP" oce-blobs
   for _ in $(seq 1 50); do registry_up && return 0; sleep 0.2; done
   podman logs --tail 20 oce-registry >&2 || true
   die "the registry did not answer on $OCE_REGISTRY_URL/v2/"
