@@ -13,6 +13,11 @@
 #     is not tried again, and leaves the compiles as they were (GCC also ignores a PCH that does
 #     not fit).
 set -u
+# Go also runs the command's first word alone (`-### -x c++ -c -` for its cache key, its linker's
+# flag probes): that is gcc's, the driver of both languages, unchanged.
+case ${1:-} in
+  -*) exec gcc "$@" ;;
+esac
 compiler=$1
 shift
 case $PWD in

@@ -69,12 +69,11 @@ rig_ollama_version() {
     # No -g in the C/C++ flags (cgo's default is "-O2 -g"): the binary is stripped (-s -w) anyway,
     # and llama.cpp's debug info is much of the compile time. cgo-cc.sh compiles what the rig's
     # model never runs at -O1 and precompiles llama.cpp's model header: 792 -> 644 CPU-s, and
-    # 416 -> 334 s on 2 cores. It compiles, not links: Go's linker would probe its flags with the
-    # script alone (then no -no-pie, and a PIE with text relocations), hence -extld=gcc, the default.
+    # 416 -> 334 s on 2 cores.
     CC="'$OCE_ROOT/rig/lib/cgo-cc.sh' gcc" CXX="'$OCE_ROOT/rig/lib/cgo-cc.sh' g++" \
       CGO_CPPFLAGS="-I$vendor" CGO_CFLAGS=-O2 CGO_CXXFLAGS=-O2 CGO_ENABLED=1 GOBIN=$(dirname "$bin") \
       GOFLAGS=-buildvcs=false go install -trimpath -gcflags "$OCE_GO_GCFLAGS" \
-      -ldflags "-s -w -extld=gcc -X github.com/ollama/ollama/version.Version=$version" \
+      -ldflags "-s -w -X github.com/ollama/ollama/version.Version=$version" \
       "github.com/ollama/ollama@v$version"
   fi
   if [ ! -f "$mirror/sha256sum.txt" ]; then
