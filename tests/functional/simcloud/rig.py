@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -104,3 +105,13 @@ def missing(images=(CLOUD_IMAGE,)):
         if podman("image", "exists", image, check=False).returncode != 0:
             return f"image {image} does not exist: run rig/setup cloudimage"
     return None
+
+
+def wait_for(condition, timeout, what):
+    """Until ``condition()`` holds, asked every half second; after ``timeout`` seconds, fail
+    saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout}s for {what}")
+        time.sleep(0.5)

@@ -207,5 +207,6 @@ def destroyed(site, bodies, headscale):
     # Logged out before it went. Headscale 0.29 keeps a tagged node after logout (tagged nodes
     # never expire): it is offline, its key no longer valid; its admin deletes it, as here.
     assert "Log the node out of the tailnet" in gone and f"changed: [{hostname}]" in gone, gone[-4000:]
-    assert not any(n.get("online") for n in headscale.nodes_named(hostname))
+    # Headscale marks the node offline when its map session ends, a moment after the logout.
+    rig.wait_for(lambda: not any(n.get("online") for n in headscale.nodes_named(hostname)), 20, f"{hostname} offline")
     headscale.delete_nodes(names=[hostname])

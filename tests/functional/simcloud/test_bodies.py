@@ -85,14 +85,6 @@ def check_second_boot(bodies, key):
     assert bodies.exec(key, "cat", "/var/lib/oce-runs").stdout.split() == ["run"]
 
 
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout}s for {what}")
-        time.sleep(0.5)
-
-
 def container_state(name):
     result = rig.podman("container", "inspect", "--format", "{{.State.Status}}", name, check=False)
     return result.stdout.strip() if result.returncode == 0 else "absent"
@@ -160,7 +152,7 @@ def test_aws_instance_gets_a_body_that_follows_its_lifecycle(simcloud_aws, ssh_k
 
     # A shutdown inside the guest stops the instance (InstanceInitiatedShutdownBehavior=stop).
     cloud.bodies.exec(iid, "systemctl", "poweroff", check=False)
-    wait_for(lambda: container_state(body.container) == "exited", 60, "the body to power off")
+    rig.wait_for(lambda: container_state(body.container) == "exited", 60, "the body to power off")
     cloud.bodies.settle()
     state = cloud.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]["Name"]
     assert state in ("stopping", "stopped") and body.state == "stopped"
