@@ -35,9 +35,7 @@ def test_site_from_nothing_to_an_answer_then_rerun_stop_start_destroy(
     extra = {"node_gcp_image": UBUNTU, "node_gcp_secret_endpoint": emu.url + "/secretmanager"}
     site = SiteRunner("gcp", deployment, simcloud_gcp.env, controller_tailnet, ssh_key, extra)
     try:
-        # The controller's rerun is the GCP provider's (0 changed in test_gcp_playbooks_emulator);
-        # the node's is the same roles as on AWS: configure.yml after the restart checks it here.
-        lifecycle(site, simcloud_gcp.bodies, controller_tailnet, headscale, record_property, rerun=False)
+        lifecycle(site, simcloud_gcp.bodies, controller_tailnet, headscale, record_property)
     finally:
         destroyed(site, simcloud_gcp.bodies, headscale)
     assert ours(emu, deployment) == {"instances": [], "networks": [], "service_accounts": []}
