@@ -13,6 +13,9 @@ description:
   - Runs in the controller's own Ansible process, where M(ansible.builtin.uri) delegated to
     C(localhost) starts a module process for one request; set it with M(ansible.builtin.set_fact)
     so that it is asked once.
+  - A request that does not get to Ollama (a refused connection, or a gateway's 502, 503 or 504)
+    is sent again for up to O(settle) seconds. Right after a node starts, Ollama may not listen
+    yet, and a userspace C(tailscaled)'s proxy answers 502 until its way to the node is made.
   - An Ollama that does not answer, refuses or reports an error fails the lookup with a sentence
     that says what to check.
 options:
@@ -37,6 +40,12 @@ options:
     description: Seconds to wait for the whole answer.
     type: int
     default: 600
+  settle:
+    description:
+      - Seconds to keep sending the request while it does not get to Ollama (see above); V(0)
+        sends it once. Never after a timeout or an answer of Ollama's own.
+    type: int
+    default: 90
   proxy:
     description:
       - An HTTP proxy to reach O(url) through, such as a userspace C(tailscaled)'s; empty means the
@@ -67,7 +76,7 @@ _raw:
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import ollama_api
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, ollama_api
 
 
 class LookupModule(LookupBase):
@@ -81,10 +90,22 @@ class LookupModule(LookupBase):
             "stream": False,
             "options": self.get_option("options"),
         }
+        settle = self.get_option("settle")
         try:
             client = ollama_api.OllamaClient(
                 self.get_option("url"), timeout=self.get_option("timeout"), proxy=self.get_option("proxy") or None
             )
-            return [client.request("POST", "/api/generate", body)]
+            clock = cloud.Clock()
+            answer = cloud.retry_until(
+                lambda: client.request("POST", "/api/generate", body),
+                ollama_api.never_reached,
+                deadline=clock.now() + settle,
+                base=2.0,
+                cap=10.0,
+                clock=clock,
+            )
+            return [answer]
         except ollama_api.OllamaError as exc:
-            raise AnsibleLookupError(f"asking {body['model']} at {self.get_option('url')} failed: {exc}") from None
+            tried = f" (sent again for {settle} s)" if settle and ollama_api.never_reached(exc) else ""
+            url = self.get_option("url")
+            raise AnsibleLookupError(f"asking {body['model']} at {url} failed{tried}: {exc}") from None

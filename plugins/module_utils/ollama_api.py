@@ -61,8 +61,25 @@ class OllamaUnreachable(OllamaError):
     pass
 
 
+class OllamaTimedOut(OllamaUnreachable):
+    """The server took the request but did not answer in time: it may be working on it."""
+
+
 class OllamaNotFound(OllamaError):
     pass
+
+
+# A gateway's answers for a server it cannot reach (yet): the request never got to Ollama.
+GATEWAY_ERRORS = (502, 503, 504)
+
+
+def never_reached(exc):
+    """True for a request that never got to Ollama, so that sending it again is safe: a refused
+    connection (Ollama still starting) or a gateway's 502/503/504 (a proxy such as a userspace
+    tailscaled's, whose way to a node that just started is not made yet). Not a timeout."""
+    if isinstance(exc, OllamaTimedOut):
+        return False
+    return isinstance(exc, OllamaUnreachable) or (isinstance(exc, OllamaError) and exc.status in GATEWAY_ERRORS)
 
 
 # ---------------------------------------------------------------- host and model names
@@ -339,7 +356,7 @@ class OllamaClient:
             reason = getattr(e, "reason", e)
             if isinstance(reason, (socket.timeout, TimeoutError)):
                 waited = timeout or self.timeout
-                raise OllamaUnreachable(
+                raise OllamaTimedOut(
                     f"Ollama at {self.base} did not answer {method} {path} within {waited}s: "
                     "is it overloaded or hung? (journalctl -u ollama)"
                 ) from None

@@ -9,6 +9,7 @@ test side, through the collection's documented variables.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -16,6 +17,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, ollama_api
 
 from . import rig
 
@@ -45,6 +48,23 @@ def changed_tasks(out):
         elif line.startswith("changed: ["):
             found.append(f"{task}: {line}")
     return "\n".join(found) or "(none)"
+
+
+def failed_tasks(out, context=12):
+    """Each failed task's header and its first lines of output, then the recap: what a failed run's
+    message leads with, since a log excerpt keeps its start (the tail is where the run stopped)."""
+    lines, found, task = out.splitlines(), [], ""
+    for i, line in enumerate(lines):
+        if line.startswith("TASK ["):
+            task = line
+        elif line.startswith(("fatal: [", "failed: [")):
+            found += [task, line]
+            for more in lines[i + 1 : i + context]:
+                if more.startswith(("TASK [", "PLAY ", "fatal: [", "failed: [")):
+                    break
+                found.append(more)
+    recap_at = next((i for i, line in enumerate(lines) if line.startswith("PLAY RECAP")), len(lines))
+    return "\n".join(found + lines[recap_at : recap_at + 4]) or "(no failed task: see the output's end)"
 
 
 def flat(out):
@@ -110,31 +130,21 @@ class SiteRunner:
             else:
                 out = proc.stdout + proc.stderr
         if ok:
-            assert proc.returncode == 0, f"{playbook} failed:\n{out[-8000:]}"
+            assert proc.returncode == 0, f"{playbook} failed:\n{failed_tasks(out)}\n\nThe output's end:\n{out[-6000:]}"
         return out, time.monotonic() - started
 
 
-def via_tailnet(controller, url, body=None, timeout=30):
-    """A request from this controller over the tailnet (tailscaled's HTTP proxy), as a client sends it."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": controller.http_proxy}))
-    data = json.dumps(body).encode() if body is not None else None
-    with opener.open(urllib.request.Request(url, data=data), timeout=timeout) as response:
-        return json.loads(response.read())
+def on_tailnet(controller, url, timeout=30):
+    """An Ollama client from this controller over the tailnet (tailscaled's HTTP proxy), as a user's."""
+    return ollama_api.OllamaClient(url, timeout=timeout, proxy=controller.http_proxy)
 
 
 def generate(controller, url, timeout=300, settle=90):
-    """One completion over the tailnet. Right after a node restarts, the controller's tailscaled
-    may answer 502 until its path to the node is made again (as it may to any client): asked
-    again for up to ``settle`` seconds, then the error stands."""
+    """One completion over the tailnet, sent again while it does not get to Ollama, as the
+    ollama_generate lookup does (the controller's tailscaled may answer 502 right after a restart)."""
     body = {"model": MODEL, "prompt": "The sky is", "stream": False, "options": {"num_predict": 8}}
-    deadline = time.monotonic() + settle
-    while True:
-        try:
-            return via_tailnet(controller, url + "/api/generate", body, timeout=timeout)
-        except urllib.error.HTTPError as exc:
-            if exc.code not in (502, 503, 504) or time.monotonic() > deadline:
-                raise
-            time.sleep(5)
+    ask = functools.partial(on_tailnet(controller, url, timeout).request, "POST", "/api/generate", body)
+    return cloud.retry_until(ask, ollama_api.never_reached, time.monotonic() + settle, base=2.0, cap=10.0)
 
 
 def ollama_url_of(out):
@@ -176,7 +186,7 @@ def lifecycle(site, bodies, controller, headscale, record_property):
     (node,) = headscale.nodes_named(hostname)
     assert node["tags"] == ["tag:ollama"] and node["online"]
     # Ollama answers on the tailnet to the model's own name, and not on the VPC address.
-    assert MODEL in [m["name"] for m in via_tailnet(controller, url + "/api/tags")["models"]]
+    assert MODEL in [m["name"] for m in on_tailnet(controller, url).tags()]
     body = bodies.body(hostname)
     assert refused_outside_the_tailnet(body.ip)
     assert bodies.exec(hostname, "ip", "-o", "link", "show", "tailscale0").returncode == 0

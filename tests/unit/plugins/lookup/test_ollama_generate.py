@@ -34,13 +34,32 @@ def test_through_a_proxy_as_a_userspace_tailscaled_gives(fake_ollama, closed_por
 
 
 def test_an_ollama_that_does_not_answer_fails_with_what_to_check(closed_port_url):
-    rc, msg = ask(closed_port_url, timeout=5)
+    rc, msg = ask(closed_port_url, timeout=5, settle=0)
     assert rc != 0
     assert f"asking gemma3:270m at {closed_port_url} failed: Ollama is not answering" in msg
     assert "systemctl status ollama" in msg
 
 
-def test_ollamas_own_error_is_told(fake_ollama):
+def test_a_refused_connection_is_tried_again_until_settle_ends(closed_port_url):
+    rc, msg = ask(closed_port_url, timeout=5, settle=3)
+    assert rc != 0 and "failed (sent again for 3 s): Ollama is not answering" in msg
+
+
+def test_a_gateways_502_is_sent_again_until_the_way_is_made(fake_ollama):
+    # A userspace tailscaled's proxy, right after the node started: 502 twice, then Ollama answers.
+    answers = [(502, {"error": "no route to the node"})] * 2 + [(200, ANSWER)]
+
+    def gateway(handler, _body):
+        handler.send_json(*answers.pop(0))
+
+    fake_ollama.routes[("POST", "/api/generate")] = gateway
+    rc, answer = ask(fake_ollama.url, settle=30)
+    assert rc == 0 and answer == ANSWER
+    assert len(fake_ollama.calls("POST", "/api/generate")) == 3
+
+
+def test_ollamas_own_error_is_told_at_once(fake_ollama):
     fake_ollama.routes[("POST", "/api/generate")] = (404, {"error": "model 'gemma3:270m' not found"})
     rc, msg = ask(fake_ollama.url)
-    assert rc != 0 and "HTTP 404: model 'gemma3:270m' not found" in msg
+    assert rc != 0 and "failed: POST /api/generate: HTTP 404: model 'gemma3:270m' not found" in msg
+    assert len(fake_ollama.calls("POST", "/api/generate")) == 1

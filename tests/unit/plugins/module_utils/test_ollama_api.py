@@ -385,3 +385,22 @@ def test_progress_counts_resumed_bytes_as_not_fetched():
     d = p.as_dict(3.0)
     assert (d["completed"], d["total"], d["fetched"], d["percent"]) == (900, 1000, 300, 90.0)
     assert d["rate_bps"] == 100.0 and d["eta_seconds"] == 1.0
+
+
+def test_never_reached_is_safe_to_send_again_and_nothing_else():
+    assert api.never_reached(api.OllamaUnreachable("connection refused"))
+    assert all(api.never_reached(api.OllamaError("gateway", status=code)) for code in (502, 503, 504))
+    # A timeout may be Ollama still working on it; its own errors stand.
+    assert not api.never_reached(api.OllamaTimedOut("did not answer within 5s"))
+    assert not api.never_reached(api.OllamaError("boom", status=500))
+    assert not api.never_reached(ValueError("not ours"))
+
+
+def test_a_timeout_is_told_as_one(fake_ollama):
+    def stall(handler, _body):
+        time.sleep(2)
+        handler.send_json(200, {"models": []})
+
+    fake_ollama.routes[("GET", "/api/tags")] = stall
+    with pytest.raises(api.OllamaTimedOut, match="did not answer GET /api/tags within 1s"):
+        api.OllamaClient(fake_ollama.url, timeout=1).tags()
