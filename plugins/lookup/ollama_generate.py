@@ -75,8 +75,11 @@ _raw:
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+from ansible.utils.display import Display
 
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, ollama_api
+
+display = Display()
 
 
 class LookupModule(LookupBase):
@@ -103,6 +106,9 @@ class LookupModule(LookupBase):
                 base=2.0,
                 cap=10.0,
                 clock=clock,
+                on_retry=lambda exc, attempt, delay: display.vv(
+                    f"ollama_generate: the request did not get to Ollama ({exc}); sending it again in {delay:.0f} s"
+                ),
             )
             return [answer]
         except ollama_api.OllamaError as exc:
