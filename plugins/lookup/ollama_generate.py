@@ -13,9 +13,10 @@ description:
   - Runs in the controller's own Ansible process, where M(ansible.builtin.uri) delegated to
     C(localhost) starts a module process for one request; set it with M(ansible.builtin.set_fact)
     so that it is asked once.
-  - A request that does not get to Ollama (a refused connection, or a gateway's 502, 503 or 504)
-    is sent again for up to O(settle) seconds. Right after a node starts, Ollama may not listen
-    yet, and a userspace C(tailscaled)'s proxy answers 502 until its way to the node is made.
+  - A request that does not get to Ollama (a refused connection, a gateway's 502, 503 or 504, or
+    Ollama's own 503 when its queue is full) is sent again for up to O(settle) seconds. Right after
+    a node starts, Ollama may not listen yet, and a userspace C(tailscaled)'s proxy answers 502
+    until its way to the node is made.
   - An Ollama that does not answer, refuses or reports an error fails the lookup with a sentence
     that says what to check.
 options:
@@ -43,7 +44,7 @@ options:
   settle:
     description:
       - Seconds to keep sending the request while it does not get to Ollama (see above); V(0)
-        sends it once. Never after a timeout or an answer of Ollama's own.
+        sends it once. Never after a timeout (Ollama may be working on it) or any other error.
     type: int
     default: 90
   proxy:

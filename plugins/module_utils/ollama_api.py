@@ -69,14 +69,16 @@ class OllamaNotFound(OllamaError):
     pass
 
 
-# A gateway's answers for a server it cannot reach (yet): the request never got to Ollama.
+# A gateway's answers for a server it cannot reach (yet), and Ollama's own 503 when its queue is
+# full: the request was not taken.
 GATEWAY_ERRORS = (502, 503, 504)
 
 
 def never_reached(exc):
     """True for a request that never got to Ollama, so that sending it again is safe: a refused
-    connection (Ollama still starting) or a gateway's 502/503/504 (a proxy such as a userspace
-    tailscaled's, whose way to a node that just started is not made yet). Not a timeout."""
+    connection (Ollama still starting), a gateway's 502/503/504 (a proxy such as a userspace
+    tailscaled's, whose way to a node that just started is not made yet) or Ollama's own 503 (its
+    queue full). Not a timeout."""
     if isinstance(exc, OllamaTimedOut):
         return False
     return isinstance(exc, OllamaUnreachable) or (isinstance(exc, OllamaError) and exc.status in GATEWAY_ERRORS)
