@@ -295,6 +295,10 @@ class _Mux:
             self.proc.kill()
             return self._report(status, {"ok": False, "rc": None, "stderr": "cannot listen on %s: %s" % (self.path, e)})
         self._report(status, {"ok": True, "pid": os.getpid()})
+        # Idle from now, not from before the agent started: a slow podman exec (a busy machine)
+        # would otherwise use up the idle time before the first client could connect.
+        with self.lock:
+            self.last = time.monotonic()
         threading.Thread(target=self._route, daemon=True).start()
         self._accept()
         self._shutdown()
