@@ -1,4 +1,4 @@
-"""The ollama role's probe (roles/ollama/files/ollama_probe.py) and the comparison the role makes
+"""The ollama role's probe (ollama_cloud.engine.node_probe) and the comparison the role makes
 with it (tasks/probe.yml): a file the role wrote is found unchanged, a drifted one (content, mode,
 a secret environment value) is found to differ, so configure.yml writes it again and notifies."""
 
@@ -14,7 +14,7 @@ import sys
 
 import yaml
 
-from ansible_collections.ollama_cloud.engine.roles.ollama.files import ollama_probe as probe
+from ansible_collections.ollama_cloud.engine.plugins.modules import node_probe as probe
 from ansible_collections.ollama_cloud.engine.tests.unit.roles.playbook_runner import run_playbook
 
 ROOT = pathlib.Path(__file__).parents[3]
@@ -62,7 +62,7 @@ def test_versions_are_the_directories_named_like_a_release(tmp_path):
         (tmp_path / name).mkdir()
     (tmp_path / "9.9.9").write_text("a file, not a version")
     (tmp_path / "current").symlink_to(tmp_path / "0.24.0")
-    assert probe.versions_in(str(tmp_path), probe.DEFAULTS["version_pattern"]) == [
+    assert probe.versions_in(str(tmp_path), probe.VERSION_PATTERN) == [
         "0.13.5",
         "0.24.0",
         "0.30.0-rc2",
@@ -156,7 +156,7 @@ def role_play(tmp_path, fake, gpu, extra_env, steps, out):
         {
             "name": "Save what the role found",
             "ansible.builtin.copy": {
-                "content": "{{ {'todo': __ollama_todo, 'probe': __ollama_probe_run.stdout | from_json} | to_json }}",
+                "content": "{{ {'todo': __ollama_todo, 'probe': __ollama_probe} | to_json }}",
                 "dest": str(out),
                 "mode": "0600",
             },
