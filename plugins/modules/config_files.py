@@ -14,7 +14,8 @@ description:
     one module run on the node instead of one M(ansible.builtin.template) run (five or six commands)
     per file. The module renders nothing; give it content rendered on the controller, for example
     with C(lookup('ansible.builtin.template', ...)).
-  - A file whose content differs is written to a temporary file in its own directory, given its
+  - A file whose content differs is written to a hidden temporary file in its own directory whose
+    name ends as the file's does (C(systemd-analyze verify) checks only names of units), given its
     mode, owner and group, checked with its O(files[].validate) command (as
     M(ansible.builtin.template)'s C(validate), C(%s) is the temporary file) and only then moved over
     the old one in one C(rename). A file whose check fails is not written, the files after it are not
@@ -184,7 +185,11 @@ def write_one(module, spec, want, mode, uid, gid, changed):
     """Write want to a temporary file beside dest, check it, rename it over dest."""
     dest = spec["dest"]
     directory = os.path.dirname(dest) or "/"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(dest)}.", suffix=".oce-tmp")
+    # Hidden (the .d directories' readers skip it), and ending as dest does: a check that goes by
+    # the name's suffix (systemd-analyze verify takes only unit names) sees what dest will be.
+    fd, tmp = tempfile.mkstemp(
+        dir=directory, prefix=f".{os.path.basename(dest)}.oce-tmp-", suffix=os.path.splitext(dest)[1]
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(want)

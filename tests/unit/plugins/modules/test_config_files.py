@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grp
 import os
+import pathlib
 import pwd
 import stat
 
@@ -85,12 +86,15 @@ def test_validate_checks_the_new_content_beside_the_file(tmp_path, capsys):
     path = tmp_path / "sshd.conf"
     path.write_text("old\n")
     seen = tmp_path / "seen"
-    # The check sees the new content, in a temporary file of the destination's directory.
-    check = f'sh -c \'grep -qx PermitRootLogin.no "$1" && dirname "$1" > {seen}\' check %s'
+    # The check sees the new content, in a hidden temporary file of the destination's directory
+    # whose name ends as the destination's (systemd-analyze verify takes only unit names).
+    check = f'sh -c \'grep -qx PermitRootLogin.no "$1" && echo "$1" > {seen}\' check %s'
     result = run(capsys, files=[spec(path, "PermitRootLogin no\n", validate=check)])
     assert result["changed_files"] == [str(path)]
     assert path.read_text() == "PermitRootLogin no\n"
-    assert seen.read_text().strip() == str(tmp_path)
+    checked = pathlib.Path(seen.read_text().strip())
+    assert checked.parent == tmp_path
+    assert checked.name.startswith(".sshd.conf.oce-tmp-") and checked.suffix == ".conf"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seen", "sshd.conf"]
 
 
