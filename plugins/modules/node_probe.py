@@ -382,10 +382,9 @@ def probe(module, p):
     result["packages"] = parse_dpkg(dpkg["stdout"] if dpkg else "", p["packages"])
     units = commands.result("units")
     result["units"] = parse_units(units["stdout"] if units else "", p["units"])
-    verify = commands.result("verify")
-    result["verify"] = {"rc": verify["rc"], "stderr": verify["stderr"]} if verify else None
-    verify = commands.result("verify_units")
-    result["verify_units"] = {"rc": verify["rc"], "stderr": verify["stderr"]} if verify else None
+    for key in ("verify", "verify_units"):
+        verify = commands.result(key)
+        result[key] = {"rc": verify["rc"], "stderr": verify["stderr"]} if verify else None
     security = commands.result("security")
     loaded = (result["units"].get(p["security_unit"]) or {}).get("LoadState") == "loaded"
     result["security"] = security if security and loaded else None
