@@ -29,6 +29,10 @@ FAKE_ENV = {
 }
 
 
+# A user's tag that reads as a template: the inventory must keep it inert.
+TEMPLATE_TAG = "{{ lookup('pipe', 'echo run') }}"
+
+
 def tags(**kv):
     return [{"Key": k.replace("_", "-"), "Value": v} for k, v in kv.items()]
 
@@ -62,7 +66,7 @@ def fleet(moto_server, moto_url, tmp_path_factory):
         "a1": launch(
             "us-east-1",
             "g5.xlarge",
-            ours("oce-a1", "alpha", "dev", "mistral:7b", team="ml"),
+            ours("oce-a1", "alpha", "dev", "mistral:7b", team="ml", note=TEMPLATE_TAG),
         ),
         "a2": launch("us-east-1", "g4dn.xlarge", ours("oce-a2", "alpha", "dev", "gemma3:270m")),
         "b1": launch("eu-west-1", "g6e.xlarge", ours("oce-b1", "beta", "prod", "codellama:34b-code")),
@@ -76,7 +80,7 @@ def fleet(moto_server, moto_url, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(FAKE_ENV, AWS_ENDPOINT_URL=moto_url, ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
 
-    def inventory(config, *args, ok=True, name="test.fleet.yml"):
+    def inventory(config, *args, ok=True, name="test.fleet.yml", raw=False):
         path = work / name
         path.write_text(config)
         res = subprocess.run(
@@ -91,9 +95,9 @@ def fleet(moto_server, moto_url, tmp_path_factory):
         if not ok:
             return res
         assert res.returncode == 0, res.stderr[-3000:]
-        return plain(json.loads(res.stdout))
+        return json.loads(res.stdout) if raw else plain(json.loads(res.stdout))
 
-    return type("Fleet", (), {"ec2": ec2, "ids": ids, "work": work, "inventory": staticmethod(inventory)})
+    return type("Fleet", (), {"ec2": ec2, "ids": ids, "env": env, "work": work, "inventory": staticmethod(inventory)})
 
 
 def hosts(inv, group):
@@ -148,13 +152,35 @@ def test_groups_and_hostvars_across_two_regions(fleet, tmp_path):
     )
     assert (node["availability_zone"], node["state"]) == (described["Placement"]["AvailabilityZone"], "running")
     # Labels: the user's own tags; Name and ours are the record's name, deployment, model and environment.
-    assert node["labels"] == {"team": "ml"} and a2["oce_node"]["labels"] == {}
+    assert node["labels"] == {"team": "ml", "note": TEMPLATE_TAG} and a2["oce_node"]["labels"] == {}
     assert (node["name"], node["deployment"], node["model"], node["environment"]) == (
         "oce-a1",
         "alpha",
         "mistral:7b",
         "dev",
     )
+
+
+def test_a_tag_that_reads_as_a_template_stays_inert_and_plain_values_print_plainly(fleet):
+    inv = fleet.inventory(BASE + "deployment: alpha\n", raw=True)
+    node = inv["_meta"]["hostvars"]["oce-a1"]["oce_node"]
+    # Untrusted, so printed as unsafe; what no template can be made of is printed plainly.
+    assert node["labels"] == {"team": "ml", "note": {"__ansible_unsafe": TEMPLATE_TAG}}
+    assert (node["cloud"], node["model"], node["name"]) == ("aws", "mistral:7b", "oce-a1")
+    # A play that uses it gets the text, not what the template would run.
+    path = fleet.work / "inert.fleet.yml"
+    path.write_text(BASE + "deployment: alpha\n")
+    res = subprocess.run(
+        ["ansible", "oce-a1", "-i", str(path), "-m", "ansible.builtin.debug", "-a", "msg={{ oce_node.labels.note }}"],
+        cwd=REPO_ROOT,
+        env=dict(fleet.env, ANSIBLE_CALLBACK_RESULT_FORMAT="json"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout.split("=>", 1)[1])["msg"] == TEMPLATE_TAG
 
 
 def test_the_plugins_variables_win_over_group_vars_and_lose_to_host_vars(fleet):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from ansible.template import is_trusted_as_template, trust_as_template
 
 from ansible_collections.ollama_cloud.engine.plugins.inventory import fleet
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import first_boot, tailnet
@@ -409,3 +410,46 @@ def test_a_cache_of_records_of_another_shape_is_a_miss(monkeypatch):
     assert key == plugin._cache_key("/inv/prod.fleet.yml")
     monkeypatch.setattr(fleet, "RECORDS", fleet.RECORDS + 1)
     assert plugin._cache_key("/inv/prod.fleet.yml") != key
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{{ lookup('pipe', 'id') }}",
+        "{% if true %}x{% endif %}",
+        "{# a comment #}",
+        "#jinja2:variable_start_string:'[['\n[[ 7 * 7 ]]",
+        "-o ProxyCommand=ssh -W %h:%p bastion",
+        "a}",
+    ],
+)
+def test_a_string_that_could_hold_a_template_stays_untrusted(value):
+    trusted = fleet._Trusted()({"oce_node": {"labels": {"note": value}}, "ansible_ssh_common_args": value})
+    note = trusted["oce_node"]["labels"]["note"]
+    assert note == value and not is_trusted_as_template(note)
+    assert not is_trusted_as_template(trusted["ansible_ssh_common_args"])
+
+
+def test_strings_no_template_can_be_made_of_are_trusted_once_and_the_rest_kept():
+    trust = fleet._Trusted()
+    node = {
+        "cloud": "aws",
+        "name": "oce-alpha-node-1",
+        "model": "codellama:34b-code",
+        "ollama_url": "http://100.64.0.11:11434",
+        "ssh": "-o UserKnownHostsFile=~/.ssh/oce_known_hosts_alpha -o ConnectTimeout=20",
+        "labels": {"team": "ml ops", "owner": "ana@example.com", "kind": "ÿnicode_ok"},
+        "gpu_count": 1,
+        "hourly_cost": 1.006,
+        "api_url": None,
+        "zones": ["us-east-1a"],
+    }
+    first, second = trust(node), trust(dict(node))
+    strings = [v for v in first.values() if isinstance(v, str)] + list(first["labels"].values()) + first["zones"]
+    assert all(is_trusted_as_template(v) for v in strings) and first == node
+    assert (first["gpu_count"], first["hourly_cost"], first["api_url"]) == (1, 1.006, None)
+    assert second["model"] is first["model"]  # a value seen before is not trusted again
+    assert all(not is_trusted_as_template(v) for v in node.values() if isinstance(v, str))  # the record is not changed
+    # A string tagged already (an option's value) is left as it is, tags and all.
+    option = trust_as_template("/root/.ssh/oce_ed25519")
+    assert trust({"key": option})["key"] is option
