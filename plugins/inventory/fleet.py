@@ -254,7 +254,8 @@ class _Trusted:
         self._seen = {}
 
     def __call__(self, value):
-        if type(value) is str:  # noqa: E721 (a tagged str, an option's value, is left as it is)
+        # Exactly str: a tagged one (an option's value) is left as it is.
+        if type(value) is str:  # pylint: disable=unidiomatic-typecheck
             found = self._seen.get(value)
             if found is None:
                 found = self._seen[value] = trust_as_template(value) if _INERT.match(value) else value
