@@ -78,10 +78,11 @@ import hashlib
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_bytes
 
-# What node_probe reads of a path, and what config_files writes and defaults to.
+from ansible_collections.ollama_cloud.engine.plugins.module_utils.node_files import FILE_DEFAULTS
+
+# What node_probe reads of a path, and what config_files writes (its defaults: FILE_DEFAULTS).
 PROBED = ("type", "mode", "owner", "group", "target", "sha1", "sha1_matches")
 FILE_KEYS = ("dest", "content", "mode", "owner", "group", "validate")
-FILE_DEFAULTS = {"mode": "0644", "owner": "root", "group": "root"}
 
 
 def _file(want, content):

@@ -127,6 +127,8 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
+from ansible_collections.ollama_cloud.engine.plugins.module_utils.node_files import FILE_DEFAULTS
+
 # A file larger than this is compared but not shown in a diff.
 DIFF_MAX_BYTES = 256 * 1024
 
@@ -270,9 +272,9 @@ def main():
                 "options": {
                     "dest": {"type": "path", "required": True},
                     "content": {"type": "str", "required": True},
-                    "mode": {"type": "str", "default": "0644"},
-                    "owner": {"type": "str", "default": "root"},
-                    "group": {"type": "str", "default": "root"},
+                    "mode": {"type": "str", "default": FILE_DEFAULTS["mode"]},
+                    "owner": {"type": "str", "default": FILE_DEFAULTS["owner"]},
+                    "group": {"type": "str", "default": FILE_DEFAULTS["group"]},
                     "validate": {"type": "str"},
                 },
             },
