@@ -78,8 +78,6 @@ import hashlib
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_bytes
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils.node_files import FILE_DEFAULTS
-
 # What node_probe reads of a path, and what config_files writes (its defaults: FILE_DEFAULTS).
 PROBED = ("type", "mode", "owner", "group", "target", "sha1", "sha1_matches")
 FILE_KEYS = ("dest", "content", "mode", "owner", "group", "validate")
@@ -87,6 +85,9 @@ FILE_KEYS = ("dest", "content", "mode", "owner", "group", "validate")
 
 def _file(want, content):
     """A config_files file from a file want, and what the probe must have read for it."""
+    # On first use: a worker that templates any filter of the collection loads all of them.
+    from ansible_collections.ollama_cloud.engine.plugins.module_utils.node_files import FILE_DEFAULTS
+
     if content is None:
         raise AnsibleFilterError(f"node_probe_differs: {want['dest']} has no content: give it content or contents")
     entry = {**FILE_DEFAULTS, **{key: want[key] for key in FILE_KEYS if key in want}, "content": content}

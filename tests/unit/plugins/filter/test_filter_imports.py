@@ -45,6 +45,7 @@ CALLS = {
     "deployment_labels": (("demo", "dev", None, "marker"), "demo"),
     "deployment_owns": (({}, "demo"), "False"),
     "node_input_problems": (({"cloud": "gcp"},), "["),
+    "node_probe_differs": (({"/e": {"type": "absent"}}, [{"dest": "/e", "content": "x"}]), "'mode': '0644'"),
 }
 
 
