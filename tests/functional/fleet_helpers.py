@@ -51,10 +51,12 @@ class CountingProxy:
     """A loopback HTTP proxy to a moto server that counts what goes through it (moto keeps no count).
 
     ``calls`` keeps each request's region and form parameters (EC2's query API), in order of arrival.
+    ``timeout`` bounds each answer of moto (a page among 10,000 instances takes minutes on a busy machine).
     """
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, timeout=60):
         self.upstream = urllib.parse.urlsplit(upstream).netloc
+        self.timeout = timeout
         self.requests = 0
         self.calls = []
         self.lock = threading.Lock()
@@ -75,7 +77,7 @@ class CountingProxy:
                     )
                 skip = ("host", "connection", "content-length")
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
-                conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                conn = http.client.HTTPConnection(proxy.upstream, timeout=proxy.timeout)
                 try:
                     conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()
