@@ -239,19 +239,21 @@ def connect(params, service, clock=None):
             f"region {region!r} is not an AWS region this botocore knows "
             f"(for example {', '.join(sorted(r for r in regions if r.startswith('us-')))}); check the spelling"
         )
-    try:
-        session = session_for(params)
-        credentials = session.get_credentials()
-    except bexc.ProfileNotFound:
-        raise cloud.CloudError(f"AWS profile {params.get('profile')!r} does not exist: {CREDENTIALS_HINT}") from None
-    if credentials is None:
-        raise cloud.CloudError(f"no AWS credentials found: {CREDENTIALS_HINT}")
     config = botocore.config.Config(
         retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=60
     )
     endpoint = params.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or None
-    with _LOCK:
-        client = session.client(service, region_name=region, endpoint_url=endpoint, config=config)
+    # A missing profile fails here with credentials from the profile, or at the client's config
+    # when the keys come from elsewhere (the environment): the same sentence either way.
+    try:
+        session = session_for(params)
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise cloud.CloudError(f"no AWS credentials found: {CREDENTIALS_HINT}")
+        with _LOCK:
+            client = session.client(service, region_name=region, endpoint_url=endpoint, config=config)
+    except bexc.ProfileNotFound:
+        raise cloud.CloudError(f"AWS profile {params.get('profile')!r} does not exist: {CREDENTIALS_HINT}") from None
     return Api(client, region, clock)
 
 

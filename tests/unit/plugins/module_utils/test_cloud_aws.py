@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import boto3
 import pytest
 from botocore.stub import Stubber
@@ -101,7 +103,11 @@ def test_our_tags_cannot_be_overridden():
         cloud.our_tags("demo", extra={"oce-deployment": "other"})
 
 
-def test_profile_that_does_not_exist(monkeypatch):
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+@pytest.mark.parametrize("keys", [{}, {"access_key": "a", "secret_key": "b"}], ids=["no-keys", "keys-as-options"])
+def test_profile_that_does_not_exist(monkeypatch, keys):
+    # With keys given as well (the fleet inventory reads them from the environment), boto3 has
+    # credentials without the profile, and the profile fails when the client reads its config.
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     with pytest.raises(cloud.CloudError, match="AWS profile 'nope' does not exist"):
-        aws.connect({"region": "us-east-1", "profile": "nope"}, "ec2")
+        aws.connect({"region": "us-east-1", "profile": "nope", **keys}, "ec2")
