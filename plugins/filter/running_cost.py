@@ -10,7 +10,7 @@ version_added: 0.2.0
 description:
   - Sums the C(hourly_cost) of the running nodes among node records (the node role's C(node_records))
     and says it per hour and per month, with the month's hours of the collection's price table
-    (the same as the C(estimate) of the M(ollama_cloud.engine.model_catalog) lookup).
+    (the same as the C(estimate) of the P(ollama_cloud.engine.model_catalog#lookup) lookup).
   - Returns an empty string when no record has a cost (the local target costs nothing).
 positional: _input
 options:
