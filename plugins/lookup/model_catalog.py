@@ -65,7 +65,9 @@ EXAMPLES = r"""
 # With the catalog overrides the node role creates AWS nodes with (node_aws_catalog).
 - name: What codellama:34b-code needs and costs
   ansible.builtin.debug:
-    msg: "{{ lookup('ollama_cloud.engine.model_catalog', 'codellama:34b-code', overrides=node_aws_catalog | default({})) }}"
+    msg: "{{ lookup('ollama_cloud.engine.model_catalog', 'codellama:34b-code', overrides=overrides) }}"
+  vars:
+    overrides: "{{ node_aws_catalog | default({}) }}"
 
 - name: Add a model of our own through inventory vars
   ansible.builtin.set_fact:
