@@ -504,9 +504,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if not any(n["state"] == "running" for n in nodes):
             return {}
         status, problem = answer or self._ask_tailnet()
+        if status:
+            try:
+                return tailnet.find_peers(status)
+            except (ValueError, AttributeError):
+                problem = (
+                    "fleet inventory: tailscale status --json did not answer JSON: nodes get their tailnet hostnames"
+                )
         if problem:
             self.display.warning(problem)
-        return tailnet.find_peers(status) if status else {}
+        return {}
 
     def _add(self, node, hostname, peers, constructed):
         inventory = self.inventory

@@ -111,6 +111,13 @@ class Api:
                 self.clock,
                 on_retry,
             )
+        except EOFError:
+            # botocore asks for a role profile's MFA code on stdin while it signs the call.
+            raise cloud.CloudError(
+                f"{operation.replace('_', ' ')} failed: the AWS profile asks for an MFA code, which Ansible "
+                "cannot prompt for: start a session first (aws sts get-session-token, aws-vault exec, "
+                "aws sso login) and run with its credentials"
+            ) from None
         except Exception as exc:
             if HAS_BOTO3 and isinstance(exc, (bexc.BotoCoreError, bexc.ClientError)):
                 raise cloud.CloudError(sentence(exc, operation), code=error_code(exc)) from exc
@@ -139,7 +146,10 @@ def is_transient(exc):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         code = error_code(exc)
         return code not in CAPACITY_CODES and (code in THROTTLING or status >= 500)
-    return isinstance(exc, (bexc.EndpointConnectionError, bexc.ConnectionClosedError, bexc.ReadTimeoutError))
+    return isinstance(
+        exc,
+        (bexc.EndpointConnectionError, bexc.ConnectTimeoutError, bexc.ConnectionClosedError, bexc.ReadTimeoutError),
+    )
 
 
 def sentence(exc, operation):
@@ -149,7 +159,8 @@ def sentence(exc, operation):
         return f"no usable AWS credentials for {action}: {CREDENTIALS_HINT}"
     if isinstance(exc, bexc.NoRegionError):
         return "no AWS region given: set region (or AWS_REGION)"
-    if isinstance(exc, bexc.EndpointConnectionError):
+    # Refused, timed out, TLS or proxy: every way of not reaching the endpoint.
+    if isinstance(exc, bexc.ConnectionError):
         return f"could not reach the AWS endpoint for {action} ({exc}): check region, endpoint_url and the network"
     if isinstance(exc, bexc.ClientError):
         code = error_code(exc)
@@ -243,8 +254,18 @@ def connect(params, service, clock=None):
         retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=60
     )
     endpoint = params.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or None
-    # A missing profile fails here with credentials from the profile, or at the client's config
-    # when the keys come from elsewhere (the environment): the same sentence either way.
+    if endpoint and not re.match(r"^https?://[^/\s]", endpoint):
+        raise cloud.CloudError(
+            f"endpoint_url {endpoint!r} is not a URL: give its scheme, such as http://localhost:4566"
+        )
+    if bool(params.get("access_key")) != bool(params.get("secret_key")):
+        raise cloud.CloudError(
+            "access_key and secret_key (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) go together: "
+            "set both, or neither to use a profile or an instance role"
+        )
+    # Whatever the config files or a credential helper do wrong fails here, before any call, as a
+    # sentence. A missing profile fails here with credentials from the profile, or at the client's
+    # config when the keys come from elsewhere (the environment).
     try:
         session = session_for(params)
         credentials = session.get_credentials()
@@ -252,8 +273,17 @@ def connect(params, service, clock=None):
             raise cloud.CloudError(f"no AWS credentials found: {CREDENTIALS_HINT}")
         with _LOCK:
             client = session.client(service, region_name=region, endpoint_url=endpoint, config=config)
-    except bexc.ProfileNotFound:
-        raise cloud.CloudError(f"AWS profile {params.get('profile')!r} does not exist: {CREDENTIALS_HINT}") from None
+    except bexc.ProfileNotFound as exc:
+        raise cloud.CloudError(
+            f"AWS profile {exc.kwargs.get('profile')!r} does not exist: {CREDENTIALS_HINT}"
+        ) from None
+    except (bexc.BotoCoreError, OSError, ValueError) as exc:
+        # A credential_process that fails or is not installed, a config file that does not parse,
+        # a role profile without its source profile.
+        raise cloud.CloudError(
+            f"the AWS credentials could not be loaded ({type(exc).__name__}: {exc}): check the profile's "
+            f"entries in the AWS config files, or {CREDENTIALS_HINT}"
+        ) from None
     return Api(client, region, clock)
 
 

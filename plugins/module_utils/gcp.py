@@ -214,13 +214,21 @@ def sentence(exc, action):
 
 
 def _http_error(response):
+    # Google answers {"error": {"errors": [{"reason", "message"}], "status", "message"}}; a proxy or
+    # a wrong endpoint may answer anything else, which leaves only the status.
     try:
-        error = response.json().get("error") or {}
-    except ValueError:
-        error = {}
-    errors = error.get("errors") or [{}]
-    reason = errors[0].get("reason") or error.get("status") or response.reason or "error"
-    return HttpError(response.status_code, reason, error.get("message") or errors[0].get("message") or "")
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    error = error if isinstance(error, dict) else {}
+    errors = error.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    reason = first.get("reason") or error.get("status") or response.reason or "error"
+    return HttpError(response.status_code, str(reason), str(error.get("message") or first.get("message") or ""))
+
+
+class NotAnAnswer(Exception):
+    """A 2xx answer that is not Compute Engine's JSON object (a proxy's page, a wrong endpoint)."""
 
 
 class Api:
@@ -256,7 +264,14 @@ class Api:
             )
             if response.status_code >= 400:
                 raise _http_error(response)
-            return response.json() if response.content else {}
+            try:
+                answer = response.json() if response.content else {}
+            except ValueError:
+                answer = None
+            if not isinstance(answer, dict):
+                kind = (getattr(response, "headers", None) or {}).get("Content-Type") or "no type"
+                raise NotAnAnswer(f"HTTP {response.status_code}, {kind}")
+            return answer
 
         def on_retry(exc, attempt, delay):
             reason = exc.reason if isinstance(exc, HttpError) else type(exc).__name__
@@ -268,6 +283,11 @@ class Api:
             )
         except HttpError as exc:
             raise cloud.CloudError(sentence(exc, action), code=exc.reason, status=exc.status) from None
+        except NotAnAnswer as exc:
+            raise cloud.CloudError(
+                f"{action} failed: the answer was not Compute Engine's JSON ({exc}): check endpoint "
+                "(OCE_GCE_ENDPOINT) and any proxy between this machine and Google"
+            ) from None
         except Exception as exc:
             if HAS_GOOGLE_AUTH and isinstance(exc, (requests.RequestException, google.auth.exceptions.GoogleAuthError)):
                 raise cloud.CloudError(sentence(exc, action), code=type(exc).__name__) from None
@@ -318,7 +338,9 @@ class Api:
 
     def wait(self, operation, timeout, action):
         """Poll an operation until DONE (to ``timeout``); raise its error as a sentence."""
-        link = operation.get("selfLink") or operation["name"]
+        link = operation.get("selfLink") or operation.get("name")
+        if not link:
+            raise cloud.CloudError(f"{action} failed: Compute Engine answered without an operation to follow")
         done = cloud.wait_for(
             lambda: self.call("GET", link, action=f"{action} (polling its operation)"),
             lambda op: op.get("status") == "DONE",
@@ -373,8 +395,17 @@ def credentials(params):
     else:
         try:
             creds, _project = google.auth.default(scopes=scopes)
-        except google.auth.exceptions.DefaultCredentialsError:
-            raise cloud.CloudError(f"no Application Default Credentials found: {CREDENTIALS_HINT}") from None
+        except google.auth.exceptions.DefaultCredentialsError as exc:
+            # Google's own words name the file it tried (a mistyped GOOGLE_APPLICATION_CREDENTIALS).
+            raise cloud.CloudError(
+                f"no Application Default Credentials found ({shorten(exc, 200)}): {CREDENTIALS_HINT}"
+            ) from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            where = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") or "the gcloud ADC file"
+            raise cloud.CloudError(
+                f"the Application Default Credentials in {where} could not be read ({type(exc).__name__}): "
+                f"point GOOGLE_APPLICATION_CREDENTIALS at a credentials JSON file, or {CREDENTIALS_HINT}"
+            ) from None
     target = params.get("impersonate_service_account")
     if target:
         if kind == "anonymous":

@@ -379,8 +379,24 @@ class OllamaClient:
 
     def request(self, method, path, body=None, timeout=None):
         with self._open(method, path, body, timeout) as resp:
-            raw = resp.read()
-        return json.loads(raw) if raw.strip() else {}
+            try:
+                raw = resp.read()
+            except (socket.timeout, TimeoutError):
+                raise OllamaTimedOut(
+                    f"Ollama at {self.base} stopped answering {method} {path} within {timeout or self.timeout}s "
+                    "of its reply: is it overloaded or hung? (journalctl -u ollama)"
+                ) from None
+        try:
+            answer = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            # A proxy's login page or another server at this address, not Ollama.
+            raise OllamaError(
+                f"{method} {path}: the answer from {self.base} is not Ollama's JSON: check url (or host) "
+                "points at Ollama and not at a proxy or another service"
+            )
+        return answer
 
     def stream(self, path, body, read_timeout):
         """Yield the NDJSON objects of a streaming POST; an ``error`` line raises OllamaError.

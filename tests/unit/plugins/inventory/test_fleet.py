@@ -244,6 +244,16 @@ def test_the_tailnet_is_asked_once_and_told_only_when_a_node_runs(cli, states, f
     assert plugin._peers([{"state": "stopped"}], asked) == {}
 
 
+def test_a_tailnet_answer_that_is_not_json_is_told_and_the_nodes_keep_their_names():
+    plugin = fleet.InventoryModule()
+    plugin.get_option = {"tailnet_cli": [sys.executable, "-c", "print('<html>captive portal</html>')"]}.get
+    plugin.display = Told()
+    assert plugin._peers([{"state": "running"}]) == {}
+    assert plugin.display.warnings == [
+        "fleet inventory: tailscale status --json did not answer JSON: nodes get their tailnet hostnames"
+    ]
+
+
 # A DescribeInstances answer as EC2 writes it, with what could mislead a reader: addresses,
 # subnets and tags of interfaces and volumes under the instance, an instance without a public
 # address or tags, a tag without a value, escaped characters, and a page token.

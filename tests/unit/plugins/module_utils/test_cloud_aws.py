@@ -111,3 +111,55 @@ def test_profile_that_does_not_exist(monkeypatch, keys):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     with pytest.raises(cloud.CloudError, match="AWS profile 'nope' does not exist"):
         aws.connect({"region": "us-east-1", "profile": "nope", **keys}, "ec2")
+
+
+def test_an_endpoint_without_a_scheme_and_half_a_key_pair_fail_before_any_client():
+    with pytest.raises(cloud.CloudError, match="'localhost:4566' is not a URL: give its scheme"):
+        aws.connect({"region": "us-east-1", "endpoint_url": "localhost:4566"}, "ec2")
+    with pytest.raises(cloud.CloudError, match="access_key and secret_key .* go together"):
+        aws.connect({"region": "us-east-1", "secret_key": "s"}, "ec2")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "[profile broken]\ncredential_process = /nonexistent/helper\n",  # a helper that is not installed
+        "[profile broken]\ncredential_process = /bin/false\n",  # a helper that fails
+        "[profile broken]\nrole_arn = arn:aws:iam::123456789012:role/x\n",  # a role without its source
+    ],
+    ids=["helper-missing", "helper-fails", "role-without-source"],
+)
+def test_a_profile_whose_credentials_cannot_be_loaded_fails_with_a_sentence(monkeypatch, tmp_path, config):
+    path = tmp_path / "config"
+    path.write_text(config)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(path))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(cloud.CloudError, match="the AWS credentials could not be loaded .*check the profile's entries"):
+        aws.connect({"region": "us-east-1", "profile": "broken"}, "ec2")
+
+
+class Raises:
+    """A client whose every operation raises ``exc``."""
+
+    def __init__(self, exc):
+        self.exc = exc
+
+    def __getattr__(self, _name):
+        def operation(**_params):
+            raise self.exc
+
+        return operation
+
+
+def test_an_mfa_prompt_and_a_connect_timeout_become_sentences():
+    # botocore reads an MFA code from stdin while it signs; a module has none.
+    with pytest.raises(cloud.CloudError, match="describe instances failed: the AWS profile asks for an MFA code"):
+        aws.Api(Raises(EOFError()), "us-east-1", FakeClock()).call("describe_instances")
+    timeout = aws.bexc.ConnectTimeoutError(endpoint_url="https://ec2.us-east-1.amazonaws.com/")
+    assert aws.is_transient(timeout)
+    clock = FakeClock()
+    with pytest.raises(cloud.CloudError, match="could not reach the AWS endpoint for describe instances"):
+        aws.Api(Raises(timeout), "us-east-1", clock, attempts=3).call("describe_instances")
+    assert len(clock.sleeps) == 2

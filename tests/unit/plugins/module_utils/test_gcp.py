@@ -320,3 +320,42 @@ def test_try_placements_moves_on_only_for_capacity():
     with pytest.raises(cloud.CloudError) as err:
         cloud.try_placements([{"zone": "a"}, {"zone": "b"}], refused, {"ZONE_RESOURCE_POOL_EXHAUSTED"})
     assert err.value.details["placement"] == [{"zone": "a", "result": "QUOTA_EXCEEDED"}]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"error": "Not Found"}, {"error": {"errors": ["x"]}}, ["not", "an", "object"], None],
+    ids=["error-a-string", "errors-of-strings", "a-list", "not-json"],
+)
+def test_an_error_answer_of_another_shape_keeps_its_status(body):
+    class NotJson(Response):
+        def json(self):
+            if self._body is None:
+                raise ValueError("Expecting value")
+            return self._body
+
+    api = gcp.Api(FakeSession(), "p", None, FakeClock())
+    api.session.request = lambda *a, **k: NotJson(404, body)
+    with pytest.raises(cloud.CloudError, match=r"GET x failed \(HTTP 404\)"):
+        api.call("GET", "x")
+
+
+def test_a_2xx_answer_that_is_not_an_object_says_to_check_the_endpoint():
+    api = gcp.Api(FakeSession((200, ["a", "list"])), "p", None, FakeClock())
+    with pytest.raises(cloud.CloudError, match="not Compute Engine's JSON .*check endpoint"):
+        api.list("zones/z/instances", action="list instances")
+
+
+def test_an_operation_without_a_name_fails_with_a_sentence():
+    with pytest.raises(cloud.CloudError, match="stop oce-1 failed: Compute Engine answered without an operation"):
+        gcp.Api(FakeSession(), "p", None, FakeClock()).wait({}, 60, "stop oce-1")
+
+
+def test_application_credentials_that_cannot_be_read_fail_with_a_sentence(monkeypatch, tmp_path):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path))  # a directory
+    with pytest.raises(cloud.CloudError, match="GOOGLE_APPLICATION_CREDENTIALS|Application Default Credentials"):
+        gcp.credentials({"auth_kind": "application"})
+    missing = tmp_path / "missing.json"
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(missing))
+    with pytest.raises(cloud.CloudError, match="no Application Default Credentials found .*missing.json"):
+        gcp.credentials({"auth_kind": "application"})

@@ -175,6 +175,23 @@ def test_http_errors_carry_ollamas_message(fake_ollama):
         client.show("x:1")
 
 
+def test_an_answer_that_is_not_ollamas_json_says_to_check_the_url(fake_ollama):
+    def login_page(req, _body):
+        page = b"<html><body>Sign in to the proxy</body></html>"
+        req.send_response(200)
+        req.send_header("Content-Type", "text/html")
+        req.send_header("Content-Length", str(len(page)))
+        req.end_headers()
+        req.wfile.write(page)
+
+    fake_ollama.routes[("GET", "/api/tags")] = login_page
+    fake_ollama.routes[("GET", "/api/ps")] = ["a", "list"]
+    client = api.OllamaClient(fake_ollama.url, timeout=3)
+    for call in (client.tags, client.ps):
+        with pytest.raises(api.OllamaError, match="is not Ollama's JSON: check url"):
+            call()
+
+
 def test_find_matches_names_as_ollama_lists_them(fake_ollama):
     fake_ollama.routes[("GET", "/api/tags")] = {
         "models": [
