@@ -206,6 +206,12 @@ def sentence(exc, action):
         # The first argument is Google's short reason (invalid_grant: ...); the rest is the response.
         reason = shorten(exc.args[0] if exc.args else "", 160)
         return f"{action} failed: the credentials could not get an access token ({reason}): {CREDENTIALS_HINT}"
+    if HAS_GOOGLE_AUTH and isinstance(exc, google.auth.exceptions.TransportError):
+        # The token endpoint (or the metadata server) out of reach: the call itself was never sent.
+        return (
+            f"{action} failed: could not reach Google's token endpoint or the metadata server for an access "
+            f"token ({shorten(exc, 160)}); check the network, proxy and DNS of this machine"
+        )
     if HAS_GOOGLE_AUTH and isinstance(exc, requests.Timeout):
         return f"{action} failed: Compute Engine did not answer within {TIMEOUT[1]} s; check endpoint and the network"
     if HAS_GOOGLE_AUTH and isinstance(exc, requests.ConnectionError):

@@ -359,3 +359,12 @@ def test_application_credentials_that_cannot_be_read_fail_with_a_sentence(monkey
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(missing))
     with pytest.raises(cloud.CloudError, match="no Application Default Credentials found .*missing.json"):
         gcp.credentials({"auth_kind": "application"})
+
+
+def test_a_token_endpoint_out_of_reach_says_to_check_the_network():
+    import google.auth.exceptions
+
+    down = google.auth.exceptions.TransportError("HTTPSConnectionPool(host='oauth2.googleapis.com', port=443)")
+    api = gcp.Api(FakeSession(*[down] * 8), "p", None, FakeClock())
+    with pytest.raises(cloud.CloudError, match="could not reach Google's token endpoint .*check the network, proxy"):
+        api.call("GET", "x", action="list instances")
