@@ -233,10 +233,6 @@ def _http_error(response):
     return HttpError(response.status_code, str(reason), str(error.get("message") or first.get("message") or ""))
 
 
-class NotAnAnswer(Exception):
-    """A 2xx answer that is not Compute Engine's JSON object (a proxy's page, a wrong endpoint)."""
-
-
 class Api:
     """Compute Engine v1 over REST: retried calls, pages, operations polled to a deadline."""
 
@@ -274,9 +270,12 @@ class Api:
                 answer = response.json() if response.content else {}
             except ValueError:
                 answer = None
-            if not isinstance(answer, dict):
+            if not isinstance(answer, dict):  # a proxy's page, a wrong endpoint: not transient
                 kind = (getattr(response, "headers", None) or {}).get("Content-Type") or "no type"
-                raise NotAnAnswer(f"HTTP {response.status_code}, {kind}")
+                raise cloud.CloudError(
+                    f"{action} failed: the answer was not Compute Engine's JSON (HTTP {response.status_code}, "
+                    f"{kind}): check endpoint (OCE_GCE_ENDPOINT) and any proxy between this machine and Google"
+                )
             return answer
 
         def on_retry(exc, attempt, delay):
@@ -289,11 +288,6 @@ class Api:
             )
         except HttpError as exc:
             raise cloud.CloudError(sentence(exc, action), code=exc.reason, status=exc.status) from None
-        except NotAnAnswer as exc:
-            raise cloud.CloudError(
-                f"{action} failed: the answer was not Compute Engine's JSON ({exc}): check endpoint "
-                "(OCE_GCE_ENDPOINT) and any proxy between this machine and Google"
-            ) from None
         except Exception as exc:
             if HAS_GOOGLE_AUTH and isinstance(exc, (requests.RequestException, google.auth.exceptions.GoogleAuthError)):
                 raise cloud.CloudError(sentence(exc, action), code=type(exc).__name__) from None

@@ -357,15 +357,17 @@ class OllamaClient:
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             if isinstance(reason, (socket.timeout, TimeoutError)):
-                waited = timeout or self.timeout
-                raise OllamaTimedOut(
-                    f"Ollama at {self.base} did not answer {method} {path} within {waited}s: "
-                    "is it overloaded or hung? (journalctl -u ollama)"
-                ) from None
+                raise self._timed_out(method, path, timeout) from None
             raise OllamaUnreachable(
                 f"Ollama is not answering at {self.base}: is the ollama service running? "
                 f"(systemctl status ollama) [{reason}]"
             ) from None
+
+    def _timed_out(self, method, path, timeout):
+        return OllamaTimedOut(
+            f"Ollama at {self.base} did not answer {method} {path} within {timeout or self.timeout}s: "
+            "is it overloaded or hung? (journalctl -u ollama)"
+        )
 
     def _http_error(self, e, method, path):
         try:
@@ -381,11 +383,8 @@ class OllamaClient:
         with self._open(method, path, body, timeout) as resp:
             try:
                 raw = resp.read()
-            except (socket.timeout, TimeoutError):
-                raise OllamaTimedOut(
-                    f"Ollama at {self.base} stopped answering {method} {path} within {timeout or self.timeout}s "
-                    "of its reply: is it overloaded or hung? (journalctl -u ollama)"
-                ) from None
+            except (socket.timeout, TimeoutError):  # the reply stopped mid-way
+                raise self._timed_out(method, path, timeout) from None
         try:
             answer = json.loads(raw) if raw.strip() else {}
         except ValueError:
