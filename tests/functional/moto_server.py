@@ -46,10 +46,15 @@ def stock_image(ec2):
 
 
 class MotoServer:
-    def __init__(self, start_timeout=30, host="127.0.0.1"):
-        exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
-        if not exe:
-            raise FileNotFoundError("moto_server is not installed: run rig/setup (requirements-dev.txt: moto[server])")
+    def __init__(self, start_timeout=30, host="127.0.0.1", command=None):
+        """``command``: the server's program and leading arguments, moto_server's own if None."""
+        if command is None:
+            exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
+            if not exe:
+                raise FileNotFoundError(
+                    "moto_server is not installed: run rig/setup (requirements-dev.txt: moto[server])"
+                )
+            command = [exe]
         with socket.socket() as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
@@ -57,7 +62,7 @@ class MotoServer:
         self.url = "http://%s:%d" % (host, port)
         fd, self.log = tempfile.mkstemp(prefix="oce-moto-", suffix=".log")
         try:
-            self.proc = subprocess.Popen([exe, "-H", host, "-p", str(port)], stdout=fd, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen([*command, "-H", host, "-p", str(port)], stdout=fd, stderr=subprocess.STDOUT)
         finally:
             os.close(fd)  # the server holds its own copy
         deadline = time.monotonic() + start_timeout
