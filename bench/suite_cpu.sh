@@ -28,8 +28,8 @@ dump-acct "$pacct" | awk -F'|' '
   END {
     printf "%-18s %9s %9s %6s %11s\n", "program (15 chars)", "processes", "CPU s", "share", "CPU s each"
     for (k in s) if (s[k] >= total / 1000)
-      printf "%-18s %9d %9.0f %5.1f%% %11.3f\n", k, n[k], s[k], 100 * s[k] / total, s[k] / n[k] | "sort -k3 -n -r"
+      printf "%-18s %9d %9.1f %5.1f%% %11.3f\n", k, n[k], s[k], 100 * s[k] / total, s[k] / n[k] | "sort -k3 -n -r"
     close("sort -k3 -n -r")
-    printf "%-18s %9d %9.0f\n", "all", count, total
+    printf "%-18s %9d %9.1f\n", "all", count, total
   }'
 exit "$rc"
