@@ -153,7 +153,22 @@ def nat_filters(region):
 def products(api, filters):
     """Every product of AmazonEC2 that matches, each PriceList JSON string parsed, over all pages."""
     pages = api.paginate("get_products", "PriceList", ServiceCode="AmazonEC2", Filters=filters, FormatVersion="aws_v1")
-    return [json.loads(p) if isinstance(p, str) else p for p in pages]
+    return [_product(p) for p in pages]
+
+
+def _product(entry):
+    """A PriceList entry as an object; what is not one (an endpoint that is not AWS's) is a CloudError."""
+    try:
+        product = json.loads(entry) if isinstance(entry, str) else entry
+    except ValueError:
+        product = None
+    if not isinstance(product, dict):
+        raise cloud.CloudError(
+            f"the AWS Pricing API answered with a price list entry that is not a product ({str(entry)[:80]!r}): "
+            f"check AWS_ENDPOINT_URL and any proxy between here and AWS, or leave node_aws_live_prices false "
+            f"to use the collection's dated price table ({catalog.PRICES['date']})"
+        )
+    return product
 
 
 def on_demand_usd(product, unit):

@@ -285,6 +285,18 @@ def test_a_type_without_an_on_demand_price_fails_with_a_sentence(pricing, capsys
     assert res["missing"] == ["instance type p9.huge"]
 
 
+@pytest.mark.parametrize("entry", ["<html>Sign in to the proxy</html>", '["a list"]'])
+def test_a_price_list_entry_that_is_not_a_product_fails_with_a_sentence(pricing, capsys, entry):
+    stub, _connected, _sleeps = pricing
+    stub.add_response("get_products", page(entry), request(mod.instance_filters("g5.xlarge", REGION)))
+    rc, res = run_module({"instance_types": ["g5.xlarge"], "region": REGION}, capsys)
+    assert rc == 1 and res["failed"] is True and "prices" not in res
+    assert res["msg"].startswith(
+        f"the AWS Pricing API answered with a price list entry that is not a product ({entry[:80]!r}): check "
+        "AWS_ENDPOINT_URL and any proxy"
+    ), res["msg"]
+
+
 def test_throttling_is_retried_with_backoff(pricing, capsys):
     stub, _connected, sleeps = pricing
     filters = mod.instance_filters("g5.xlarge", REGION)
