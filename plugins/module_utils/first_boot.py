@@ -60,6 +60,8 @@ StartLimitIntervalSec=0
 [Service]
 Type=oneshot
 ExecStart=/usr/bin/python3 {LIB_DIR}/first_boot.py
+# The key file's directory is under /tmp: a run stopped mid-way (a reboot) leaves none behind.
+PrivateTmp=yes
 Restart=on-failure
 RestartSec=30
 StandardOutput=journal+console
@@ -259,10 +261,13 @@ def join_tailnet(net, deadline=120):
         path = os.path.join(private, "key")
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
             f.write(key)
-        del key
         log(f"joining the tailnet as {net['hostname']}")
-        run(argv + ["--auth-key=file:" + path], "tailscale up (is the key valid, reusable and allowed the tags?)")
+        try:
+            run(argv + ["--auth-key=file:" + path], "tailscale up (is the key valid, reusable and allowed the tags?)")
+        except BootError as exc:  # the console is readable by whoever may read the instance
+            raise BootError(str(exc).replace(key, "<auth key>")) from None
     finally:
+        del key
         shutil.rmtree(private, ignore_errors=True)
     return True
 

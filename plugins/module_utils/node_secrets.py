@@ -40,11 +40,14 @@ class SecretError(Exception):
     """A sentence a person can act on; never carries the secret or credentials."""
 
 
-def _http(what, url, method="GET", headers=None, data=None):
+def _http(what, url, method="GET", headers=None, data=None, missing_ok=False):
+    """The answer's body; with ``missing_ok``, an HTTP 404 is an empty one."""
     try:
         with open_url(url, method=method, headers=headers or {}, data=data, timeout=TIMEOUT) as response:
             return response.read()
     except urllib.error.HTTPError as exc:
+        if missing_ok and exc.code == 404:
+            return b""
         detail = ""
         try:
             body = json.loads(exc.read() or b"{}")
@@ -71,10 +74,18 @@ def aws_credentials(imds=AWS_IMDS):
             "Token": os.environ.get("AWS_SESSION_TOKEN"),
         }
     token = _imds_token(imds)
-    role = _imds_get(imds, token, "/latest/meta-data/iam/security-credentials/").decode().split("\n")[0].strip()
+    # The IMDS answers 404 here when the instance has no role.
+    listed = _imds_get(imds, token, "/latest/meta-data/iam/security-credentials/", missing_ok=True)
+    role = listed.decode().split("\n")[0].strip()
     if not role:
         raise SecretError("the instance has no IAM role: attach the deployment's instance profile to read its secret")
-    return json.loads(_imds_get(imds, token, "/latest/meta-data/iam/security-credentials/" + role))
+    creds = json.loads(_imds_get(imds, token, "/latest/meta-data/iam/security-credentials/" + role))
+    if creds.get("Code", "Success") != "Success" or not (creds.get("AccessKeyId") and creds.get("SecretAccessKey")):
+        raise SecretError(
+            f"the instance's role {role} gave no credentials ({creds.get('Code')}: {creds.get('Message', '')}): "
+            "check that the role's trust policy lets ec2.amazonaws.com assume it"
+        )
+    return creds
 
 
 def aws_region(imds=AWS_IMDS):
@@ -90,9 +101,9 @@ def _imds_token(imds):
     ).decode()
 
 
-def _imds_get(imds, token, path):
+def _imds_get(imds, token, path, missing_ok=False):
     what = "reading " + path + " from the instance metadata service"
-    return _http(what, imds + path, headers={"X-aws-ec2-metadata-token": token})
+    return _http(what, imds + path, headers={"X-aws-ec2-metadata-token": token}, missing_ok=missing_ok)
 
 
 def _sign(key, text):
@@ -162,15 +173,23 @@ def aws_secret(source, name, region=None, endpoint=None, imds=AWS_IMDS):
 # ---------------------------------------------------------------- GCP
 
 
+def _gcp_metadata(what, metadata, path):
+    return _http(what, metadata + "/computeMetadata/v1/" + path, headers={"Metadata-Flavor": "Google"})
+
+
 def gcp_secret(name, endpoint=None, metadata=GCP_METADATA):
-    """``name``: projects/P/secrets/S[/versions/V] (V defaults to latest)."""
+    """``name``: projects/P/secrets/S[/versions/V] (V defaults to latest), or S: a secret of the
+    node's own project (the short form the controller's checks accept too)."""
+    if not name.startswith("projects/"):
+        project = _gcp_metadata("asking the metadata server for the node's project", metadata, "project/project-id")
+        name = f"projects/{project.decode().strip()}/secrets/{name}"
     if "/versions/" not in name:
         name += "/versions/latest"
     token = json.loads(
-        _http(
+        _gcp_metadata(
             "asking the metadata server for the service account's token",
-            metadata + "/computeMetadata/v1/instance/service-accounts/default/token",
-            headers={"Metadata-Flavor": "Google"},
+            metadata,
+            "instance/service-accounts/default/token",
         )
     )
     base = (endpoint or "https://secretmanager.googleapis.com").rstrip("/")

@@ -176,7 +176,8 @@ class Tailscale:
 
 def wanted(params):
     return {
-        "ControlURL": params["login_server"] or DEFAULT_CONTROL,
+        # As current() reads it: a login server given with a trailing slash is the same server.
+        "ControlURL": (params["login_server"] or DEFAULT_CONTROL).rstrip("/"),
         "Hostname": params["hostname"],
         "AdvertiseTags": sorted(params["advertise_tags"]),
         "RunSSH": params["ssh"],

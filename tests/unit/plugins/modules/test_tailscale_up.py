@@ -134,6 +134,13 @@ def test_running_node_is_left_alone_and_key_not_read(fake, capsys):
     assert fake.commands() == []
 
 
+def test_a_login_server_with_a_trailing_slash_is_the_same_server(fake, capsys):
+    fake.set(RUNNING)
+    result = run(fake, capsys, login_server="http://hs.internal:8080/", auth_key=KEY)[0]
+    assert not result["changed"] and not result["logged_in"]
+    assert fake.commands() == []
+
+
 def test_hostname_change_needs_no_new_login(fake, capsys):
     fake.set(RUNNING)
     result = run(fake, capsys, hostname="node-2", ssh=True)[0]
