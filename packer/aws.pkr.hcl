@@ -70,7 +70,7 @@ source "amazon-ebs" "aws" {
 
   deprecate_at = timeadd(local.built_at, "${var.deprecate_after_days * 24}h")
 
-  run_tags        = local.aws_tags
+  run_tags        = merge(local.builder_labels, { "Name" = "packer-${local.image_id}" })
   run_volume_tags = local.aws_tags
   snapshot_tags   = local.aws_tags
   tags            = local.aws_tags

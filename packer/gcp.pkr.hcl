@@ -60,5 +60,5 @@ source "googlecompute" "gcp" {
   image_description       = "Ollama ${var.ollama_version} on Ubuntu ${var.ubuntu_version} (ollama_cloud.engine golden image)"
   image_labels            = local.gcp_labels
   image_storage_locations = var.gcp_image_storage_locations
-  labels                  = local.gcp_labels
+  labels                  = local.builder_labels
 }

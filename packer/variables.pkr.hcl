@@ -285,6 +285,10 @@ locals {
     "oce-ubuntu"         = var.ubuntu_version
   }
 
+  # The temporary build VM: named and marked as a build, without the keys that make an instance
+  # one of our nodes (the fleet inventory lists every instance carrying oce-managed-by).
+  builder_labels = { "oce-image-build" = local.image_id }
+
   # GCP label values allow only lowercase letters, digits, "_" and "-" (module_utils/gcp.py
   # label_value): ollama_cloud.engine -> ollama_cloud-engine, 0.24.0 -> 0-24-0.
   labels = { for key, value in local.tags : key => substr(regex_replace(lower(value), "[^a-z0-9_-]", "-"), 0, 63) }
