@@ -255,6 +255,12 @@ BAD_INPUTS = {
     ),
     "missing credentials": ([], {"GCP_AUTH_KIND": "application"}, "no Application Default Credentials found"),
     "bad egress": (["-e", "node_gcp_egress=maybe"], {}, "node_gcp_egress"),
+    "own key secret with the managed identity": (
+        ["-e", "node_gcp_key_secret=team-tailscale-key"],
+        {},
+        "node_gcp_key_secret team-tailscale-key names a secret that the service account this collection manages "
+        "for the node may not read: it may read oce-t-bad-tailscale only",
+    ),
     "no Tailscale secret": (
         [],
         {},
