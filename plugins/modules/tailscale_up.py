@@ -15,7 +15,8 @@ description:
     (O(auth_key_secret)); it is written to a private temporary file for C(tailscale up
     --auth-key=file:...) and removed at once. It never appears in argv, the journal or the result.
   - Idempotent through C(tailscale status --json) and C(tailscale debug prefs); settings that do not
-    need a new login (hostname, SSH, DNS) are changed with C(tailscale set).
+    need a new login (hostname, SSH, DNS) are changed with C(tailscale set). A node brought down
+    (V(down)) comes up again with the login it kept, without reading the auth key.
 author:
   - ollama_cloud.engine maintainers (@ollama-cloud)
 options:
@@ -222,6 +223,16 @@ def auth_key(module):
     )
 
 
+def up_args(module, want):
+    """``tailscale up`` with every setting we manage (--reset: the rest back to its default)."""
+    args = ["up", "--reset", "--timeout=%ds" % module.params["timeout"]] + setting_args(want)
+    if want["ControlURL"] != DEFAULT_CONTROL:
+        args.append("--login-server=" + want["ControlURL"])
+    if want["AdvertiseTags"]:
+        args.append("--advertise-tags=" + ",".join(want["AdvertiseTags"]))
+    return args
+
+
 def log_in(module, tailscale, want):
     key = auth_key(module)
     private_dir = tempfile.mkdtemp(prefix="tailscale-up-")  # 0700, owned by the module's user
@@ -230,13 +241,7 @@ def log_in(module, tailscale, want):
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(key)
-        args = ["up", "--reset", "--auth-key=file:" + key_file, "--timeout=%ds" % module.params["timeout"]]
-        args += setting_args(want)
-        if want["ControlURL"] != DEFAULT_CONTROL:
-            args.append("--login-server=" + want["ControlURL"])
-        if want["AdvertiseTags"]:
-            args.append("--advertise-tags=" + ",".join(want["AdvertiseTags"]))
-        rc, out, err = tailscale.run(*args, check=False)
+        rc, out, err = tailscale.run(*up_args(module, want), "--auth-key=file:" + key_file, check=False)
     finally:
         shutil.rmtree(private_dir, ignore_errors=True)
     if rc != 0:
@@ -284,16 +289,20 @@ def main():
         module.fail_json(msg=f"advertise_tags must look like tag:name; not: {', '.join(bad_tags)}")
     tailscale = Tailscale(module)
     status, prefs = tailscale.state()
-    running = status.get("BackendState") == "Running"
+    backend = status.get("BackendState")
+    # Logged in, with its node key: running, brought down (Stopped) or coming up (Starting).
+    logged_in = backend in ("Running", "Stopped", "Starting") and not prefs.get("LoggedOut")
     want, have = wanted(params), current(prefs)
     result = {"changed": False, "logged_in": False}
 
     if params["state"] == "up":
         relogin = (
-            not running or have["ControlURL"] != want["ControlURL"] or have["AdvertiseTags"] != want["AdvertiseTags"]
+            not logged_in or have["ControlURL"] != want["ControlURL"] or have["AdvertiseTags"] != want["AdvertiseTags"]
         )
-        reset = not relogin and have != want
-        result["changed"] = relogin or reset
+        # Down by hand: up again with the node key it has; no auth key read.
+        start = not relogin and backend == "Stopped"
+        reset = not relogin and not start and have != want
+        result["changed"] = relogin or start or reset
         result["diff"] = {
             "before": dict(have, BackendState=status.get("BackendState")),
             "after": dict(want, BackendState="Running"),
@@ -302,6 +311,8 @@ def main():
             if relogin:
                 log_in(module, tailscale, want)
                 result["logged_in"] = True
+            elif start:
+                tailscale.run(*up_args(module, want))
             elif reset:
                 tailscale.run("set", *setting_args(want))
     elif params["state"] == "down" and prefs.get("WantRunning"):

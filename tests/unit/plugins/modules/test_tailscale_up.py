@@ -35,11 +35,15 @@ elif args[:2] == ["debug", "prefs"]:
     print(json.dumps(prefs))
 elif args[0] == "up":
     opts = dict(a[2:].split("=", 1) for a in args[1:] if "=" in a)
-    path = opts["auth-key"][len("file:"):]
-    call["key_mode"] = oct(stat.S_IMODE(os.stat(path).st_mode))
-    call["key_dir_mode"] = oct(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode))
-    call["key"] = open(path).read()
-    call["key_path"] = path
+    if "auth-key" in opts:
+        path = opts["auth-key"][len("file:"):]
+        call["key_mode"] = oct(stat.S_IMODE(os.stat(path).st_mode))
+        call["key_dir_mode"] = oct(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode))
+        call["key"] = open(path).read()
+        call["key_path"] = path
+    elif prefs.get("LoggedOut") or state["backend"] != "Stopped":
+        print("up without a key on a node that is not logged in", file=sys.stderr)
+        json.dump(state, open(state_file, "w")); sys.exit(1)
     if state.get("up_error"):
         print(state["up_error"].replace("KEY", call["key"]), file=sys.stderr)
         json.dump(state, open(state_file, "w")); sys.exit(1)
@@ -139,6 +143,21 @@ def test_a_login_server_with_a_trailing_slash_is_the_same_server(fake, capsys):
     result = run(fake, capsys, login_server="http://hs.internal:8080/", auth_key=KEY)[0]
     assert not result["changed"] and not result["logged_in"]
     assert fake.commands() == []
+
+
+def test_a_node_brought_down_comes_up_again_without_reading_the_key(fake, capsys):
+    fake.set(dict(RUNNING, backend="Stopped", prefs=dict(RUNNING["prefs"], WantRunning=False)))
+    # An unreachable secret store: reading it would fail the run.
+    secret = {
+        "source": "aws_ssm",
+        "name": "/x",
+        "endpoint": "http://127.0.0.1:9",
+        "metadata_endpoint": "http://127.0.0.1:9",
+    }
+    result = run(fake, capsys, auth_key_secret=secret)[0]
+    assert result["changed"] and not result["logged_in"] and result["backend_state"] == "Running"
+    up = [c for c in fake.state()["calls"] if c["argv"][0] == "up"]
+    assert len(up) == 1 and "key" not in up[0] and "--login-server=http://hs.internal:8080" in up[0]["argv"]
 
 
 def test_hostname_change_needs_no_new_login(fake, capsys):
