@@ -58,7 +58,12 @@ def ssh_common_args(known_hosts_file, proxy_command=""):
     The tailnet already authenticates the peer, so a node's first host key is learnt (accept-new)
     into a file of the deployment's own; a userspace-mode controller goes through ``proxy_command``.
     """
-    args = f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={known_hosts_file} -o ConnectTimeout=20"
+    # ServerAlive: a node that leaves the tailnet mid-task (logged out, stopped) ends the task within
+    # a minute; an established session would otherwise wait on TCP's retransmissions for a quarter hour.
+    args = (
+        f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={known_hosts_file} -o ConnectTimeout=20"
+        " -o ServerAliveInterval=15 -o ServerAliveCountMax=4"
+    )
     return args + (f' -o ProxyCommand="{proxy_command}"' if proxy_command else "")
 
 

@@ -59,6 +59,7 @@ def test_the_role_and_the_inventory_reach_a_node_with_the_same_ssh_arguments():
     assert got["ssh_common_args"] == tailnet.ssh_common_args("/k/known", "tailscale nc %h %p")
     assert got["ssh_common_args"] == (
         "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/k/known -o ConnectTimeout=20"
+        " -o ServerAliveInterval=15 -o ServerAliveCountMax=4"
         ' -o ProxyCommand="tailscale nc %h %p"'
     )
     assert "ssh_common_args" not in tailnet_peer("oce-d", status)
