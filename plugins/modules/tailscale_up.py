@@ -304,7 +304,7 @@ def main():
         reset = not relogin and not start and have != want
         result["changed"] = relogin or start or reset
         result["diff"] = {
-            "before": dict(have, BackendState=status.get("BackendState")),
+            "before": dict(have, BackendState=backend),
             "after": dict(want, BackendState="Running"),
         }
         if not module.check_mode:
