@@ -52,7 +52,7 @@ build {
     output     = "packer-manifest.json"
     strip_path = true
     custom_data = {
-      image_name     = var.image_name
+      image_name     = local.image_name
       ollama_version = var.ollama_version
     }
   }

@@ -1,5 +1,5 @@
 # The GCP golden image: Canonical's Ubuntu LTS family, the NVIDIA driver, Ollama and Tailscale
-# (installed, not logged in), cleaned for cloning, published into the image family var.image_name
+# (installed, not logged in), cleaned for cloning, published into the image family local.image_name
 # that gcp_gpu_instance boots (image=golden). Built privately: no external IP, SSH through IAP.
 # The steps are the one build in build.pkr.hcl: `packer build -only='*.gcp' packer`.
 
@@ -56,7 +56,7 @@ source "googlecompute" "gcp" {
   enable_integrity_monitoring = true
 
   image_name              = local.image_id
-  image_family            = var.image_name
+  image_family            = local.image_name
   image_description       = "Ollama ${var.ollama_version} on Ubuntu ${var.ubuntu_version} (ollama_cloud.engine golden image)"
   image_labels            = local.gcp_labels
   image_storage_locations = var.gcp_image_storage_locations

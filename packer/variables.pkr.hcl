@@ -6,11 +6,11 @@
 
 variable "image_name" {
   type        = string
-  default     = "ollama-node"
-  description = "The image's name: the oce-image tag on AWS (aws_gpu_instance image=golden looks for oce-image=ollama-node) and the image family on GCP (gcp_gpu_instance image_family, default ollama-node)."
+  default     = ""
+  description = "The image's name: the oce-image tag on AWS and the image family on GCP, which a node's image=golden looks for (the node role's node_image_name). Empty: ollama-node for Ubuntu 24.04, ollama-node-ubuntu2204 for 22.04, so an image of the older release never becomes the newest of the default name."
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{0,34}$", var.image_name))
-    error_message = "The image_name must be 1-35 lowercase letters, digits or dashes, starting with a letter (GCP image names are at most 63 characters)."
+    condition     = var.image_name == "" || can(regex("^[a-z][a-z0-9-]{0,34}$", var.image_name))
+    error_message = "The image_name must be empty or 1-35 lowercase letters, digits or dashes, starting with a letter (GCP image names are at most 63 characters)."
   }
 }
 
@@ -103,7 +103,7 @@ variable "nvidia_fabric_manager" {
 variable "root_volume_gb" {
   type        = number
   default     = 30
-  description = "Root disk of the image in GB. Keep it at or below the smallest disk_gb of the model catalog (30): a node's disk cannot be smaller than its image."
+  description = "Root disk of the image in GB. A node's disk is never smaller: a catalog disk_gb below it becomes this size (aws_gpu_instance, gcp_gpu_instance)."
   validation {
     condition     = var.root_volume_gb >= 20
     error_message = "The root_volume_gb must be at least 20 (Ubuntu, the NVIDIA driver and Ollama's CUDA libraries)."
@@ -264,22 +264,26 @@ locals {
     "22.04" = {
       ami_name   = "ubuntu/images/hvm-ssd*/ubuntu-jammy-22.04-amd64-server-*"
       gcp_family = "ubuntu-2204-lts"
+      image_name = "ollama-node-ubuntu2204"
     }
     "24.04" = {
       ami_name   = "ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-amd64-server-*"
       gcp_family = "ubuntu-2404-lts-amd64"
+      image_name = "ollama-node"
     }
   }
+  # The oce-image tag and GCP family: the name given, else the release's own.
+  image_name = var.image_name != "" ? var.image_name : local.ubuntu[var.ubuntu_version].image_name
 
   # ollama-node-ubuntu2404-20261122140000: lowercase, digits and dashes, valid on both clouds.
-  image_id = "${var.image_name}-ubuntu${replace(var.ubuntu_version, ".", "")}-${local.stamp}"
+  image_id = "${local.image_name}-ubuntu${replace(var.ubuntu_version, ".", "")}-${local.stamp}"
 
   # The keys of plugins/module_utils/fleet.py (LABEL_MANAGED_BY, LABEL_DEPLOYMENT): what marks a
   # resource as ours. aws_gpu_instance finds the image by oce-image, aws_image_prune by all of them.
   tags = {
     "oce-managed-by"     = "ollama_cloud.engine"
     "oce-deployment"     = var.deployment
-    "oce-image"          = var.image_name
+    "oce-image"          = local.image_name
     "oce-ollama-version" = var.ollama_version
     "oce-built-at"       = local.built_at
     "oce-ubuntu"         = var.ubuntu_version

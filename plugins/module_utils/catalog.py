@@ -230,20 +230,28 @@ def min_disk_gb(entry):
     return SYSTEM_DISK_GB + math.ceil(entry["size_gb"])
 
 
-def disk_size(model, entry, requested, option):
+def disk_size(model, entry, requested, option, image=None):
     """The root disk to give a node of ``model``: ``requested`` GB, or the catalog's when None.
 
-    ``option`` names the module option in the message (volume_size, disk_size). Fails on 0 or
-    below and on a disk too small for the model, before anything is created.
+    ``option`` names the module option in the message (volume_size, disk_size). ``image`` is
+    (name, GB) of the image to boot: a cloud refuses a disk smaller than the image's own, so a
+    catalog size below it becomes the image's and a requested one fails. Fails on a disk too small
+    for the model, before anything is created.
     """
+    image_name, image_gb = image or ("", 0)
     if requested is None:
-        return entry["disk_gb"]
+        return max(entry["disk_gb"], image_gb)
     need = min_disk_gb(entry)
     if requested < need:
         raise CatalogError(
             f"{option} {requested} GB is too small for {model}: it needs at least {need} GB "
             f"({math.ceil(entry['size_gb'])} GB of weights + {SYSTEM_DISK_GB} GB for the system, driver and Ollama); "
             f"leave {option} out for the catalog's {entry['disk_gb']} GB"
+        )
+    if requested < image_gb:
+        raise CatalogError(
+            f"{option} {requested} GB is smaller than the {image_gb} GB disk of image {image_name}: "
+            f"give at least {image_gb} GB, or leave {option} out"
         )
     return requested
 

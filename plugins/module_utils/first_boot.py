@@ -20,6 +20,7 @@ The node side uses the standard library only: the image may have nothing but Pyt
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import hashlib
 import json
@@ -212,6 +213,38 @@ def install_tailscale(ts):
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def point_logs(logs):
+    """Send the CloudWatch agent's logs to this deployment's log group.
+
+    A golden image carries the agent's configuration with the log group of the deployment it was
+    built for, and the node's role may write to ``/oce/<its deployment>`` only. Rewritten as the
+    monitoring_agent role renders it (``to_nice_json``), so configuring the node later finds it
+    as it would write it; then applied again, as the role's handler does.
+    """
+    if not logs:
+        return False
+    try:
+        with open(logs["agent_config"], encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:  # no agent in the image: configure.yml installs it
+        return False
+    doc = json.loads(text)
+    files = doc.get("logs", {}).get("logs_collected", {}).get("files", {}).get("collect_list", [])
+    if all(entry.get("log_group_name") == logs["group"] for entry in files):
+        return False
+    for entry in files:
+        entry["log_group_name"] = logs["group"]
+    tail = text[len(text.rstrip()) :]
+    write_file(logs["agent_config"], json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + tail)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(logs["applied"])
+    run(
+        ["systemctl", "restart", "--no-block", logs["unit"]],
+        f"applying the CloudWatch agent configuration ({logs['unit']})",
+    )
+    return True
+
+
 def tailscale_state():
     out = subprocess.run(["tailscale", "status", "--json"], capture_output=True, text=True, check=False)
     try:
@@ -307,6 +340,8 @@ def main(path=CONFIG_PATH):
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
+        if point_logs(config.get("logs")):
+            log(f"CloudWatch agent logs go to {config['logs']['group']}")
         if install_tailscale(config["tailscale"]):
             log("Tailscale installed")
         log("joined the tailnet" if join_tailnet(config["tailnet"]) else "already on the tailnet")

@@ -80,6 +80,8 @@ options:
       - Root volume size in GB; the catalog's C(disk_gb) for O(model) when omitted.
       - It must hold the system and the model's weights (the catalog's C(size_gb) + 20 GB); a smaller size,
         0 or a negative one fails before any call.
+      - Never smaller than the image's own disk (the AMI's root snapshot), which the cloud refuses: when omitted,
+        the larger of the two; a smaller size fails before the launch.
     type: int
   user_data:
     description:
@@ -233,7 +235,7 @@ secret_in = cloud.secret_in
 
 
 def resolve_image(ec2, params, ssm=None):
-    """The image to boot: (image id, root device name, how it was found)."""
+    """The image to boot: (image id, root device name, how it was found, its root disk's GB)."""
     image = params["image"]
     if image.startswith("ami-"):
         image_id, source = image, "explicit"
@@ -251,14 +253,24 @@ def resolve_image(ec2, params, ssm=None):
                     params["image_tags"], ec2.region
                 )
             )
-        newest = max(images, key=lambda i: i.get("CreationDate", ""))
-        return newest["ImageId"], newest.get("RootDeviceName", "/dev/sda1"), "golden"
+        return _booted(max(images, key=lambda i: i.get("CreationDate", "")), "golden")
     else:
         raise cloud.CloudError(f"image {image!r} is not golden, dlami or an AMI id (ami-...)")
     images = ec2.call("describe_images", ImageIds=[image_id])["Images"]
     if not images:
         raise cloud.CloudError(f"image {image_id} ({source}) does not exist in {ec2.region}")
-    return image_id, images[0].get("RootDeviceName", "/dev/sda1"), source
+    return _booted(images[0], source)
+
+
+def _booted(image, source):
+    """(image id, root device name, how it was found, the root snapshot's GB or 0)."""
+    root = image.get("RootDeviceName", "/dev/sda1")
+    sizes = [
+        m["Ebs"].get("VolumeSize", 0)
+        for m in image.get("BlockDeviceMappings", [])
+        if m.get("DeviceName") == root and "Ebs" in m
+    ]
+    return image["ImageId"], root, source, (sizes or [0])[0]
 
 
 def check_key_secret(connect, secret):
@@ -328,7 +340,7 @@ def plan_create(ec2, params, cat, ssm=None, connect=None):
             "choose other subnets or types".format(", ".join(types), ", ".join(zones), ec2.region),
             placement=skipped,
         )
-    image_id, root_device, source = resolve_image(ec2, params, ssm)
+    image_id, root_device, source, image_gb = resolve_image(ec2, params, ssm)
     if params["key_secret"]:
         check_key_secret(connect, params["key_secret"])
     return {
@@ -338,7 +350,7 @@ def plan_create(ec2, params, cat, ssm=None, connect=None):
         "image_id": image_id,
         "image_source": source,
         "root_device": root_device,
-        "volume_size": catalog.disk_size(model, entry, params["volume_size"], "volume_size"),
+        "volume_size": catalog.disk_size(model, entry, params["volume_size"], "volume_size", (image_id, image_gb)),
         "tags": cloud.our_tags(params["deployment"], model, params["environment"], params["name"], params["tags"]),
     }
 

@@ -71,6 +71,8 @@ options:
       - Boot disk size in GB; the catalog's C(disk_gb) for O(model) when omitted.
       - It must hold the system and the model's weights (the catalog's C(size_gb) + 20 GB); a smaller size,
         0 or a negative one fails before any call.
+      - Never smaller than the image's own disk (the image's C(diskSizeGb)), which the cloud refuses: when omitted,
+        the larger of the two; a smaller size fails before the launch.
     type: int
   service_account_email:
     description:
@@ -368,7 +370,7 @@ class GcpNode(cloud.Provider):
                 ),
                 placement=skipped,
             )
-        image, source = self.image()
+        image, source, image_gb = self.image()
         if params["key_secret"]:
             self.check_key_secret(params["key_secret"]["name"])
         subnet = self.subnetwork(region)
@@ -380,7 +382,7 @@ class GcpNode(cloud.Provider):
             "subnetwork": subnet,
             "image": image,
             "image_source": source,
-            "disk_size": catalog.disk_size(params["model"], entry, params["disk_size"], "disk_size"),
+            "disk_size": catalog.disk_size(params["model"], entry, params["disk_size"], "disk_size", (image, image_gb)),
             "labels": gcp.our_labels(params["deployment"], params["model"], params["environment"], params["labels"]),
         }
 
@@ -442,7 +444,8 @@ class GcpNode(cloud.Provider):
             raise cloud.CloudError(f"image {given} does not exist (or this project may not use it)")
         if found.get("status") not in (None, "READY"):
             raise cloud.CloudError(f"image {found.get('name')} is {found.get('status')}, not READY")
-        return f"projects/{gcp.last_project(found) or path.split('/')[1]}/global/images/{found['name']}", source
+        booted = f"projects/{gcp.last_project(found) or path.split('/')[1]}/global/images/{found['name']}"
+        return booted, source, int(found.get("diskSizeGb") or 0)
 
     # --------------------------------------------------------------- the request
 

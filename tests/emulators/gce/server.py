@@ -232,14 +232,14 @@ class Emulator(MetadataServer):
     def link(self, path):
         return self.endpoint + path
 
-    def add_image(self, project, name, family, labels=None, created=None, status="READY", deprecated=None):
+    def add_image(self, project, name, family, labels=None, created=None, status="READY", deprecated=None, disk_gb=10):
         """An image as Packer (or anyone) leaves it; ``deprecated`` is a DeprecationStatus state."""
         image = {
             "kind": "compute#image",
             "id": str(next(self.ids)),
             "name": name,
             "status": status,
-            "diskSizeGb": "10",
+            "diskSizeGb": str(disk_gb),
             "creationTimestamp": created or now(),
             "selfLink": self.link(f"projects/{project}/global/images/{name}"),
         }

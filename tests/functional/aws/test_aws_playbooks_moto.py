@@ -296,6 +296,13 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
     with open(os.path.join(role_templates, "tailscaled.service.j2"), encoding="utf-8") as f:
         assert tailscale["unit"].endswith(f.read().split("\n", 1)[1])
     assert tailscale["defaults"].endswith('\nPORT="41641"\nFLAGS=""\n')  # the role's defaults
+    # A golden image's CloudWatch agent logs to the log group below, as the monitoring_agent role names its files.
+    assert json.loads(node_json)["logs"] == {
+        "group": "/oce/t-nat",
+        "agent_config": "/etc/oce/cloudwatch-agent.json",
+        "applied": "/var/lib/oce/cloudwatch-agent-config.applied",
+        "unit": "oce-cloudwatch-agent-config.service",
+    }
 
     # CloudWatch: t-nat's log group with its retention, its topic with the email, two alarms per node.
     assert found["log_groups"] == ["/oce/t-nat"]

@@ -137,6 +137,19 @@ def test_check_mode_returns_the_request_and_creates_nothing(gce, capsys):
     res = run(capsys, module=gcp_gpu_instance_info, auth_kind="anonymous")
     assert res["nodes"] == [] and gce.instances == {}
 
+    # An image larger than the catalog's disk for the model (gemma3:270m, 30 GB): Compute Engine
+    # refuses a smaller boot disk, so the node gets the image's size, and a smaller one asked for fails.
+    gce.add_image("oce-test", "ollama-node-big-1", "ollama-node-big", disk_gb=45)
+    args = node_args(image="golden", image_family="ollama-node-big", model="gemma3:270m")
+    res = run(capsys, _ansible_check_mode=True, **args)
+    assert res["request"]["disks"][0]["initializeParams"]["diskSizeGb"] == "45", res
+    res = run(capsys, _ansible_check_mode=True, **dict(args, disk_size=40))
+    assert res["failed"] is True
+    assert (
+        "disk_size 40 GB is smaller than the 45 GB disk of image projects/oce-test/global/images/ollama-node-big-1"
+        in res["msg"]
+    )
+
 
 def test_throttling_and_server_errors_are_retried(gce, capsys):
     gce.fail("compute.instances.aggregatedList", 429, "rateLimitExceeded", times=2)

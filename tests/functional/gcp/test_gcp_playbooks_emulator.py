@@ -12,11 +12,13 @@ documents.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import subprocess
 
 import pytest
+import yaml
 
 from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server
 
@@ -184,6 +186,9 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(emu):
     user_data = {i["key"]: i["value"] for i in vm["metadata"]["items"]}["user-data"]
     assert user_data.startswith("#cloud-config\n") and "tskey" not in user_data
     assert f"projects/{server.PROJECT}/secrets/oce-t-air-tailscale" in user_data
+    # The Ops Agent's configuration names no deployment: first boot leaves it alone.
+    (node_json,) = [f["content"] for f in yaml.safe_load(user_data)["write_files"] if f["path"] == "/etc/oce/node.json"]
+    assert json.loads(node_json)["logs"] is None
     # It runs as its own service account, which may read only its own secret.
     assert vm["serviceAccounts"] == [
         {"email": f"oce-t-air-node@{server.SA_DOMAIN}", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}
@@ -252,6 +257,11 @@ BAD_INPUTS = {
         ],
         {},
         "model llama3.3:70b needs 64 GB of GPU memory but n1-standard-8 has 16 GB (1 x nvidia-tesla-t4 16 GB)",
+    ),
+    "no golden image of the name": (
+        ["-e", "node_gcp_image=golden", "-e", "node_image_name=ollama-node-ubuntu2204"],
+        {},
+        "no golden image in family ollama-node-ubuntu2204 of project oce-test: build one (packer/)",
     ),
     "missing credentials": ([], {"GCP_AUTH_KIND": "application"}, "no Application Default Credentials found"),
     "bad egress": (["-e", "node_gcp_egress=maybe"], {}, "node_gcp_egress"),

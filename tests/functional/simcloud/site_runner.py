@@ -98,6 +98,8 @@ class SiteRunner:
             # No CloudWatch agent or Ops Agent package offline: their configuration is still applied.
             "monitoring_agent_install": False,
         }
+        if cloud == "aws":  # the bodies reach moto's Secrets Manager where the controller does
+            self.extra["node_aws_secret_endpoint"] = env["AWS_ENDPOINT_URL"]
         self.extra.update(extra)
         self.runs = 0
 

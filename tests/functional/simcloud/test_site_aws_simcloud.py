@@ -13,6 +13,7 @@ the other half of its simcloud stage, beside this file.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import urllib.error
 
@@ -40,15 +41,23 @@ def test_a_node_from_the_golden_image_answers_on_the_tailnet_without_configure(
     cloud, deployment = simcloud_aws, "sim-gold"
     hostname = f"oce-{deployment}"
     headscale.delete_nodes(names=[hostname])
-    # The image Packer would have registered, with the tags image=golden looks for.
+    # The image Packer would have registered under a name of its own (image_name), which the node
+    # role's node_image_name selects.
     ami = cloud.ec2.register_image(
         Name="oce-node-sim", RootDeviceName="/dev/sda1",
         BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 30, "VolumeType": "gp3"}}],
     )["ImageId"]  # fmt: skip
-    cloud.ec2.create_tags(Resources=[ami], Tags=[{"Key": "oce-image", "Value": "ollama-node"}])
+    cloud.ec2.create_tags(Resources=[ami], Tags=[{"Key": "oce-image", "Value": "ollama-node-sim"}])
     cloud.bodies.image_for = {ami: golden_image}
     store_key(cloud, deployment, headscale.preauth_key(tags=["tag:ollama"]))
-    site = SiteRunner("aws", deployment, cloud.env, controller_tailnet, ssh_key, {"node_aws_image": "golden"})
+    site = SiteRunner(
+        "aws",
+        deployment,
+        cloud.env,
+        controller_tailnet,
+        ssh_key,
+        {"node_aws_image": "golden", "node_image_name": "ollama-node-sim"},
+    )
     try:
         started = time.monotonic()
         site.run("playbooks/create.yml")
@@ -69,6 +78,16 @@ def test_a_node_from_the_golden_image_answers_on_the_tailnet_without_configure(
         record_property("create_to_answer_golden_seconds", round(seconds, 1))
         print(f"\n[simcloud] aws golden image: create to the first answer on the tailnet in {seconds:.0f}s")
         assert answer and answer["response"].strip(), "no answer on the tailnet within 300 s"
+        # The image's CloudWatch agent configuration named the log group of the build's deployment
+        # (demo); first boot pointed it at this one's, the only one the node's role may write, and
+        # applied it (the agent's stand-in records the call).
+        (iid,) = ours(cloud, deployment)["instances"]
+        agent = json.loads(cloud.bodies.exec(iid, "cat", "/etc/oce/cloudwatch-agent.json").stdout)
+        groups = {f["log_group_name"] for f in agent["logs"]["logs_collected"]["files"]["collect_list"]}
+        assert groups == {f"/oce/{deployment}"}
+        applied = cloud.bodies.exec(iid, "sh", "-c", "sleep 2; cat /var/lib/oce-test/ctl-calls; ls /var/lib/oce").stdout
+        assert "-a fetch-config -m ec2 -c file:/etc/oce/cloudwatch-agent.json -s" in applied, applied
+        assert "cloudwatch-agent-config.applied" in applied, applied
     finally:
         gone, _seconds = site.run("playbooks/destroy.yml", ok=False)
         cloud.bodies.settle()

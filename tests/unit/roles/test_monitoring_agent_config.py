@@ -21,6 +21,7 @@ import sys
 import pytest
 import yaml
 
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import first_boot
 from ansible_collections.ollama_cloud.engine.plugins.modules import aws_node_monitoring
 from ansible_collections.ollama_cloud.engine.tests.unit.roles.playbook_runner import run_playbook
 
@@ -38,6 +39,12 @@ VARIANTS = {
         "monitoring_agent_cloud": "aws",
         "__monitoring_agent_gpu": False,
         "monitoring_agent_journal_units": ["ollama.service", "tailscaled", "oce-extra"],
+    },
+    # As packer/image.yml bakes it: no deployment given, the role's default.
+    "aws-image": {
+        "monitoring_agent_cloud": "aws",
+        "__monitoring_agent_gpu": False,
+        "monitoring_agent_deployment": "demo",
     },
     "gcp": {"monitoring_agent_cloud": "gcp", "__monitoring_agent_gpu": False},
     "gcp-units": {
@@ -193,6 +200,23 @@ def test_cloudwatch_config_valid_against_official_schema(rendered, variant):
     validator = jsonschema.validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(cloudwatch(rendered, variant)), key=lambda e: list(e.path))
     assert not errors, "\n".join("%s: %s" % (list(e.path), e.message) for e in errors)
+
+
+def test_first_boot_points_an_image_s_logs_at_the_node_s_deployment_as_the_role_would(rendered, tmp_path, monkeypatch):
+    """A golden image's configuration names /oce/demo; first boot rewrites it byte for byte as the
+    role renders it for the node's deployment, so configuring the node later changes nothing."""
+    config = tmp_path / "cloudwatch-agent.json"
+    config.write_text((rendered / "aws-image" / "cloudwatch-agent.json").read_text())
+    assert cloudwatch(rendered, "aws-image")["logs"] != cloudwatch(rendered, "aws-cpu")["logs"]
+    monkeypatch.setattr(first_boot, "run", lambda argv, what, **kw: "")
+    logs = {
+        "group": "/oce/" + DEPLOYMENT,
+        "agent_config": str(config),
+        "applied": str(tmp_path / "applied"),
+        "unit": "u",
+    }
+    assert first_boot.point_logs(logs) is True
+    assert config.read_text() == (rendered / "aws-cpu" / "cloudwatch-agent.json").read_text()
 
 
 def test_gpu_measurement_only_on_gpu_hosts(rendered):

@@ -119,6 +119,19 @@ def test_a_disk_is_the_catalogs_unless_given():
     assert catalog.disk_size("codellama:34b-code", entry, 39, "disk_size") == 39
 
 
+def test_a_disk_is_never_smaller_than_the_image_s_own():
+    """A cloud refuses a boot disk smaller than its image's (Packer's golden images have 30 GB)."""
+    entry = dict(catalog.MODELS["gemma3:270m"], disk_gb=25)
+    image = ("ami-0gold", 30)
+    assert catalog.disk_size("gemma3:270m", entry, None, "volume_size", image) == 30
+    assert catalog.disk_size("gemma3:270m", entry, None, "volume_size", ("ami-0small", 8)) == 25
+    assert catalog.disk_size("gemma3:270m", entry, 40, "volume_size", image) == 40
+    with pytest.raises(
+        catalog.CatalogError, match="volume_size 25 GB is smaller than the 30 GB disk of image ami-0gold"
+    ):
+        catalog.disk_size("gemma3:270m", entry, 25, "volume_size", image)
+
+
 def test_estimate_adds_volume_and_nat():
     est = catalog.aws_estimate(catalog.merge(), "codellama:34b-code", "g6e.xlarge")
     assert est["instance_hourly"] == 1.861 and est["nat_hourly"] == 0.045

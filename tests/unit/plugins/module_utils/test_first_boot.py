@@ -146,6 +146,31 @@ def test_tailscale_gets_the_role_s_unit_and_settings_as_rendered(tmp_path, monke
     assert ["systemctl", "enable", "--now", "tailscaled.service"] in ran
 
 
+def test_an_image_s_log_group_is_replaced_and_applied_again_once(tmp_path, monkeypatch):
+    config, applied = tmp_path / "cloudwatch-agent.json", tmp_path / "applied"
+    entry = {
+        "file_path": "/var/log/oce/ollama.log",
+        "log_group_name": "/oce/demo",
+        "log_stream_name": "{instance_id}/ollama",
+    }
+    config.write_text(
+        json.dumps({"agent": {}, "logs": {"logs_collected": {"files": {"collect_list": [entry]}}}}, indent=2) + "\n"
+    )
+    applied.write_text("")
+    ran = []
+    monkeypatch.setattr(first_boot, "run", lambda argv, what, **kw: ran.append(argv) or "")
+    logs = {"group": "/oce/prod", "agent_config": str(config), "applied": str(applied), "unit": "oce-cw.service"}
+    assert first_boot.point_logs(logs) is True
+    (entry,) = json.loads(config.read_text())["logs"]["logs_collected"]["files"]["collect_list"]
+    assert entry["log_group_name"] == "/oce/prod" and config.read_text().endswith("}\n")
+    assert not applied.exists() and ran == [["systemctl", "restart", "--no-block", "oce-cw.service"]]
+    # Pointed already, no agent in the image, or a cloud without the section: nothing to do.
+    assert first_boot.point_logs(logs) is False
+    assert first_boot.point_logs(dict(logs, agent_config=str(tmp_path / "none.json"))) is False
+    assert first_boot.point_logs(None) is False
+    assert len(ran) == 1
+
+
 def test_main_reports_a_failure_in_one_sentence(tmp_path, capsys, monkeypatch):
     path = tmp_path / "node.json"
     path.write_text(json.dumps(CONFIG))

@@ -299,11 +299,23 @@ def test_dlami_comes_from_its_public_ssm_parameter():
     )
     ec2_stub.add_response(
         "describe_images",
-        {"Images": [{"ImageId": "ami-0dl", "RootDeviceName": "/dev/sda1"}]},
+        {
+            "Images": [
+                {
+                    "ImageId": "ami-0dl",
+                    "RootDeviceName": "/dev/sda1",
+                    "BlockDeviceMappings": [
+                        {"DeviceName": "/dev/sdb", "Ebs": {"VolumeSize": 500}},
+                        {"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 65}},
+                    ],
+                }
+            ]
+        },
         {"ImageIds": ["ami-0dl"]},
     )
     with ec2_stub, ssm_stub:
-        assert mod.resolve_image(ec2, PARAMS, ssm) == ("ami-0dl", "/dev/sda1", "dlami:" + PARAMS["dlami_parameter"])
+        found = mod.resolve_image(ec2, PARAMS, ssm)
+    assert found == ("ami-0dl", "/dev/sda1", "dlami:" + PARAMS["dlami_parameter"], 65)
 
 
 def test_dlami_parameter_missing_is_a_sentence():
