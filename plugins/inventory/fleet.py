@@ -585,15 +585,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _cache_key(self, path):
         """The cache key of the file and of what it searches, the same way for AWS and GCP.
 
-        Editing clouds, regions, projects, the deployment, an endpoint or the AWS profile makes
-        the next run a miss, not a hit on nodes found with other settings. No credential is part
-        of the key, nor written to the cache.
+        Editing clouds, regions, projects, the deployment, an endpoint, the AWS profile or access
+        key id (another account's keys in the environment, as aws-vault or CI give them) makes the
+        next run a miss, not a hit on nodes found with other settings. No secret is part of the
+        key, and the key holds only a digest of what it covers.
         """
         clouds = self._clouds()
         scope = {"clouds": clouds, "deployment": self._option("deployment") or "", "records": RECORDS}
         if "aws" in clouds:
             scope.update(
-                regions=self._regions(), endpoint_url=self._option("endpoint_url"), profile=self._option("profile")
+                regions=self._regions(),
+                endpoint_url=self._option("endpoint_url"),
+                profile=self._option("profile"),
+                access_key=self._option("access_key"),
             )
         if "gcp" in clouds:
             scope.update(projects=self._projects(), gcp_endpoint=self._option("gcp_endpoint"))

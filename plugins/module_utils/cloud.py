@@ -288,12 +288,16 @@ def secret_in(*texts):
     return None
 
 
-def try_placements(candidates, attempt, fallback, tried=None, what="the node", label=None, where="placement"):
+def try_placements(
+    candidates, attempt, fallback, tried=None, what="the node", label=None, where="placement", quota=frozenset()
+):
     """Call ``attempt(place)`` for each candidate in order until one works; return (value, tried).
 
-    A CloudError whose ``code`` is in ``fallback`` (no capacity here, not offered here) moves on
-    to the next candidate; any other error stops the search. Every placement tried is recorded
-    with its result, and the final error ("no capacity for <what> in any <where>") lists them all.
+    A CloudError whose ``code`` is in ``fallback`` or ``quota`` (no capacity here, not offered
+    here, no quota for this kind) moves on to the next candidate; any other error stops the search.
+    Every placement tried is recorded with its result (a quota's with the cloud's sentence, which
+    names the quota and its limit), and the final error ("no capacity for <what> in any <where>")
+    lists them all.
     """
     tried = list(tried or [])
     label = label or (lambda place: ", ".join(str(v) for v in place.values()))
@@ -302,16 +306,22 @@ def try_placements(candidates, attempt, fallback, tried=None, what="the node", l
             value = attempt(place)
         except CloudError as exc:
             code = exc.details.get("code")
-            if code not in fallback:
+            if code not in fallback and code not in quota:
                 exc.details["placement"] = tried + [dict(place, result=code or "error")]
                 raise
-            tried.append(dict(place, result=code))
+            said = exc.details.get("said") or exc.msg
+            tried.append(dict(place, result=f"{code} ({said})" if code in quota else code))
             continue
         tried.append(dict(place, result="launched"))
         return value, tried
+    over = any(str(t["result"]).partition(" ")[0] in quota for t in tried)
     raise CloudError(
-        "no capacity for {} in any {}: tried {}".format(
-            what, where, "; ".join(f"{label(t)}: {t['result']}" for t in tried) or "nothing"
+        "no {} for {} in any {}: tried {}{}".format(
+            "capacity or quota" if over else "capacity",
+            what,
+            where,
+            "; ".join(f"{label(t)}: {t['result']}" for t in tried) or "nothing",
+            ". Ask for more of one of these quotas, or choose other types or zones" if over else "",
         ),
         placement=tried,
     )
@@ -383,6 +393,9 @@ class Provider:
     # How long a start waits out such an answer (start_when_free), and the clock it waits on.
     capacity_wait = 0
     clock = None
+    # What a node to be created lacks (a model, its subnets): input sentences that fail converge
+    # when, and only when, it must create the node; starting or stopping one needs none of it.
+    create_problems = ()
 
     def find(self):
         """Our live instances with the module's deployment and name."""
@@ -445,6 +458,17 @@ def converge(provider, state, check_mode, deployment, name):
     result = {"changed": False, "node": {}}
     desired = provider.desired_tags() if state != "absent" else None
     found = provider.find()
+    before = provider.state(found[0]) if found else "absent"
+    if state == "absent":
+        # Every instance of the name goes, duplicates too: this is how the message below says to
+        # clean them up.
+        if found:
+            result["changed"] = True
+            if not check_mode:
+                for raw in found:
+                    provider.delete(raw)
+        result["diff"] = {"before": {"state": before}, "after": {"state": "absent"}}
+        return result
     if len(found) > 1:
         raise CloudError(
             "deployment {} has {} instances named {} ({}): {} the extra ones or use state=absent".format(
@@ -452,24 +476,22 @@ def converge(provider, state, check_mode, deployment, name):
             )
         )
     raw = found[0] if found else None
-    before = provider.state(raw) if raw else "absent"
-
-    if state == "absent":
-        if raw:
-            result["changed"] = True
-            if not check_mode:
-                provider.delete(raw)
-        result["diff"] = {"before": {"state": before}, "after": {"state": "absent"}}
-        return result
 
     if raw is None:
+        if provider.create_problems:
+            raise CloudError("; ".join(provider.create_problems))
         plan = provider.plan()
         result.update(provider.preview(plan), changed=True)
+        after = "stopped" if state == "stopped" else "running"
         if check_mode:
-            result["diff"] = {"before": {"state": "absent"}, "after": {"state": "running"}}
+            result["diff"] = {"before": {"state": "absent"}, "after": {"state": after}}
             return result
         raw, extra = provider.create(plan)
         result.update(extra)
+        if state == "stopped":  # launched running, as clouds do: then stopped, as asked
+            raw = provider.settle(raw)
+            if provider.state(raw) != "stopped":
+                raw = provider.stop(raw)
     elif state in ("running", "stopped") and before != state:
         result["changed"] = True
         if not check_mode:

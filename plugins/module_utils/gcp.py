@@ -79,6 +79,9 @@ RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 
 # Operation error codes that mean "not here, not now": the caller tries the next placement.
 CAPACITY_CODES = {"ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"}
+# An insert over a quota: GPU quotas are per type and region (NVIDIA_T4_GPUS, NVIDIA_L4_GPUS), so
+# the next option, another GPU type, may have one; Google's sentence names the quota and its limit.
+QUOTA_CODES = {"QUOTA_EXCEEDED"}
 
 # What to do, by Google's error reason (HTTP errors) or code (operation errors).
 SENTENCES = {
@@ -356,7 +359,9 @@ class Api:
             hint = SENTENCES.get(code)
             said = "; ".join(shorten(e.get("message") or e.get("code"), 200) for e in errors)
             text = f"{action} failed: {hint}" if hint else f"{action} failed"
-            raise cloud.CloudError(f"{text} (GCP said {code}: {said})", code=code, operation=done.get("name"))
+            raise cloud.CloudError(
+                f"{text} (GCP said {code}: {said})", code=code, operation=done.get("name"), said=said
+            )
         return done
 
 

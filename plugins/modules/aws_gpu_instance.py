@@ -80,7 +80,7 @@ options:
       - Root volume size in GB; the catalog's C(disk_gb) for O(model) when omitted.
       - It must hold the system and the model's weights (the catalog's C(size_gb) + 20 GB); a smaller size,
         0 or a negative one fails before any call.
-      - Never smaller than the image's own disk (the AMI's root snapshot), which the cloud refuses: when omitted,
+      - Never smaller than the image's own disk (the AMI's root snapshot), which the cloud refuses. When omitted,
         the larger of the two; a smaller size fails before the launch.
     type: int
   user_data:
@@ -228,6 +228,8 @@ retries:
   elements: list
 """
 
+import json
+
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws, catalog, cloud, fleet, node_module
 
 # The one secret check of every cloud (user data here, metadata on GCP).
@@ -293,9 +295,9 @@ def check_key_secret(connect, secret):
     if found is None or (source == "aws_secretsmanager" and "AWSCURRENT" not in stages):
         store = "Secrets Manager" if source == "aws_secretsmanager" else "SSM Parameter Store"
         how = (
-            f"aws secretsmanager create-secret --name {name} --secret-string file://key.txt"
+            f"aws secretsmanager create-secret --region {api.region} --name {name} --secret-string file://key.txt"
             if source == "aws_secretsmanager"
-            else f"aws ssm put-parameter --type SecureString --name {name} --value file://key.txt"
+            else f"aws ssm put-parameter --region {api.region} --type SecureString --name {name} --value file://key.txt"
         )
         raise cloud.CloudError(
             f"the node's tailnet key {name} {'has no value' if found else 'does not exist'} in {store} in "
@@ -383,9 +385,6 @@ def launch_spec(plan, place, params, token):
             }
         ],
         "TagSpecifications": [{"ResourceType": r, "Tags": tags} for r in ("instance", "volume", "network-interface")],
-        # The same in every run that would make this launch (see AwsNode.create): a retried or a
-        # concurrent RunInstances gets the first launch back instead of a second instance.
-        "ClientToken": aws.client_token(token, place["instance_type"], place["subnet_id"]),
     }
     if params["security_group_ids"]:
         spec["NetworkInterfaces"][0]["Groups"] = params["security_group_ids"]
@@ -393,6 +392,11 @@ def launch_spec(plan, place, params, token):
         spec["IamInstanceProfile"] = {"Name": params["instance_profile"]}
     if params["user_data"]:
         spec["UserData"] = params["user_data"]
+    # The same in every run that would make this very launch (see AwsNode.create): a retried or a
+    # concurrent RunInstances gets the first launch back instead of a second instance. The request
+    # is part of it: EC2 keeps a token about a day, longer than it lists a terminated instance,
+    # and answers IdempotentParameterMismatch to the token with other parameters (a new image).
+    spec["ClientToken"] = aws.client_token(token, json.dumps(spec, sort_keys=True, default=str))
     return spec
 
 
@@ -475,13 +479,19 @@ def create(ec2, plan, params, token):
     return instance, tried
 
 
-def check_inputs(params, cat_error, check_mode=False):
+def create_problems(params, check_mode=False):
+    """What creating the node needs and the inputs lack (cloud.Provider.create_problems)."""
+    problems = []
+    if not params["model"]:
+        problems.append("model is required to create a node")
+    if not params["subnet_ids"] and not (check_mode and params["zones"]):
+        problems.append("subnet_ids is required to create a node (private subnets, ideally in two zones)")
+    return problems
+
+
+def check_inputs(params, cat_error):
     problems = [fleet.validate_deployment(params["deployment"]), cat_error] + cloud.node_input_problems(params)
     if params["state"] != "absent":
-        if not params["model"]:
-            problems.append("model is required to create a node")
-        if not params["subnet_ids"] and not (check_mode and params["zones"]):
-            problems.append("subnet_ids is required to create a node (private subnets, ideally in two zones)")
         wrong = [z for z in params["zones"] if not aws.zone_in_region(z, params.get("region") or "")]
         if wrong:
             problems.append(f"zones {', '.join(wrong)} are not in region {params.get('region')}")
@@ -642,12 +652,14 @@ def main():
     )
     params = base.params
     # Inputs first: a bad model, catalog or user_data fails before any API call.
-    base.check(check_inputs(params, catalog_problem(params), base.check_mode))
+    base.check(check_inputs(params, catalog_problem(params)))
 
     def provider():
         ec2 = base.client("ec2")
         ssm = base.client("ssm", ec2.clock) if params["image"] == "dlami" else None
-        return AwsNode(ec2, params, ssm, lambda service: base.client(service, ec2.clock))
+        node = AwsNode(ec2, params, ssm, lambda service: base.client(service, ec2.clock))
+        node.create_problems = create_problems(params, base.check_mode)
+        return node
 
     base.converge(provider)
 

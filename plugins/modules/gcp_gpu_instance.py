@@ -71,7 +71,7 @@ options:
       - Boot disk size in GB; the catalog's C(disk_gb) for O(model) when omitted.
       - It must hold the system and the model's weights (the catalog's C(size_gb) + 20 GB); a smaller size,
         0 or a negative one fails before any call.
-      - Never smaller than the image's own disk (the image's C(diskSizeGb)), which the cloud refuses: when omitted,
+      - Never smaller than the image's own disk (the image's C(diskSizeGb)), which the cloud refuses. When omitted,
         the larger of the two; a smaller size fails before the launch.
     type: int
   service_account_email:
@@ -394,11 +394,12 @@ class GcpNode(cloud.Provider):
         )
         found = secrets.get(f"v1/{path}/versions/latest", action=f"look up secret {name}", missing_ok=True)
         if found is None or found.get("state", "ENABLED") != "ENABLED":
-            short = path.rsplit("/", 1)[-1]
+            project, short = path.split("/")[1], path.rsplit("/", 1)[-1]
             raise cloud.CloudError(
                 f"the node's tailnet key {path} has no enabled version: the node reads its Tailscale auth key from it "
                 f'at first boot. Store a reusable auth key first (printf %s "$KEY" | gcloud secrets create {short} '
-                "--data-file=-, or gcloud secrets versions add), then run again. Nothing was created",
+                f"--project {project} --data-file=-, or gcloud secrets versions add), then run again. "
+                "Nothing was created",
                 code="SECRET_NOT_FOUND",
             )
 
@@ -565,6 +566,7 @@ class GcpNode(cloud.Provider):
             plan["candidates"],
             lambda place: (self.insert(plan, place), place),
             gcp.CAPACITY_CODES,
+            quota=gcp.QUOTA_CODES,
             tried=plan["skipped"],
             what=self.params["model"],
             label=lambda p: f"{describe_option(p['option'])} in {p['zone']}" if "option" in p else p["zone"],
@@ -632,7 +634,8 @@ class GcpNode(cloud.Provider):
         """
         node = result["node"]
         changes, removals = self.drift(node["labels"], desired)
-        model_stale = node["model"] != self.params["model"]
+        # No model given (a start or stop): the node keeps its own.
+        model_stale = self.params["model"] is not None and node["model"] != self.params["model"]
         if not (changes or removals or model_stale):
             return result
         cloud.report_drift(result, "labels", node["labels"], changes, removals)
@@ -665,7 +668,8 @@ class GcpNode(cloud.Provider):
             self.send(raw, "setLabels", body, f"set the labels of instance {raw['name']}")
         meta = raw.get("metadata") or {}
         items = [dict(i) for i in meta.get("items") or []]
-        if gcp.metadata_items(raw).get(fleet.LABEL_MODEL) != self.params["model"]:
+        model = self.params["model"]
+        if model is not None and gcp.metadata_items(raw).get(fleet.LABEL_MODEL) != model:
             items = [i for i in items if i.get("key") != fleet.LABEL_MODEL]
             items.append({"key": fleet.LABEL_MODEL, "value": self.params["model"]})
             body = {"fingerprint": meta.get("fingerprint", ""), "items": sorted(items, key=lambda i: i["key"])}
@@ -710,16 +714,22 @@ def describe_option(option):
     return f"{option['machine_type']} + {option['count']} x {option['accelerator']}"
 
 
+def create_problems(params):
+    """What creating the node needs and the inputs lack (cloud.Provider.create_problems)."""
+    problems = []
+    if not params["model"]:
+        problems.append("model is required to create a node")
+    if not params["zones"]:
+        problems.append("zones is required to create a node (zones of one region, ideally two or more)")
+    if not params["subnetwork"]:
+        problems.append("subnetwork is required to create a node (a private subnetwork of the zones' region)")
+    return problems
+
+
 def check_inputs(params, cat_error):
     problems = [fleet.validate_deployment(params["deployment"]), cat_error]
     problems += cloud.node_input_problems(params)
     if params["state"] != "absent":
-        if not params["model"]:
-            problems.append("model is required to create a node")
-        if not params["zones"]:
-            problems.append("zones is required to create a node (zones of one region, ideally two or more)")
-        if not params["subnetwork"]:
-            problems.append("subnetwork is required to create a node (a private subnetwork of the zones' region)")
         values = [str(v) for v in (params["metadata"] or {}).values()] + [params["user_data"] or ""]
         what = cloud.secret_in(*values)
         if what:
@@ -781,7 +791,13 @@ def main():
     )
     # Inputs first: a bad model, catalog, name or metadata fails before any API call.
     base.check(check_inputs(base.params, catalog_problem(base.params)))
-    base.converge(lambda: GcpNode(base.client(), base.params, warn=base.module.warn))
+
+    def provider():
+        node = GcpNode(base.client(), base.params, warn=base.module.warn)
+        node.create_problems = create_problems(base.params)
+        return node
+
+    base.converge(provider)
 
 
 if __name__ == "__main__":

@@ -397,7 +397,7 @@ class Identity:
             raise cloud.CloudError(
                 f"secret {self.secret_id} does not exist in project {self.project}: the node reads its Tailscale "
                 f"auth key from it. Create it with a reusable auth key first: `gcloud secrets create "
-                f"{self.secret_id} --data-file=-` (paste the key, then Ctrl-D; --project {self.project}), "
+                f"{self.secret_id} --project {self.project} --data-file=-` (paste the key, then Ctrl-D), "
                 "then run again. Nothing was created"
             )
         project_before = self.project_policy()

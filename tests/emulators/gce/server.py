@@ -23,7 +23,9 @@ to inject a fault. This one keeps the same REST paths as the real API, and:
   run made no call at all.
 - injects faults: HTTP errors for the next N calls of a method (429, 503), or for the calls
   after the first ``after`` ones (a failure midway through a run), a zone whose pool is
-  exhausted (an insert or a start operation ends in ZONE_RESOURCE_POOL_EXHAUSTED), an operation that ends
+  exhausted (an insert or a start operation ends in ZONE_RESOURCE_POOL_EXHAUSTED), a GPU type
+  without quota (``no_quota``: an insert asking for it ends in QUOTA_EXCEEDED, in Google's words
+  for a regional GPU quota), an operation that ends
   in any error (``op_errors``: instance insert/stop/start/delete, the inserts of networks,
   subnetworks, routers and firewall rules, image deprecate and delete; a failed operation changes
   nothing, as in the API).
@@ -208,6 +210,7 @@ class Emulator(MetadataServer):
             self.auth = []  # Authorization headers seen
             self.faults = {}  # method id -> [(status, reason, message)] for the next calls
             self.exhausted = set()  # zones whose pool is exhausted (an insert or a start ends in error)
+            self.no_quota = set()  # accelerator types with no quota in the region (an insert ends in error)
             self.op_errors = {}  # method id -> (status, code, message): its next operation ends in error
             self.never_running = False  # instances stay PROVISIONING (for deadline tests)
             self.disk_types = {}  # (zone, name) -> the boot disk type asked for
@@ -903,7 +906,11 @@ class Emulator(MetadataServer):
             instance["guestAccelerators"] = accs
         if body.get("tags"):
             instance["tags"] = {"items": list(body["tags"].get("items") or []), "fingerprint": "dGFncw=="}
-        error = self._exhausted(project, zone) or self._next_op_error("compute.instances.insert")
+        error = (
+            self._exhausted(project, zone)
+            or self._over_quota(accs, zone)
+            or self._next_op_error("compute.instances.insert")
+        )
         self.disk_types[(zone, name)] = init.get("diskType")  # what the boot disk was asked to be
         if error:
             return self.operation(zone, "insert", link, iid, None, error)
@@ -976,6 +983,16 @@ class Emulator(MetadataServer):
         if token:
             out["nextPageToken"] = token
         return out
+
+    def _over_quota(self, accelerators, zone):
+        """The operation error of an insert asking for a GPU type without quota, else None."""
+        for acc in accelerators or []:
+            kind = acc["acceleratorType"].rsplit("/", 1)[-1]
+            if kind in self.no_quota:
+                metric = kind.upper().replace("TESLA-", "").replace("-", "_") + "_GPUS"
+                region = zone.rsplit("-", 1)[0]
+                return 403, "QUOTA_EXCEEDED", f"Quota '{metric}' exceeded.  Limit: 0.0 in region {region}."
+        return None
 
     def _exhausted(self, project, zone):
         """The operation error of an insert or a start in a zone whose pool is exhausted, else None."""

@@ -1,4 +1,4 @@
-"""A proxy in front of moto that answers chosen EC2 actions with an error, as AWS would.
+"""A proxy in front of moto that answers chosen AWS actions with an error, as AWS would.
 
 moto cannot play a cloud-side fault in the middle of a playbook (a zone out of capacity when the
 instance is launched, after the network exists): the playbook's AWS_ENDPOINT_URL points here,
@@ -8,6 +8,7 @@ every other request goes on to moto unchanged. Loopback only.
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 import urllib.error
 import urllib.parse
@@ -17,13 +18,18 @@ ERROR_XML = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
     "<Message>{message}</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
 )
+
 # Headers that describe one hop, not the message.
 HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
 class FaultProxy:
     def __init__(self, target, faults):
-        """``faults``: EC2 action (RunInstances) -> (HTTP status, error code, message)."""
+        """``faults``: action (RunInstances, PutMetricAlarm) -> (HTTP status, error code, message).
+
+        Query-protocol actions (EC2, IAM, SNS) are named in the body, JSON-protocol ones
+        (CloudWatch, CloudWatch Logs) in the X-Amz-Target header (Service.Action).
+        """
         self.target = target.rstrip("/")
         self.faults = dict(faults)
         self.hits = []
@@ -38,13 +44,20 @@ class FaultProxy:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                action = urllib.parse.parse_qs(body.decode("latin-1")).get("Action", [""])[0]
+                target = self.headers.get("X-Amz-Target") or ""
+                if target:
+                    action = target.rsplit(".", 1)[-1]
+                else:
+                    action = urllib.parse.parse_qs(body.decode("latin-1")).get("Action", [""])[0]
                 if action in proxy.faults:
                     proxy.hits.append(action)
                     status, code, message = proxy.faults[action]
-                    self.answer(
-                        status, {"Content-Type": "text/xml"}, ERROR_XML.format(code=code, message=message).encode()
-                    )
+                    if target:
+                        error = json.dumps({"__type": code, "message": message}).encode()
+                        self.answer(status, {"Content-Type": "application/x-amz-json-1.0"}, error)
+                    else:
+                        xml = ERROR_XML.format(code=code, message=message).encode()
+                        self.answer(status, {"Content-Type": "text/xml"}, xml)
                     return
                 self.forward(body)
 

@@ -55,9 +55,17 @@ def test_lifecycle_create_stop_start_absent(moto, capsys):
     assert again["changed"] is False and again["node"]["id"] == node["id"]
     assert len(moto.instances()) == 1
 
-    stopped = run(capsys, **node_args(moto, state="stopped"))
-    assert stopped["changed"] is True and stopped["node"]["state"] == "stopped"
+    # Stopped as the module's example does it: name and deployment only (no model, no subnets,
+    # which only a node to be created needs), and the node keeps its model tag.
+    stopped = run(capsys, name="oce-t1", deployment="t1", state="stopped", wait_timeout=30)
+    assert stopped["changed"] is True and stopped["node"]["state"] == "stopped", stopped
     assert stopped["diff"] == {"before": {"state": "running"}, "after": {"state": "stopped"}}
+    assert stopped["node"]["model"] == "gemma3:270m"
+    missing = run(capsys, name="oce-t9", deployment="t1", state="stopped")
+    assert missing["failed"] is True and missing["msg"] == (
+        "model is required to create a node; subnet_ids is required to create a node "
+        "(private subnets, ideally in two zones)"
+    )
     assert run(capsys, **node_args(moto, state="stopped"))["changed"] is False
     # present leaves a stopped node stopped.
     assert run(capsys, **node_args(moto, state="present"))["node"]["state"] == "stopped"

@@ -21,6 +21,7 @@ import yaml
 
 from ansible_collections.ollama_cloud.engine.tests.functional.aws.fault_proxy import FaultProxy
 from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import stock_image
+from ansible_collections.ollama_cloud.engine.tests.functional.tailnet_stand_in import online_peer_cli
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 # As the moto fixture sets them (conftest.py): fake keys, no metadata service, no config files.
@@ -235,7 +236,7 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
     email = ("-e", "node_aws_alarm_email=ops@example.com")
 
     nat, air = aws.run(
-        ("create", "t-nat", *email),
+        ("create", "t-nat", "-e", "oce_environment=staging", *email),
         ("create", "t-air", "-e", "node_aws_egress=none", "-e", "node_aws_alarm_topic_arn=" + their_topic, *AIRGAP),
     )
     # One changed task per module call that made something: the network, the identity, the log group
@@ -340,9 +341,15 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
     assert idle["Threshold"] == 5 and idle["Period"] * idle["EvaluationPeriods"] == 2 * 3600
     assert alarms["oce-t-air-gpu-idle"]["AlarmActions"] == [their_topic]
 
-    # A second create changes nothing.
-    again = aws.run(("create", "t-nat", *email))
+    # A second create changes nothing, also when it names no model or environment (as the
+    # inventory names none): the node keeps its own instead of being relabelled.
+    again = aws.run(("create", "t-nat", "-e", "model=", *email))
     assert recap(again) == (0, 0), again[-3000:]
+    tags = {
+        t["Key"]: t["Value"]
+        for t in aws.ec2.describe_instances(InstanceIds=[inst["InstanceId"]])["Reservations"][0]["Instances"][0]["Tags"]
+    }
+    assert (tags["oce-model"], tags["oce-environment"]) == ("gemma3:270m", "staging")
 
     stopped = aws.run(("stop", "t-nat"))
     assert recap(stopped) == (1, 0) and "stopped" in table_row(stopped, "oce-t-nat")
@@ -413,6 +420,11 @@ BAD_INPUTS = {
         "min_vram_gb must be a number > 0, got 0",
     ),
     "no key secret": ([], {}, "the node's tailnet key oce/t-bad/tailscale does not exist in Secrets Manager"),
+    "tailnet name taken": (
+        ["-e", json.dumps(online_peer_cli("oce-t-bad"))],
+        {},
+        "oce-t-bad is online on the tailnet already (100.64.0.9), and deployment t-bad has no node of that name",
+    ),
     "unknown model": (["-e", "model=codellama:99b"], {}, "model 'codellama:99b' is not in the catalog"),
     "model too large": (
         ["-e", "model=llama3.3:70b", "-e", '{"node_aws_instance_types": ["g5.xlarge"]}'],
@@ -440,22 +452,37 @@ def test_bad_input_fails_clearly_and_creates_nothing(aws, refused, case):
     assert aws.ours() == {}
 
 
-def test_a_first_create_that_fails_part_way_removes_what_it_made(aws):
-    """Every zone is out of capacity when the node is launched, after the network, NAT gateway and
-    IAM role exist: the run removes them again and says so."""
-    aws.secrets.create_secret(Name="oce/t-half/tailscale", SecretString="tskey-auth-moto")
-    no_capacity = (500, "InsufficientInstanceCapacity", "We currently do not have sufficient capacity.")
-    proxy = FaultProxy(aws.url, {"RunInstances": no_capacity})
+# A fault after the network and IAM role exist: when the node is launched (every zone out of
+# capacity), or after it runs (its alarms refused).
+FAILING_CREATES = {
+    "no capacity": (
+        "RunInstances",
+        (500, "InsufficientInstanceCapacity", "We currently do not have sufficient capacity."),
+        "no capacity for gemma3:270m in any subnet",
+    ),
+    "alarms refused after the node runs": (
+        "PutMetricAlarm",
+        (400, "AccessDenied", "not authorized to perform: cloudwatch:PutMetricAlarm"),
+        "cloudwatch:PutMetricAlarm",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FAILING_CREATES, ids=str)
+def test_a_first_create_that_fails_part_way_removes_what_it_made(aws, case):
+    """The run removes what it made again, the node too when it was running, and says so."""
+    action, fault, message = FAILING_CREATES[case]
+    deployment = "t-half" if action == "RunInstances" else "t-late"
+    aws.secrets.create_secret(Name=f"oce/{deployment}/tailscale", SecretString="tskey-auth-moto")
+    proxy = FaultProxy(aws.url, {action: fault})
     try:
-        proc = aws.start("create", "t-half", env={"AWS_ENDPOINT_URL": proxy.url})
+        proc = aws.start("create", deployment, env={"AWS_ENDPOINT_URL": proxy.url})
         out = proc.communicate(timeout=900)[0]
     finally:
         proxy.close()
     text = flat(out)
-    assert proc.returncode != 0 and "Creating deployment t-half failed at Create or reuse the node:" in text, out[
-        -3000:
-    ]
-    assert "no capacity for gemma3:270m in any subnet" in text and "RunInstances" in proxy.hits
+    assert proc.returncode != 0 and f"Creating deployment {deployment} failed at" in text, out[-3000:]
+    assert message in text and action in proxy.hits
     assert "did not exist before this run, so everything this run created was removed again" in text
     assert (
         "TASK [ollama_cloud.engine.node : Delete the network (VPC endpoints, NAT gateways and their addresses," in out

@@ -94,9 +94,14 @@ def test_lifecycle_create_stop_start_absent(gce, capsys):
     assert again["changed"] is False and again["node"]["id"] == node["id"]
     assert len(gce.calls("compute.instances.insert")) == inserts and len(gce.instances) == 1
 
-    stopped = run(capsys, **node_args(state="stopped"))
+    # Stopped as the module's example does it: no model, zones or subnetwork, which only a node to
+    # be created needs; the node keeps its model label.
+    stopped = run(capsys, name="oce-t1", deployment="t1", auth_kind="anonymous", state="stopped", wait_timeout=30)
     assert stopped["changed"] is True and stopped["node"]["state"] == "stopped", stopped
     assert stopped["diff"] == {"before": {"state": "running"}, "after": {"state": "stopped"}}
+    assert stopped["node"]["model"] == "gemma3:270m"
+    missing = run(capsys, name="oce-t9", deployment="t1", auth_kind="anonymous", state="stopped")
+    assert missing["failed"] is True and missing["msg"].startswith("model is required to create a node; zones is")
     assert run(capsys, **node_args(state="stopped"))["changed"] is False
     # present leaves a stopped node stopped.
     present = run(capsys, **node_args(state="present"))
@@ -303,6 +308,35 @@ def test_a_permission_403_is_not_retried(gce, capsys):
     assert gce.instances == {}
 
 
+def test_a_gpu_type_without_quota_moves_to_the_next_option(gce, capsys):
+    """GPU quotas are per type and region: no T4 quota, the L4 option is launched; none at all
+    fails with Google's own sentence for each quota."""
+    gce.no_quota.add("nvidia-tesla-t4")
+    res = run(capsys, **node_args(zones=["us-central1-a", "us-central1-c"]))
+    assert res["node"]["accelerator"] == "nvidia-l4", res
+    assert [(p["machine_type"], p["zone"], p["result"]) for p in res["placement"]] == [
+        ("g2-standard-4", "us-central1-c", "nvidia-l4 is not offered in this zone"),
+        (
+            "n1-standard-4",
+            "us-central1-a",
+            "QUOTA_EXCEEDED (Quota 'NVIDIA_T4_GPUS' exceeded. Limit: 0.0 in region us-central1.)",
+        ),
+        (
+            "n1-standard-4",
+            "us-central1-c",
+            "QUOTA_EXCEEDED (Quota 'NVIDIA_T4_GPUS' exceeded. Limit: 0.0 in region us-central1.)",
+        ),
+        ("g2-standard-4", "us-central1-a", "launched"),
+    ]
+    run(capsys, **node_args(state="absent"))
+
+    gce.no_quota.add("nvidia-l4")
+    res = run(capsys, **node_args(zones=["us-central1-a"]))
+    assert res["failed"] is True and "no capacity or quota for gemma3:270m in any placement" in res["msg"]
+    assert "Quota 'NVIDIA_L4_GPUS' exceeded" in res["msg"] and gce.instances == {}
+    assert res["msg"].endswith("Ask for more of one of these quotas, or choose other types or zones")
+
+
 def test_exhausted_zone_moves_to_the_next_zone_then_the_next_option(gce, capsys):
     gce.exhausted.add("us-central1-a")
     res = run(capsys, **node_args(zones=["us-central1-a", "us-central1-c", "us-central1-f"]))
@@ -355,15 +389,16 @@ def test_a_start_in_an_exhausted_zone_fails_with_the_choices_and_stays_stopped(g
 
 
 def test_operation_error_surfaces_its_message(gce, capsys):
+    # Not a quota (the next option may have one) nor a zone out of capacity: the search stops here.
     gce.op_errors["compute.instances.insert"] = (
         403,
-        "QUOTA_EXCEEDED",
-        "Quota 'NVIDIA_T4_GPUS' exceeded.  Limit: 0.0 in region us-central1.",
+        "PERMISSIONS_ERROR",
+        "Required 'compute.instances.create' permission for 'projects/oce-test/zones/us-central1-a/instances/oce-t1'",
     )
     res = run(capsys, **node_args())
     assert res["failed"] is True and res["changed"] is False
-    assert "request a quota increase" in res["msg"] and "Quota 'NVIDIA_T4_GPUS' exceeded" in res["msg"]
-    assert res["code"] == "QUOTA_EXCEEDED" and gce.instances == {}
+    assert "Required 'compute.instances.create' permission" in res["msg"]
+    assert res["code"] == "PERMISSIONS_ERROR" and gce.instances == {}
 
     created = run(capsys, **node_args())
     gce.op_errors["compute.instances.stop"] = (400, "UNSUPPORTED_OPERATION", "The instance cannot be stopped now.")

@@ -145,7 +145,7 @@ def test_missing_secret_fails_with_the_command_and_creates_nothing(gce, capsys):
         failed = run(capsys, state=state)
         assert failed["failed"] is True and failed["changed"] is False
         assert "secret oce-n1-tailscale does not exist in project oce-test" in failed["msg"]
-        assert "gcloud secrets create oce-n1-tailscale --data-file=-" in failed["msg"], failed["msg"]
+        assert "gcloud secrets create oce-n1-tailscale --project oce-test --data-file=-" in failed["msg"], failed["msg"]
     checked = run(capsys, check=True)
     assert checked["failed"] is True and "gcloud secrets create oce-n1-tailscale" in checked["msg"]
     assert gce.changing_calls() == [] and EMAIL not in gce.service_accounts

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server
+from ansible_collections.ollama_cloud.engine.tests.functional.tailnet_stand_in import online_peer_cli
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 UBUNTU = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts"
@@ -144,7 +145,7 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(emu):
 
     nat, air = run(
         emu,
-        ("create", "t-nat"),
+        ("create", "t-nat", "-e", "oce_environment=staging"),
         (
             "create",
             "t-air",
@@ -203,8 +204,13 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(emu):
         "roles/secretmanager.secretAccessor",
     )
 
-    again = run(emu, ("create", "t-nat"))
+    # Also when the run names no model or environment (the inventory names none): the node keeps its own.
+    again = run(emu, ("create", "t-nat", "-e", "model="))
     assert recap(again) == (0, 0), again[-3000:]
+    (vm,) = [
+        v for v in emu.instances.values() if v["labels"].get("oce-deployment") == "t-nat" and v["name"] != "lookalike"
+    ]
+    assert (vm["labels"]["oce-model"], vm["labels"]["oce-environment"]) == ("gemma3-270m", "staging")
 
     stopped = run(emu, ("stop", "t-nat"))
     assert recap(stopped) == (1, 0) and "stopped" in table_row(stopped, "oce-t-nat")
@@ -264,6 +270,11 @@ BAD_INPUTS = {
         "no golden image in family ollama-node-ubuntu2204 of project oce-test: build one (packer/)",
     ),
     "missing credentials": ([], {"GCP_AUTH_KIND": "application"}, "no Application Default Credentials found"),
+    "tailnet name taken": (
+        ["-e", json.dumps(online_peer_cli("oce-t-bad"))],
+        {},
+        "oce-t-bad is online on the tailnet already (100.64.0.9), and deployment t-bad has no node of that name",
+    ),
     "bad egress": (["-e", "node_gcp_egress=maybe"], {}, "node_gcp_egress"),
     "own key secret with the managed identity": (
         ["-e", "node_gcp_key_secret=team-tailscale-key"],
@@ -275,7 +286,8 @@ BAD_INPUTS = {
         [],
         {},
         "secret oce-t-bad-tailscale does not exist in project oce-test: the node reads its Tailscale auth key from "
-        "it. Create it with a reusable auth key first: `gcloud secrets create oce-t-bad-tailscale --data-file=-`",
+        "it. Create it with a reusable auth key first: `gcloud secrets create oce-t-bad-tailscale --project oce-test "
+        "--data-file=-`",
     ),
 }
 
@@ -292,12 +304,11 @@ def test_bad_input_fails_clearly_and_creates_nothing(emu):
 def test_a_first_create_that_fails_part_way_removes_what_it_made(emu):
     """The network and the service account exist when the insert fails: the run removes them again."""
     emu.add_secret("oce-t-half-tailscale", members=["user:ops@example.com"])
-    emu.op_errors["compute.instances.insert"] = (
-        403,
-        "QUOTA_EXCEEDED",
-        "Quota 'NVIDIA_T4_GPUS' exceeded.  Limit: 0.0 in region us-central1.",
-    )
-    out = run(emu, ("create", "t-half"), ok=False)
+    emu.no_quota.update({"nvidia-tesla-t4", "nvidia-l4"})  # every option of gemma3:270m
+    try:
+        out = run(emu, ("create", "t-half"), ok=False)
+    finally:
+        emu.no_quota.clear()  # the emulator serves this file's later tests too
     text = flat(out)
     assert "Creating deployment t-half failed at Create or reuse the node:" in text, out[-3000:]
     assert "Quota 'NVIDIA_T4_GPUS' exceeded" in text

@@ -10,6 +10,7 @@ test removes what it made, in moto, podman and Headscale.
 
 from __future__ import annotations
 
+import re
 import time
 
 from .aws_account import ours, store_key
@@ -51,6 +52,7 @@ def test_a_node_whose_key_the_tailnet_refuses_fails_configure_in_time_and_destro
         text = flat(out)
         assert "oce-sim-nokey (ID i-" in text and "did not come online on the tailnet within 45 s" in text
         assert "get-console-output" in text and "oce/sim-nokey/tailscale" in text
+        assert re.search(r"get-console-output --latest --output text --region us-east-1 --instance-id i-\w+", text)
         # The node says why on its console: it read the key, and the control server refused it.
         journal = first_boot_journal(cloud.bodies, f"oce-{deployment}")
         assert "reading the tailnet key from aws_secretsmanager oce/sim-nokey/tailscale" in journal, journal

@@ -422,6 +422,17 @@ def test_a_cache_of_records_of_another_shape_is_a_miss(monkeypatch):
     assert plugin._cache_key("/inv/prod.fleet.yml") != key
 
 
+def test_another_account_s_keys_are_a_cache_miss():
+    # aws-vault or a CI job: the same file with another account's keys in the environment.
+    plugin = fleet.InventoryModule()
+    options = {"clouds": ["aws"], "regions": ["us-east-1"], "access_key": "AKIAFIRSTACCOUNT"}
+    plugin.get_option = plugin._option = options.get
+    key = plugin._cache_key("/inv/prod.fleet.yml")
+    options["access_key"] = "AKIASECONDACCOUNT"
+    assert plugin._cache_key("/inv/prod.fleet.yml") != key
+    assert "AKIA" not in key
+
+
 @pytest.mark.parametrize(
     "value",
     [

@@ -244,23 +244,31 @@ def node_run(gone=(), launched=None, then=None):
     return node, tokens
 
 
+def token(key, plan=None, **place):
+    """The ClientToken of the launch of PLAN (or ``plan``) in its first placement (or ``place``)."""
+    plan = plan or PLAN
+    return mod.launch_spec(plan, dict(plan["candidates"][0], **place), dict(PARAMS, wait=False), key)["ClientToken"]
+
+
 def test_the_client_token_is_the_same_in_every_run_of_the_same_node():
     # Two runs at once (or a rerun) send the same ClientToken: EC2 answers the second with the first launch.
     _node, first = node_run()
     _node, second = node_run()
     assert first == second and len(first[0]) == 64
     key = cloud.idempotency_key("t", "oce-t")
-    assert first == [aws.client_token(key, "g5.xlarge", "subnet-a")]
-    # Another node, or another placement, is another launch.
-    assert aws.client_token(cloud.idempotency_key("t", "oce-u"), "g5.xlarge", "subnet-a") != first[0]
-    assert aws.client_token(key, "g5.xlarge", "subnet-b") != first[0]
+    assert first == [token(key)]
+    # Another node, another placement, or the same node with another request (a new image, other
+    # tags), is another launch: EC2 would refuse a known token with other parameters.
+    assert token(cloud.idempotency_key("t", "oce-u")) != first[0]
+    assert token(key, subnet_id="subnet-b") != first[0]
+    assert token(key, plan=dict(PLAN, image_id="ami-0newer")) != first[0]
 
 
 def test_a_node_made_again_after_a_destroy_gets_a_new_client_token():
     _node, before = node_run()
     _node, after = node_run(gone=["i-0old"])
     assert after != before
-    assert after == [aws.client_token(cloud.idempotency_key("t", "oce-t", "i-0old"), "g5.xlarge", "subnet-a")]
+    assert after == [token(cloud.idempotency_key("t", "oce-t", "i-0old"))]
     # The order EC2 lists the gone instances in does not matter.
     _node, one = node_run(gone=["i-0b", "i-0a"])
     _node, other = node_run(gone=["i-0a", "i-0b"])
@@ -274,10 +282,7 @@ def test_a_token_ec2_answers_with_a_terminated_instance_is_stepped_over():
     node, tokens = node_run(launched=[old, instance()])
     assert node["InstanceId"] == "i-0abc"
     key = cloud.idempotency_key("t", "oce-t")
-    assert tokens == [
-        aws.client_token(key, "g5.xlarge", "subnet-a"),
-        aws.client_token(cloud.idempotency_key(key, "stale", "i-0old"), "g5.xlarge", "subnet-a"),
-    ]
+    assert tokens == [token(key), token(cloud.idempotency_key(key, "stale", "i-0old"))]
 
 
 def test_a_token_that_only_ever_answers_terminated_instances_fails_with_a_sentence():
