@@ -301,6 +301,7 @@ def try_placements(
     """
     tried = list(tried or [])
     label = label or (lambda place: ", ".join(str(v) for v in place.values()))
+    over = False  # a quota was among the answers
     for place in candidates:
         try:
             value = attempt(place)
@@ -309,12 +310,12 @@ def try_placements(
             if code not in fallback and code not in quota:
                 exc.details["placement"] = tried + [dict(place, result=code or "error")]
                 raise
+            over = over or code in quota
             said = exc.details.get("said") or exc.msg
             tried.append(dict(place, result=f"{code} ({said})" if code in quota else code))
             continue
         tried.append(dict(place, result="launched"))
         return value, tried
-    over = any(str(t["result"]).partition(" ")[0] in quota for t in tried)
     raise CloudError(
         "no {} for {} in any {}: tried {}{}".format(
             "capacity or quota" if over else "capacity",
@@ -448,6 +449,16 @@ class Provider:
         return result
 
 
+def power(provider, raw, state):
+    """``raw`` once settled, started (waiting out a zone without capacity) or stopped to ``state``."""
+    raw = provider.settle(raw)
+    if provider.state(raw) == state:
+        return raw
+    if state == "running":
+        return start_when_free(provider, raw, provider.capacity_wait, provider.clock or Clock())
+    return provider.stop(raw)
+
+
 def converge(provider, state, check_mode, deployment, name):
     """Bring one node to ``state`` (present, running, stopped, absent); the result of the module.
 
@@ -489,17 +500,11 @@ def converge(provider, state, check_mode, deployment, name):
         raw, extra = provider.create(plan)
         result.update(extra)
         if state == "stopped":  # launched running, as clouds do: then stopped, as asked
-            raw = provider.settle(raw)
-            if provider.state(raw) != "stopped":
-                raw = provider.stop(raw)
+            raw = power(provider, raw, state)
     elif state in ("running", "stopped") and before != state:
         result["changed"] = True
         if not check_mode:
-            raw = provider.settle(raw)
-            if provider.state(raw) != state and state == "running":
-                raw = start_when_free(provider, raw, provider.capacity_wait, provider.clock or Clock())
-            elif provider.state(raw) != state:
-                raw = provider.stop(raw)
+            raw = power(provider, raw, state)
 
     if not check_mode:
         raw = provider.refresh(raw)

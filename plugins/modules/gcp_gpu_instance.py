@@ -671,7 +671,7 @@ class GcpNode(cloud.Provider):
         model = self.params["model"]
         if model is not None and gcp.metadata_items(raw).get(fleet.LABEL_MODEL) != model:
             items = [i for i in items if i.get("key") != fleet.LABEL_MODEL]
-            items.append({"key": fleet.LABEL_MODEL, "value": self.params["model"]})
+            items.append({"key": fleet.LABEL_MODEL, "value": model})
             body = {"fingerprint": meta.get("fingerprint", ""), "items": sorted(items, key=lambda i: i["key"])}
             self.send(raw, "setMetadata", body, f"set the metadata key {fleet.LABEL_MODEL} of instance {raw['name']}")
 
