@@ -64,9 +64,24 @@ def is_ours(labels, deployment):
     return labels.get(LABEL_DEPLOYMENT) == deployment and labels.get(LABEL_MANAGED_BY) == MANAGED_BY
 
 
+def deployment_names(deployment):
+    """The names a deployment's resources take when the user names none, on every cloud: the
+    modules' defaults and the roles' (through the deployment_names filter), written here once."""
+    base = f"oce-{deployment}"
+    return {
+        # The node, its network, its AWS role and instance profile, its tailnet name's prefix.
+        "base": base,
+        "aws_key_secret": f"oce/{deployment}/tailscale",
+        "aws_log_group": f"/oce/{deployment}",
+        "aws_alerts_topic": f"{base}-alerts",
+        "gcp_service_account": f"{base}-node",
+        "gcp_key_secret": f"{base}-tailscale",
+    }
+
+
 def tailnet_hostname(deployment, name):
     """A node's name on the tailnet: its own name, with the deployment's prefix unless it has it."""
-    prefix = f"oce-{deployment}"
+    prefix = deployment_names(deployment)["base"]
     return name if name == prefix or name.startswith(prefix + "-") else f"{prefix}-{name}"
 
 

@@ -177,12 +177,18 @@ def _gcp_metadata(what, metadata, path):
     return _http(what, metadata + "/computeMetadata/v1/" + path, headers={"Metadata-Flavor": "Google"})
 
 
+def gcp_secret_path(project, name):
+    """projects/P/secrets/S for ``name`` given as that path or as the id S of ``project``'s secret:
+    the one reading of a secret's name, for the node and the controller's checks alike."""
+    return name if name.startswith("projects/") else f"projects/{project}/secrets/{name}"
+
+
 def gcp_secret(name, endpoint=None, metadata=GCP_METADATA):
     """``name``: projects/P/secrets/S[/versions/V] (V defaults to latest), or S: a secret of the
-    node's own project (the short form the controller's checks accept too)."""
+    node's own project."""
     if not name.startswith("projects/"):
         project = _gcp_metadata("asking the metadata server for the node's project", metadata, "project/project-id")
-        name = f"projects/{project.decode().strip()}/secrets/{name}"
+        name = gcp_secret_path(project.decode().strip(), name)
     if "/versions/" not in name:
         name += "/versions/latest"
     token = json.loads(

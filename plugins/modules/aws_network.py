@@ -264,7 +264,7 @@ class Network:
     def __init__(self, ec2, params, check_mode):
         self.ec2, self.params, self.check = ec2, params, check_mode
         self.deployment = params["deployment"]
-        self.name = params["name"] or f"oce-{self.deployment}"
+        self.name = params["name"] or fleet.deployment_names(self.deployment)["base"]
         self.region = ec2.region
         self.timeout = params["wait_timeout"]
         self.labels = fleet.deployment_labels(self.deployment)
@@ -976,7 +976,7 @@ def moves(key, have, want):
 
 def check_inputs(params):
     problems = [fleet.validate_deployment(params["deployment"])]
-    name = params["name"] or f"oce-{params['deployment']}"
+    name = params["name"] or fleet.deployment_names(params["deployment"])["base"]
     # The longest derived name (NAME-private-ZONE) must stay a readable tag; a security group's name is at most 255.
     if not name or len(name) > 200:
         problems.append(f"name {name!r} is not valid: use 1 to 200 characters")

@@ -301,11 +301,11 @@ def same_policy(found, wanted):
 
 def defaults(params):
     """The name, log group and secret name of ``params``, defaults filled in."""
-    deployment = params["deployment"]
+    names = fleet.deployment_names(params["deployment"])
     return (
-        params.get("name") or f"oce-{deployment}",
-        params.get("log_group") or f"/oce/{deployment}",
-        params.get("secret_name") or f"oce/{deployment}/tailscale",
+        params.get("name") or names["base"],
+        params.get("log_group") or names["aws_log_group"],
+        params.get("secret_name") or names["aws_key_secret"],
     )
 
 

@@ -283,8 +283,8 @@ HINTS = {
 
 def defaults(params):
     """The log group and topic names of ``params``, defaults filled in."""
-    deployment = params["deployment"]
-    return params.get("log_group") or f"/oce/{deployment}", params.get("topic_name") or f"oce-{deployment}-alerts"
+    names = fleet.deployment_names(params["deployment"])
+    return params.get("log_group") or names["aws_log_group"], params.get("topic_name") or names["aws_alerts_topic"]
 
 
 def alarm_names(node):

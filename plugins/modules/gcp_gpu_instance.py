@@ -272,7 +272,14 @@ retries:
   elements: list
 """
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog, cloud, fleet, gcp, node_module
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import (
+    catalog,
+    cloud,
+    fleet,
+    gcp,
+    node_module,
+    node_secrets,
+)
 
 # How many earlier generations one insert steps over (see GcpNode.insert_once) before it gives up.
 STALE_REQUESTS = 5
@@ -388,7 +395,7 @@ class GcpNode(cloud.Provider):
 
     def check_key_secret(self, name):
         """Fail when the secret the node reads its tailnet key from has no enabled version; never reads it."""
-        path = name if name.startswith("projects/") else f"projects/{self.project}/secrets/{name}"
+        path = node_secrets.gcp_secret_path(self.project, name)
         secrets = gcp.Api(
             self.api.session, self.project, gcp.api_endpoint("secretmanager", self.params.get("endpoint")), self.clock
         )

@@ -180,7 +180,7 @@ class Network:
         self.api, self.params, self.check = api, params, check_mode
         self.project = api.project
         self.deployment = params["deployment"]
-        self.name = params["name"] or f"oce-{self.deployment}"
+        self.name = params["name"] or fleet.deployment_names(self.deployment)["base"]
         self.region = params["region"]
         self.timeout = params["wait_timeout"]
         self.actions = []
@@ -462,7 +462,7 @@ def same_nats(have, want):
 
 def check_inputs(params):
     problems = [fleet.validate_deployment(params["deployment"])]
-    name = params["name"] or f"oce-{params['deployment']}"
+    name = params["name"] or fleet.deployment_names(params["deployment"])["base"]
     # The longest derived name (NAME-deny-ingress) must stay a valid resource name.
     if not gcp.valid_name(name) or len(name) > 63 - len("-deny-ingress"):
         problems.append(

@@ -171,7 +171,7 @@ retries:
 import copy
 import re
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, fleet, gcp, node_module
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, fleet, gcp, node_module, node_secrets
 
 PROJECT_ROLES = ("roles/logging.logWriter", "roles/monitoring.metricWriter")
 SECRET_ROLE = "roles/secretmanager.secretAccessor"
@@ -269,11 +269,12 @@ class Identity:
         self.check = check_mode
         self.project = params["project"]
         self.deployment = params["deployment"]
-        self.account_id = f"oce-{self.deployment}-node"
+        names = fleet.deployment_names(self.deployment)
+        self.account_id = names["gcp_service_account"]
         self.email = f"{self.account_id}@{sa_domain(self.project)}"
         self.member = f"serviceAccount:{self.email}"
-        self.secret_id = f"oce-{self.deployment}-tailscale"
-        self.secret = f"projects/{self.project}/secrets/{self.secret_id}"
+        self.secret_id = names["gcp_key_secret"]
+        self.secret = node_secrets.gcp_secret_path(self.project, self.secret_id)
         self.actions, self.conflicts = [], []
         self.done = []  # the actions that were carried out, for the message of a failure
         self.created = False
@@ -506,10 +507,10 @@ def check_inputs(params):
     bad = fleet.validate_deployment(params["deployment"])
     if bad:
         problems.append(bad)
-    elif not _ACCOUNT_RE.match(f"oce-{params['deployment']}-node"):
+    elif not _ACCOUNT_RE.match(account := fleet.deployment_names(params["deployment"])["gcp_service_account"]):
         problems.append(
             f"deployment {params['deployment']!r} is too long for a GCP service account: "
-            f"oce-{params['deployment']}-node must be at most 30 characters, so use at most 21"
+            f"{account} must be at most 30 characters, so use at most 21"
         )
     if not params.get("project"):
         problems.append("no GCP project given: set project (or GCP_PROJECT / GOOGLE_CLOUD_PROJECT)")

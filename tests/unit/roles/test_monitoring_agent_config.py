@@ -21,7 +21,7 @@ import sys
 import pytest
 import yaml
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import first_boot
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import first_boot, fleet
 from ansible_collections.ollama_cloud.engine.plugins.modules import aws_node_monitoring
 from ansible_collections.ollama_cloud.engine.tests.unit.roles.playbook_runner import run_playbook
 
@@ -259,12 +259,17 @@ def test_agent_publishes_the_metric_of_the_gpu_idle_alarm(rendered):
 
 
 def test_logs_go_to_the_group_the_node_role_creates(rendered):
+    # Both roles name the group by the deployment_names filter (the node role through __node_names).
     tasks = yaml.safe_load((ROOT / "roles/node/tasks/providers/aws.yml").read_text())
     group = [t["vars"]["__node_aws_log_group"] for t in tasks if "__node_aws_log_group" in t.get("vars", {})][0]
-    expected = group.replace("{{ node_deployment }}", DEPLOYMENT)
-    assert "{{" not in expected
+    names = yaml.safe_load((ROOT / "roles/node/vars/main.yml").read_text())["__node_names"]
+    assert (group, names) == (
+        "{{ __node_names.aws_log_group }}",
+        "{{ node_deployment | ollama_cloud.engine.deployment_names }}",
+    )
     default = DEFAULTS["monitoring_agent_aws_log_group"]
-    assert default.replace("{{ monitoring_agent_deployment }}", DEPLOYMENT) == expected
+    assert default == "{{ (monitoring_agent_deployment | ollama_cloud.engine.deployment_names).aws_log_group }}"
+    expected = fleet.deployment_names(DEPLOYMENT)["aws_log_group"]
     collect = cloudwatch(rendered, "aws-cpu")["logs"]["logs_collected"]["files"]["collect_list"]
     assert [c["log_group_name"] for c in collect] == [expected, expected]
     assert [c["log_stream_name"] for c in collect] == ["{instance_id}/ollama", "{instance_id}/tailscaled"]

@@ -43,6 +43,7 @@ CALLS = {
     "running_cost": (([{"state": "running", "hourly_cost": 1.0}],), "1 running node(s)"),
     "tailnet_peer": (("oce-demo", '{"Peer": {}}'), "oce-demo"),
     "deployment_labels": (("demo", "dev", None, "marker"), "demo"),
+    "deployment_names": (("demo",), "oce/demo/tailscale"),
     "deployment_owns": (({}, "demo"), "False"),
     "node_input_problems": (({"cloud": "gcp"},), "["),
     "node_probe_differs": (({"/e": {"type": "absent"}}, [{"dest": "/e", "content": "x"}]), "'mode': '0644'"),
