@@ -46,8 +46,9 @@ def stock_image(ec2):
 
 
 class MotoServer:
-    def __init__(self, start_timeout=30, host="127.0.0.1", command=None):
-        """``command``: the server's program and leading arguments, moto_server's own if None."""
+    def __init__(self, start_timeout=30, host="127.0.0.1", command=None, record=False):
+        """``command``: the server's program and leading arguments, moto_server's own if None.
+        ``record``: keep moto's recording of every request (``recording``, see permissions.py)."""
         if command is None:
             exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
             if not exe:
@@ -61,8 +62,16 @@ class MotoServer:
         self.host, self.port = host, port
         self.url = "http://%s:%d" % (host, port)
         fd, self.log = tempfile.mkstemp(prefix="oce-moto-", suffix=".log")
+        # moto's recorder: every request the server answers, for the permissions the calls need.
+        self.recording, env = None, None
+        if record:
+            rfd, self.recording = tempfile.mkstemp(prefix="oce-moto-", suffix=".jsonl")
+            os.close(rfd)
+            env = dict(os.environ, MOTO_ENABLE_RECORDING="1", MOTO_RECORDER_FILEPATH=self.recording)
         try:
-            self.proc = subprocess.Popen([*command, "-H", host, "-p", str(port)], stdout=fd, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [*command, "-H", host, "-p", str(port)], stdout=fd, stderr=subprocess.STDOUT, env=env
+            )
         finally:
             os.close(fd)  # the server holds its own copy
         deadline = time.monotonic() + start_timeout
@@ -95,3 +104,5 @@ class MotoServer:
             self.proc.kill()
             self.proc.wait(timeout=10)
         os.unlink(self.log)
+        if self.recording:
+            os.unlink(self.recording)

@@ -15,7 +15,7 @@ from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import
 @pytest.fixture(scope="session")
 def moto_server():
     try:
-        server = MotoServer()
+        server = MotoServer(record=True)
     except FileNotFoundError as e:
         pytest.skip(str(e))
     except RuntimeError as e:

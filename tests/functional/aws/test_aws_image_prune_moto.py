@@ -12,6 +12,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import aws
 from ansible_collections.ollama_cloud.engine.plugins.modules import aws_image_prune
+from ansible_collections.ollama_cloud.engine.tests.functional.aws import permissions
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 OURS = {"oce-managed-by": "ollama_cloud.engine", "oce-deployment": "images"}
@@ -258,8 +259,13 @@ def test_unknown_region_fails_clearly(moto, capsys):
 
 
 def playbook(*extra):
-    """ansible-playbook playbooks/prune_images.yml on moto (the fixture's AWS_* environment)."""
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="false")
+    """ansible-playbook playbooks/prune_images.yml on moto (the fixture's AWS_* environment, the playbooks' key)."""
+    env = dict(
+        os.environ,
+        AWS_ACCESS_KEY_ID=permissions.PLAYBOOK_KEY,
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_DEPRECATION_WARNINGS="false",
+    )
     proc = subprocess.run(
         ["ansible-playbook", "playbooks/prune_images.yml", *extra],
         cwd=REPO_ROOT,
@@ -277,7 +283,7 @@ def recap(out):
     return tuple(sum(int(n) for n in re.findall(rf"\b{key}=(\d+)", out)) for key in ("changed", "failed"))
 
 
-def test_playbook_prunes_each_region_and_check_mode_changes_nothing(moto):
+def test_playbook_prunes_each_region_and_check_mode_changes_nothing(moto, moto_server):
     ids = [golden(moto, n)[0] for n in range(1, 5)]
     user = moto.ec2.run_instances(ImageId=ids[0], MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     extra = ["-e", "image_regions=us-east-1", "-e", "image_keep=1"]
@@ -299,3 +305,6 @@ def test_playbook_prunes_each_region_and_check_mode_changes_nothing(moto):
 
     rc, out = playbook("-e", "image_regions=us-east-1", "-e", "image_keep=0")
     assert rc != 0 and "image_keep must be at least 1" in out, out[-3000:]
+    # The policy docs/permissions gives users allows every call the prune made.
+    missing = permissions.not_allowed(moto_server.recording, permissions.PLAYBOOK_KEY)
+    assert not missing, "add to docs/permissions/aws-controller-policy.json: " + " ".join(missing)

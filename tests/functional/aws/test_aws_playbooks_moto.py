@@ -19,14 +19,16 @@ import boto3
 import pytest
 import yaml
 
+from ansible_collections.ollama_cloud.engine.tests.functional.aws import permissions
 from ansible_collections.ollama_cloud.engine.tests.functional.aws.fault_proxy import FaultProxy
 from ansible_collections.ollama_cloud.engine.tests.functional.moto_server import stock_image
 from ansible_collections.ollama_cloud.engine.tests.functional.tailnet_stand_in import online_peer_cli
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-# As the moto fixture sets them (conftest.py): fake keys, no metadata service, no config files.
+# As the moto fixture sets them (conftest.py): fake keys (the playbooks' own id), no metadata service,
+# no config files.
 FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_ACCESS_KEY_ID": permissions.PLAYBOOK_KEY,
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_EC2_METADATA_DISABLED": "true",
     "AWS_CONFIG_FILE": os.devnull,
@@ -172,6 +174,7 @@ class Aws:
 def aws(moto_server, moto_url, tmp_path_factory):
     moto_server.reset()
     found = Aws(moto_url)
+    found.recording = moto_server.recording
     # The controller's key for the nodes' user (node_ssh_key_file), made once, outside ~/.ssh.
     found.ssh_key = str(tmp_path_factory.mktemp("ssh") / "oce_ed25519")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", found.ssh_key], check=True)
@@ -370,6 +373,9 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
         "oce-t-nat-cpu"
     ]
     assert [t["TopicArn"] for t in aws.sns.list_topics()["Topics"]] == [their_topic]
+    # The policy docs/permissions gives users allows every call these runs (and the module's others) made.
+    missing = permissions.not_allowed(aws.recording, permissions.PLAYBOOK_KEY)
+    assert not missing, "add to docs/permissions/aws-controller-policy.json: " + " ".join(missing)
 
 
 # egress=none: every source the node downloads from inside the VPC (a mirror, Headscale, S3).
