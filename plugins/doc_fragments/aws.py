@@ -37,6 +37,8 @@ options:
 requirements:
   - boto3 >= 1.34 and botocore >= 1.34 on the host that runs the module (usually the controller).
 notes:
+  - The IAM actions each module needs are in the collection's C(docs/permissions/aws-controller-policy.json),
+    one statement per module; tests hold it to every call the modules make.
   - Throttling and server errors are retried with jittered exponential backoff (botocore's own
     retries are off so that one policy applies); other errors fail at once with a sentence that
     says what to change.

@@ -85,13 +85,8 @@ attributes:
     description: Shows the role (trust policy, description, tags), the policy document and the profile before and after.
 notes:
   - O(log_group) is C(/oce/DEPLOYMENT) when omitted.
-  - The credentials need C(sts:GetCallerIdentity) and, on the role and the profile, C(iam:GetRole),
-    C(iam:CreateRole), C(iam:UpdateRole), C(iam:UpdateAssumeRolePolicy), C(iam:TagRole),
-    C(iam:UntagRole), C(iam:GetRolePolicy), C(iam:PutRolePolicy), C(iam:GetInstanceProfile),
-    C(iam:CreateInstanceProfile), C(iam:TagInstanceProfile), C(iam:UntagInstanceProfile),
-    C(iam:AddRoleToInstanceProfile), C(iam:RemoveRoleFromInstanceProfile); for V(absent) also
-    C(iam:ListRolePolicies), C(iam:ListAttachedRolePolicies), C(iam:ListInstanceProfilesForRole),
-    C(iam:DeleteRolePolicy), C(iam:DetachRolePolicy), C(iam:DeleteInstanceProfile), C(iam:DeleteRole).
+  - The credentials need the C(NodeIdentity) statement of the collection's
+    C(docs/permissions/aws-controller-policy.json) (the IAM actions on C(oce-*) roles and instance profiles).
   - No Session Manager permissions; nodes are reached over the tailnet only.
   - Inline policies other than C(oce-node) on our role are left as they are by V(present).
 seealso:
@@ -232,8 +227,8 @@ MAX_ITEMS = 1000  # IAM's largest page; a role has far fewer policies and profil
 
 HINTS = {
     "AccessDenied": (
-        "the credentials need sts:GetCallerIdentity and the IAM permissions on roles, role policies and "
-        "instance profiles that this module's notes list"
+        "the credentials need the NodeIdentity statement of the collection's "
+        "docs/permissions/aws-controller-policy.json (IAM on oce-* roles and instance profiles)"
     ),
     "EntityAlreadyExists": "someone created it between this run's read and its write: run again",
     "LimitExceeded": "the account's IAM quota (roles, instance profiles or policy size) is used up",

@@ -119,13 +119,9 @@ attributes:
     support: full
     description: Shows the log group (retention, tags), the topic (tags, addresses) and the alarms before and after.
 notes:
-  - The credentials need C(sts:GetCallerIdentity); C(logs:DescribeLogGroups), C(logs:ListTagsLogGroup),
-    C(logs:CreateLogGroup), C(logs:PutRetentionPolicy), C(logs:TagLogGroup), C(logs:UntagLogGroup);
-    C(sns:GetTopicAttributes), C(sns:ListTagsForResource), C(sns:ListSubscriptionsByTopic),
-    C(sns:CreateTopic), C(sns:Subscribe), C(sns:TagResource), C(sns:UntagResource);
-    C(cloudwatch:DescribeAlarms), C(cloudwatch:ListTagsForResource), C(cloudwatch:PutMetricAlarm),
-    C(cloudwatch:TagResource), C(cloudwatch:UntagResource); for V(absent) also C(logs:DeleteLogGroup),
-    C(sns:DeleteTopic) and C(cloudwatch:DeleteAlarms).
+  - The credentials need the C(Monitoring) statement of the collection's
+    C(docs/permissions/aws-controller-policy.json) (CloudWatch Logs, SNS, CloudWatch alarms, and
+    C(sts:GetCallerIdentity)).
   - The node's CloudWatch agent must publish C(nvidia_smi_utilization_gpu) aggregated by C(InstanceId)
     (the C(monitoring_agent) role's configuration does).
 seealso:
@@ -273,7 +269,9 @@ ALARM_KEYS = (
 )
 
 HINTS = {
-    "AccessDenied": "the credentials need the CloudWatch Logs, SNS and CloudWatch permissions this module's notes list",
+    "AccessDenied": (
+        "the credentials need the Monitoring statement of the collection's docs/permissions/aws-controller-policy.json"
+    ),
     "LimitExceededException": "the account's CloudWatch quota (log groups or alarms) is used up",
     "LimitExceeded": "the account's CloudWatch alarm quota is used up",
     "TopicLimitExceeded": "the account's SNS topic quota is used up",
