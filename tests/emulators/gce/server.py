@@ -205,6 +205,7 @@ class Emulator(MetadataServer):
             self.routers = {}  # (region, name) -> router (with its Cloud NATs)
             self.firewalls = {}  # name -> firewall rule
             self.log = []  # (method id or path, http method, path, query, body)
+            self.served = set()  # the method ids served since the reset (tests clear log, not this)
             self.requests = 0  # every HTTP request received, routed or not, the token endpoint too
             self.violations = []  # what broke the discovery document's contract
             self.auth = []  # Authorization headers seen
@@ -457,6 +458,7 @@ class Emulator(MetadataServer):
                 self.violations.append(f"{method.id}: the body is not JSON")
                 return 400, errors(400, "parseError", "This API does not support parsing form-encoded input.")
             self.log.append((method.id, http_method, parts.path, query, body))
+            self.served.add(method.id)
             problems = discovery.check_query(method, query)
             if method.request:
                 if body is None:

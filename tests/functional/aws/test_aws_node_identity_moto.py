@@ -339,7 +339,7 @@ def test_credentials_without_the_permission_are_told_what_they_need(iam, monkeyp
     res = run(capsys)
     assert res["failed"] is True and res["changed"] is False and res["code"] == "AccessDenied", res
     assert res["msg"].startswith("get role failed: the credentials are not allowed to do this"), res
-    assert "the credentials need sts:GetCallerIdentity and the IAM permissions" in res["msg"], res
+    assert "the credentials need the NodeIdentity statement of the collection's docs/permissions/" in res["msg"], res
     assert everything(iam) == {"roles": {}, "profiles": {}}
 
 

@@ -18,6 +18,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ollama_cloud.engine.plugins.modules import gcp_gpu_instance, gcp_image_prune
 from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server
+from ansible_collections.ollama_cloud.engine.tests.functional.gcp import permissions
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 OURS = {"oce-managed-by": "ollama_cloud-engine", "oce-deployment": "images"}
@@ -329,3 +330,6 @@ def test_prune_images_playbook_on_gcp(gce_cli):
     assert code != 0 and "image_keep must be at least 1" in " ".join(out.split()), out[-3000:]
     code, out, _report = playbook(gce_cli, "-e", "image_state=deleted")
     assert code != 0 and "image_state must be deprecated or absent (got deleted)" in " ".join(out.split())
+    # The role docs/permissions gives users allows every call the prune made.
+    missing = permissions.not_allowed(gce_cli.served)
+    assert not missing, "add to docs/permissions/gcp-controller-role.yaml: " + " ".join(missing)

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from ansible_collections.ollama_cloud.engine.tests.emulators.gce import server
+from ansible_collections.ollama_cloud.engine.tests.functional.gcp import permissions
 from ansible_collections.ollama_cloud.engine.tests.functional.tailnet_stand_in import online_peer_cli
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -103,7 +104,10 @@ def emu(gce_cli):
     # The users' Tailscale secrets (gcloud secrets create oce-<deployment>-tailscale); t-bad has none.
     for deployment in ("t-check", "t-nat", "t-air"):
         gce_cli.add_secret(f"oce-{deployment}-tailscale", members=["user:ops@example.com"])
-    return gce_cli
+    yield gce_cli
+    # The role docs/permissions gives users allows every call these playbooks made.
+    missing = permissions.not_allowed(gce_cli.served)
+    assert not missing, "add to docs/permissions/gcp-controller-role.yaml: " + " ".join(missing)
 
 
 def test_check_mode_creates_nothing(emu):
