@@ -65,3 +65,9 @@ def policy_actions(path=POLICY):
 def not_allowed(recording, access_key):
     """The actions the calls of ``access_key`` made that the documented policy does not allow."""
     return sorted(actions_made(recording, access_key) - policy_actions())
+
+
+def assert_allowed(recording, access_key=PLAYBOOK_KEY):
+    """Fail with what to add when the playbooks made a call the documented policy does not allow."""
+    missing = not_allowed(recording, access_key)
+    assert not missing, "add to docs/permissions/aws-controller-policy.json: " + " ".join(missing)

@@ -306,5 +306,4 @@ def test_playbook_prunes_each_region_and_check_mode_changes_nothing(moto, moto_s
     rc, out = playbook("-e", "image_regions=us-east-1", "-e", "image_keep=0")
     assert rc != 0 and "image_keep must be at least 1" in out, out[-3000:]
     # The policy docs/permissions gives users allows every call the prune made.
-    missing = permissions.not_allowed(moto_server.recording, permissions.PLAYBOOK_KEY)
-    assert not missing, "add to docs/permissions/aws-controller-policy.json: " + " ".join(missing)
+    permissions.assert_allowed(moto_server.recording)

@@ -374,8 +374,7 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
     ]
     assert [t["TopicArn"] for t in aws.sns.list_topics()["Topics"]] == [their_topic]
     # The policy docs/permissions gives users allows every call these runs (and the module's others) made.
-    missing = permissions.not_allowed(aws.recording, permissions.PLAYBOOK_KEY)
-    assert not missing, "add to docs/permissions/aws-controller-policy.json: " + " ".join(missing)
+    permissions.assert_allowed(aws.recording)
 
 
 # egress=none: every source the node downloads from inside the VPC (a mirror, Headscale, S3).

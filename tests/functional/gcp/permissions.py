@@ -92,3 +92,9 @@ def not_allowed(served):
     unknown = sorted(m for m in served if m not in PERMISSIONS)
     needed = {p for m in served if m in PERMISSIONS for p in PERMISSIONS[m]}
     return sorted(needed - role_permissions()) + [f"{m} (add it to PERMISSIONS)" for m in unknown]
+
+
+def assert_allowed(served):
+    """Fail with what to add when the served methods need a permission the documented role lacks."""
+    missing = not_allowed(served)
+    assert not missing, "add to docs/permissions/gcp-controller-role.yaml: " + " ".join(missing)

@@ -106,8 +106,7 @@ def emu(gce_cli):
         gce_cli.add_secret(f"oce-{deployment}-tailscale", members=["user:ops@example.com"])
     yield gce_cli
     # The role docs/permissions gives users allows every call these playbooks made.
-    missing = permissions.not_allowed(gce_cli.served)
-    assert not missing, "add to docs/permissions/gcp-controller-role.yaml: " + " ".join(missing)
+    permissions.assert_allowed(gce_cli.served)
 
 
 def test_check_mode_creates_nothing(emu):

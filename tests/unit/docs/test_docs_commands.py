@@ -5,6 +5,7 @@ A renamed variable or playbook would otherwise leave a runbook command that fail
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import re
 
@@ -19,6 +20,7 @@ DOCS = sorted(
 )
 
 
+@functools.cache
 def known_variables():
     """Every role option (argument specs) and every name the playbooks and inventories read."""
     names = set()
