@@ -17,8 +17,10 @@ import json
 import time
 import urllib.error
 
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import ollama_api
+
 from .aws_account import ours, store_key
-from .site_runner import SiteRunner, destroyed, generate, lifecycle
+from .site_runner import MODEL, SiteRunner, destroyed, generate, lifecycle, on_tailnet
 
 
 def test_site_from_nothing_to_an_answer_then_rerun_stop_start_destroy(
@@ -70,7 +72,13 @@ def test_a_node_from_the_golden_image_answers_on_the_tailnet_without_configure(
             )
             if peer and peer.get("Online"):
                 url = f"http://{peer['TailscaleIPs'][0]}:11434"
-                with contextlib.suppress(urllib.error.URLError, OSError):
+                # Asked only once the model is there, read with a short timeout: a new peer's first
+                # connection through the controller's userspace tailscaled can hang until its way to
+                # the node is made, and one generate waiting 120 s on it was a failure (seen alone).
+                listed = []
+                with contextlib.suppress(ollama_api.OllamaError, urllib.error.URLError, OSError):
+                    listed = [m["name"] for m in on_tailnet(controller_tailnet, url, timeout=10).tags()]
+                if MODEL in listed:
                     answer = generate(controller_tailnet, url, timeout=120)
             if answer is None:
                 time.sleep(3)
