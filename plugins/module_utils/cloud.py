@@ -16,6 +16,7 @@ import time
 from ansible_collections.ollama_cloud.engine.plugins.module_utils.fleet import (
     LABEL_DEPLOYMENT,
     LABEL_MANAGED_BY,
+    LABEL_MODEL,
     deployment_labels,
     tailnet_hostname,
 )
@@ -225,6 +226,9 @@ def our_tags(deployment, model=None, environment=None, name=None, extra=None):
 
 # The keys that make a resource ours: set when it is created, never changed or removed after.
 OWNERSHIP_KEYS = frozenset({LABEL_DEPLOYMENT, LABEL_MANAGED_BY})
+# Ours, and not removed by a purge when a run does not name them: a run without a model (a start,
+# a stop) leaves the node its own.
+KEPT_UNLESS_NAMED = frozenset({LABEL_MODEL})
 
 
 def tag_drift(current, desired, purge=False, reserved=()):
@@ -233,7 +237,8 @@ def tag_drift(current, desired, purge=False, reserved=()):
     Returns ``(changes, removals)``: ``changes`` maps every desired key whose value is missing or
     different to the value wanted; ``removals`` lists, only with ``purge``, the keys present but
     not desired, sorted. Our ownership keys and keys starting with one of ``reserved`` (a cloud's
-    own prefixes such as ``aws:`` or ``goog-``) are never changed nor removed. Both empty: no drift.
+    own prefixes such as ``aws:`` or ``goog-``) are never changed nor removed, and the model's key
+    is not removed. Both empty: no drift.
     """
     current = current or {}
     reserved = tuple(reserved)
@@ -242,7 +247,7 @@ def tag_drift(current, desired, purge=False, reserved=()):
         return key in OWNERSHIP_KEYS or bool(reserved) and key.startswith(reserved)
 
     changes = {k: v for k, v in sorted(desired.items()) if not kept(k) and current.get(k) != v}
-    removals = sorted(k for k in current if purge and k not in desired and not kept(k))
+    removals = sorted(k for k in current if purge and k not in desired and not kept(k) and k not in KEPT_UNLESS_NAMED)
     return changes, removals
 
 

@@ -84,6 +84,20 @@ def never_reached(exc):
     return isinstance(exc, OllamaUnreachable) or (isinstance(exc, OllamaError) and exc.status in GATEWAY_ERRORS)
 
 
+# Go's durations (5m, 1h30m, 500ms), which Ollama parses from a string.
+_GO_DURATION = re.compile(r"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+")
+
+
+def keep_alive_value(text):
+    """``keep_alive`` as Ollama's API reads it: a number of seconds as a JSON number (negative: for
+    ever), since a string such as "-1" is parsed as a Go duration and refused with a 400; a duration
+    as the string it is. None for a value that is neither."""
+    text = str(text).strip()
+    if re.fullmatch(r"[-+]?\d+", text):
+        return int(text)
+    return text if _GO_DURATION.fullmatch(text) else None
+
+
 # ---------------------------------------------------------------- host and model names
 
 

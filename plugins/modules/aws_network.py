@@ -784,8 +784,10 @@ class Network:
                 )
                 touched.append(endpoint["VpcEndpointId"])
         for service_name, endpoint in sorted(found.items()):
-            if service_name.rsplit(".", 1)[-1] not in dict(wanted):
-                self.delete_endpoints([endpoint], f"{name}-{service_name.rsplit('.', 1)[-1]} (no longer wanted)")
+            # What follows the region is the service, dots and all (ecr.api, ecr.dkr).
+            service = service_name.removeprefix(f"com.amazonaws.{self.region}.")
+            if service not in dict(wanted):
+                self.delete_endpoints([endpoint], f"{name}-{service} (no longer wanted)")
         if touched:
             self.wait(
                 f"VPC endpoints {', '.join(touched)} to be available",

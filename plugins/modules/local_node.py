@@ -272,10 +272,12 @@ class LocalNode(cloud.Provider):
 
     def create(self, plan):
         name = self.params["name"]
-        self.podman.run(*plan)
         try:
+            self.podman.run(*plan)
             self.podman.wait_for_systemd(name, self.params["boot_timeout"])
         except podman.PodmanError:
+            # A container podman made but could not start (a port in use) is left "created", as is
+            # one that never booted: this run's, since find() refused any other of that name.
             self.podman.run("rm", "-f", "-t", "0", name, check=False)
             raise
         return self.podman.inspect(name), {}

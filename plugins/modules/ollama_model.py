@@ -92,7 +92,8 @@ options:
   keep_alive:
     description:
       - How long Ollama keeps the model loaded after O(loaded=true), in Ollama's duration format
-        (V(5m), V(24h), V(-1) for ever). Not set uses the server's C(OLLAMA_KEEP_ALIVE).
+        (V(5m), V(24h)) or a number of seconds (V(-1): for ever). Not set uses the server's
+        C(OLLAMA_KEEP_ALIVE).
     type: str
   timeout:
     description:
@@ -423,7 +424,9 @@ class ModelTask:
         if self.check:
             self.result["loaded"] = want
             return
-        body = {"model": self.p["name"], "keep_alive": 0 if not want else self.p["keep_alive"]}
+        body = {"model": self.p["name"], "keep_alive": 0}
+        if want:
+            body["keep_alive"] = None if self.p["keep_alive"] is None else api.keep_alive_value(self.p["keep_alive"])
         if body["keep_alive"] is None:
             del body["keep_alive"]
         self.client.generate(body, timeout=self.p["timeout"])
@@ -576,6 +579,11 @@ def main():
             module.fail_json(msg=f"{key} must be a positive number of seconds")
     if p["progress_interval"] is not None and p["progress_interval"] < 0:
         module.fail_json(msg="progress_interval must be 0 (no progress) or a number of seconds")
+    if p["keep_alive"] is not None and api.keep_alive_value(p["keep_alive"]) is None:
+        module.fail_json(
+            msg=f"keep_alive must be a duration such as 5m, 24h or 1h30m, or a number of seconds (-1: for ever), "
+            f"not {p['keep_alive']!r}"
+        )
     task = None
     try:
         client = api.OllamaClient(p["host"], timeout=p["request_timeout"])

@@ -283,6 +283,9 @@ def test_purge_tags_removes_what_is_not_asked_for_but_never_ours(moto, capsys):
     assert res["tags_changed"] == {"set": {}, "removed": ["oce-environment", "owner", "team"]}
     assert instance_tags(moto) == {**OWNERSHIP, "oce-model": "gemma3:270m", "Name": "oce-t1"}
     assert run(capsys, **node_args(moto, environment=None, purge_tags=True))["changed"] is False
+    # A run that names no model (a stop, a start) leaves the node its own.
+    assert run(capsys, **node_args(moto, model=None, environment=None, purge_tags=True))["changed"] is False
+    assert instance_tags(moto)["oce-model"] == "gemma3:270m"
 
 
 def test_tag_drift_is_fixed_along_with_a_stop(moto, capsys):

@@ -156,6 +156,18 @@ def test_no_egress_network_has_endpoints_and_no_path_out(moto, capsys):
     assert again["changed"] is False and again["actions"] == [], again["actions"]
 
 
+def test_a_service_with_a_dot_in_its_name_keeps_its_endpoint(moto, capsys):
+    """ecr.api: the service is all that follows the region, not the name's last word."""
+    args = net_args(egress="none", interface_endpoints=["logs", "ecr.api"])
+    made = run(capsys, **args)
+    assert made["changed"] is True and not made.get("failed"), made
+    assert sorted(made["network"]["endpoints"]) == ["ecr.api", "logs", "s3"]
+    again = run(capsys, **args)
+    assert again["changed"] is False and again["actions"] == [], again["actions"]
+    services = sorted(e["ServiceName"] for e in ours(moto.ec2)["endpoints"])
+    assert services == ["com.amazonaws.us-east-1.ecr.api", "com.amazonaws.us-east-1.logs", "com.amazonaws.us-east-1.s3"]
+
+
 def test_check_mode_on_nothing_plans_and_creates_nothing(moto, capsys):
     planned = run(capsys, check_mode=True, diff=True, **net_args())
     assert planned["changed"] is True and not planned.get("failed"), planned

@@ -608,6 +608,13 @@ def test_purge_labels_removes_what_is_not_asked_for_but_never_ours(gce, capsys):
     (vm,) = gce.instances.values()
     assert vm["labels"] == {**OWNERSHIP, "oce-model": "gemma3-270m", "team": "ml", "goog-ops-agent-policy": "v2"}
     assert run(capsys, **node_args(environment=None, labels={"team": "ml"}, purge_labels=True))["changed"] is False
+    # A run that names no model (a stop, a start) leaves the VM its own.
+    assert (
+        run(capsys, **node_args(model=None, environment=None, labels={"team": "ml"}, purge_labels=True))["changed"]
+        is False
+    )
+    (vm,) = gce.instances.values()
+    assert vm["labels"]["oce-model"] == "gemma3-270m"
 
     # Even a purge with no extra labels keeps the two labels that make the VM ours.
     run(capsys, **node_args(environment=None, purge_labels=True))

@@ -138,6 +138,24 @@ def test_a_removed_node_is_not_in_the_records(monkeypatch, capsys):
     assert [n["name"] for n in res["nodes"]] == ["oce-demo-2"]
 
 
+def test_a_container_podman_made_but_could_not_start_is_removed(monkeypatch, capsys):
+    fake = FakeModule({})
+    removed = []
+    real = fake.run_command
+
+    def run_command(argv):
+        if argv[1] == "run":  # podman leaves the container "created"
+            return 126, "", "Error: rootlessport listen tcp 127.0.0.1:11434: bind: address already in use"
+        if argv[1] == "rm":
+            removed.append(argv[-1])
+        return real(argv)
+
+    fake.run_command = run_command
+    res = run_module(monkeypatch, capsys, fake, name="oce-demo", deployment="demo")
+    assert res["failed"] is True and "address already in use" in res["msg"], res
+    assert removed == ["oce-demo"]
+
+
 def test_a_container_gone_between_ps_and_inspect_is_left_out():
     fake = FakeModule({"oce-demo": container("oce-demo")})
     real = fake.run_command

@@ -241,7 +241,8 @@ def test_create_from_missing_base_model(ollama, capsys):
     assert ollama.changing_calls() == []
 
 
-def test_loaded_warms_model_once(ollama, capsys):
+def serves_a_load(ollama):
+    """The model is on the server, and /api/ps lists it once a generate has loaded it."""
     ollama.routes[("GET", "/api/tags")] = tags((NAME, "d1"))
 
     def generate(req, body):
@@ -249,11 +250,36 @@ def test_loaded_warms_model_once(ollama, capsys):
         req.send_json(200, {"done": True, "done_reason": "load"})
 
     ollama.routes[("POST", "/api/generate")] = generate
+
+
+def test_loaded_warms_model_once(ollama, capsys):
+    serves_a_load(ollama)
     rc, res = run_module(args(ollama, loaded=True, keep_alive="10m"), capsys)
     assert rc == 0 and res["changed"] is True and res["loaded"] is True
     assert ollama.calls("POST", "/api/generate")[0][2] == {"model": NAME, "keep_alive": "10m", "stream": False}
     rc, res = run_module(args(ollama, loaded=True), capsys)
     assert rc == 0 and res["changed"] is False and len(ollama.calls("POST", "/api/generate")) == 1
+
+
+def test_keep_alive_in_seconds_goes_as_a_number_and_a_bad_one_fails_before_any_call(ollama, capsys):
+    serves_a_load(ollama)
+    # Ollama parses a string as a Go duration: "-1" would be refused with a 400; -1 keeps it for ever.
+    rc, res = run_module(args(ollama, loaded=True, keep_alive="-1"), capsys)
+    assert rc == 0 and res["loaded"] is True, res
+    assert ollama.calls("POST", "/api/generate")[0][2]["keep_alive"] == -1
+
+    rc, res = run_module(args(ollama, loaded=True, keep_alive="for ever"), capsys)
+    assert rc == 1 and "keep_alive must be a duration such as 5m" in res["msg"] and "'for ever'" in res["msg"]
+    assert len(ollama.calls("POST", "/api/generate")) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "sent"),
+    [("5m", "5m"), ("1h30m", "1h30m"), ("1.5h", "1.5h"), ("500ms", "500ms"), ("-1", -1), ("300", 300), ("0", 0),
+     ("-5m", "-5m"), ("5", 5), ("forever", None), ("5 m", None), ("", None), ("m", None)],
+)  # fmt: skip
+def test_keep_alive_value(text, sent):
+    assert api.keep_alive_value(text) == sent
 
 
 def test_loaded_fails_when_ps_does_not_list_it(ollama, capsys):
