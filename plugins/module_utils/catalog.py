@@ -431,11 +431,12 @@ def _pick(live, key, table):
     return table, False
 
 
-def aws_estimate(catalog, model, instance_type, nat_gateways=1, prices=None):
+def aws_estimate(catalog, model, instance_type, nat_gateways=1, prices=None, disk_gb=None):
     """Hourly and monthly (730 h) estimate of one node: instance, its gp3 root volume, the NAT gateway.
 
     ``prices`` (aws_price_info's ``prices``) replaces the table figures it covers; the estimate
     then names its source, date and region, and which parts still come from the table.
+    ``disk_gb``: the volume launched (volume_size, or the image's own size), not the catalog's.
     """
     entry = model_entry(catalog, model)
     aws = PRICES["aws"]
@@ -443,7 +444,8 @@ def aws_estimate(catalog, model, instance_type, nat_gateways=1, prices=None):
     instance, live_instance = _pick(live and live.get("instance_hourly"), instance_type, aws_hourly_cost(instance_type))
     per_gb, live_disk = _pick(live, "gp3_gb_month", aws["gp3_gb_month"])
     nat_hour, live_nat = _pick(live, "nat_gateway_hour", aws["nat_gateway_hour"])
-    volume = entry["disk_gb"] * per_gb / HOURS_PER_MONTH
+    disk_gb = disk_gb or entry["disk_gb"]
+    volume = disk_gb * per_gb / HOURS_PER_MONTH
     nat = nat_gateways * nat_hour
     source = None
     if live is not None:
@@ -462,7 +464,7 @@ def aws_estimate(catalog, model, instance_type, nat_gateways=1, prices=None):
         "aws",
         instance_type,
         instance,
-        disk=(entry["disk_gb"], "gp3", volume),
+        disk=(disk_gb, "gp3", volume),
         nat=(nat_gateways > 0, nat),
         source=source,
         instance_type=instance_type,
@@ -560,9 +562,13 @@ def gcp_hourly_cost(machine_type, accelerator=None, count=1):
     return round(host + gpu * count, 4)
 
 
-def gcp_estimate(catalog, model, option, nat=True):
-    """Hourly and monthly (730 h) estimate of one node: machine + GPUs, its boot disk, Cloud NAT."""
+def gcp_estimate(catalog, model, option, nat=True, disk_gb=None):
+    """Hourly and monthly (730 h) estimate of one node: machine + GPUs, its boot disk, Cloud NAT.
+
+    ``disk_gb``: the boot disk launched (disk_size, or the image's own size), not the catalog's.
+    """
     entry = model_entry(catalog, model)
+    disk_gb = disk_gb or entry["disk_gb"]
     gcp = PRICES["gcp"]
     option = gcp_option(option)
     instance = gcp_hourly_cost(option["machine_type"], option["accelerator"], option["count"])
@@ -571,7 +577,7 @@ def gcp_estimate(catalog, model, option, nat=True):
         "gcp",
         f"{option['machine_type']} + {option['count']} x {option['accelerator']}",
         instance,
-        disk=(entry["disk_gb"], option["disk_type"], entry["disk_gb"] * per_gb / HOURS_PER_MONTH),
+        disk=(disk_gb, option["disk_type"], disk_gb * per_gb / HOURS_PER_MONTH),
         nat=(bool(nat), gcp["nat_vm_hour"] if nat else 0.0),
         instance_type=option["machine_type"],
         accelerator=option["accelerator"],

@@ -549,7 +549,9 @@ class AwsNode(cloud.Provider):
         spec.pop("ClientToken")
         return {
             "launch_spec": spec,
-            "cost": catalog.aws_estimate(plan["catalog"], self.params["model"], place["instance_type"]),
+            "cost": catalog.aws_estimate(
+                plan["catalog"], self.params["model"], place["instance_type"], disk_gb=plan["volume_size"]
+            ),
             "placement": placement,
             "image": {"id": plan["image_id"], "source": plan["image_source"]},
         }

@@ -512,7 +512,9 @@ class GcpNode(cloud.Provider):
         return {
             "request": self.request(plan, first),
             "placement": [public(p) for p in plan["skipped"]] + [public(dict(first, result="would launch"))],
-            "cost": catalog.gcp_estimate(plan["catalog"], self.params["model"], first["option"]),
+            "cost": catalog.gcp_estimate(
+                plan["catalog"], self.params["model"], first["option"], disk_gb=plan["disk_size"]
+            ),
             "image": {"path": plan["image"], "source": plan["image_source"]},
         }
 
@@ -582,7 +584,9 @@ class GcpNode(cloud.Provider):
         extra = {
             "placement": tried,
             "request": self.request(plan, chosen),
-            "cost": catalog.gcp_estimate(plan["catalog"], self.params["model"], chosen["option"]),
+            "cost": catalog.gcp_estimate(
+                plan["catalog"], self.params["model"], chosen["option"], disk_gb=plan["disk_size"]
+            ),
             "image": {"path": plan["image"], "source": plan["image_source"]},
         }
         if self.params["wait"]:

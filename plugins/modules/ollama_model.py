@@ -544,7 +544,9 @@ class ModelTask:
         if not current:
             return
         self.result.update(changed=True, action="delete")
-        if not self.check:
+        if self.check:
+            self.result["digest"] = ""  # what the diff shows: gone
+        else:
             self.client.delete(self.p["name"])
 
     def _created(self, spec, current):

@@ -104,6 +104,13 @@ def test_check_mode_creates_nothing_and_finds_golden_image(moto, capsys):
         "DeleteOnTermination": True,
     }
     assert res["cost"]["instance_hourly"] == 1.861
+    assert res["cost"]["disk_gb"] == 200
+    # A larger volume asked for is the one priced.
+    res = run(
+        capsys, _ansible_check_mode=True, **node_args(moto, image="golden", model="codellama:34b-code", volume_size=250)
+    )
+    assert res["launch_spec"]["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 250
+    assert res["cost"]["disk_gb"] == 250, res["cost"]
     assert moto.instances() == []
 
 

@@ -148,6 +148,7 @@ def test_check_mode_returns_the_request_and_creates_nothing(gce, capsys):
     args = node_args(image="golden", image_family="ollama-node-big", model="gemma3:270m")
     res = run(capsys, _ansible_check_mode=True, **args)
     assert res["request"]["disks"][0]["initializeParams"]["diskSizeGb"] == "45", res
+    assert res["cost"]["disk_gb"] == 45, res["cost"]  # the disk launched is the one priced
     res = run(capsys, _ansible_check_mode=True, **dict(args, disk_size=40))
     assert res["failed"] is True
     assert (

@@ -442,6 +442,9 @@ def test_absent_check_mode_removes_nothing(ollama, capsys):
     rc, res = run_module(args(ollama, state="absent", also_as=[CANONICAL], _ansible_check_mode=True), capsys)
     assert rc == 0 and res["changed"] is True and res["also_as"][0]["action"] == "delete"
     assert ollama.changing_calls() == [] and len(models.m) == 2
+    # --check --diff shows the model gone, as a run would leave it.
+    assert res["digest"] == "" and res["diff"]["after"]["digest"] is None
+    assert res["diff"]["before"]["digest"] == res["before_digest"] != ""
 
 
 def test_absent_removes_a_name_left_when_the_model_is_gone(ollama, capsys):
