@@ -130,12 +130,26 @@ def egress_problems(settings):
     return problems
 
 
+def tailscale_checksum_problem(settings):
+    """A node that installs Tailscale at first boot checks the archive: its sha256 must be known."""
+    checksum = str(settings.get("tailscale_checksum") or "")
+    if re.fullmatch(r"sha256:[0-9a-fA-F]{64}", checksum):
+        return None
+    if not checksum:
+        return (
+            f"no sha256 is known for Tailscale {settings.get('tailscale_version')}: set tailscale_checksum "
+            "(sha256: and the archive's 64 hex digits), pick a version the tailscale role knows, or use a golden image"
+        )
+    return f"tailscale_checksum {checksum!r} is not sha256: followed by 64 hex digits"
+
+
 def problems(settings):
     """Everything wrong with the node role's settings for a create, as sentences (empty: nothing).
 
     ``settings``: cloud (aws, gcp), deployment, name, region, zones, egress, and for AWS vpc_cidr,
     public_cidr, private_cidrs; model_mirror, login_server, tailscale_url, installs_tailscale,
-    network_cidr for the egress=none checks.
+    network_cidr for the egress=none checks; with installs_tailscale, tailscale_version and
+    tailscale_checksum (what first boot checks the archive against).
     """
     cloud_name = settings["cloud"]
     found = [cloud.node_name_problem(settings.get("name"), settings.get("deployment"))]
@@ -147,6 +161,8 @@ def problems(settings):
             settings.get("private_cidrs") or [],
             settings["egress"],
         )
+    if settings.get("installs_tailscale"):
+        found.append(tailscale_checksum_problem(settings))
     if settings.get("egress") == "none":
         found += egress_problems(settings)
     return [p for p in found if p]

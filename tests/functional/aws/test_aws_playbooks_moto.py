@@ -404,6 +404,12 @@ BAD_INPUTS = {
         "node_aws_private_subnet_cidrs 10.64.0.0/23 overlaps node_aws_public_subnet_cidr 10.64.0.0/24",
     ),
     "bad node name": (["-e", "node_name=Oce_Node"], {}, "name 'Oce_Node' is not a valid node name"),
+    # First boot would install it, and fail there, after create: no sha256 to check the archive with.
+    "a Tailscale version of unknown sha256": (
+        ["-e", "tailscale_version=1.0.0"],
+        {},
+        "no sha256 is known for Tailscale 1.0.0: set tailscale_checksum",
+    ),
     "no egress with the public registry": (
         ["-e", "node_aws_egress=none"],
         {},

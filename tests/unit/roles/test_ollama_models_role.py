@@ -148,3 +148,15 @@ def test_no_second_name(node, tmp_path, settings):
     changed, resolved = play(node, tmp_path, ollama_models_list=["gemma3:270m"], **settings)
     assert changed == 1 and len(node.models) == 1
     assert node.fake.calls("POST", "/api/copy") == []
+
+
+@pytest.mark.parametrize(
+    ("play_vars", "url"), [({}, "http://127.0.0.1:11434"), ({"ollama_port": 11500}, "http://127.0.0.1:11500")]
+)
+def test_the_api_url_follows_the_ollama_roles_port(play_vars, url):
+    """The models are pulled where the ollama role made Ollama listen, when a play moves its port."""
+    from ansible.template import Templar, trust_as_template
+
+    defaults = yaml.safe_load((ROOT / "roles/ollama_models/defaults/main.yml").read_text())
+    template = trust_as_template(defaults["ollama_models_api_url"])  # as Ansible trusts a role's files
+    assert Templar(loader=None, variables=play_vars).template(template) == url

@@ -25,6 +25,8 @@ PRIVATE = {
     "login_server": "https://headscale.corp.internal",
     "tailscale_url": "https://oce-mirror.s3.us-east-1.amazonaws.com/tailscale_1.96.5_amd64.tgz",
     "installs_tailscale": True,
+    "tailscale_version": "1.96.5",
+    "tailscale_checksum": "sha256:" + "ab" * 32,
     "network_cidr": "10.64.0.0/16",
 }
 
@@ -92,3 +94,18 @@ def test_bad_settings_say_what_to_change(settings, message):
 
 def test_a_golden_image_with_tailscale_needs_no_package_server():
     assert node_inputs.problems(dict(AWS, **dict(PRIVATE, tailscale_url="", installs_tailscale=False))) == []
+
+
+@pytest.mark.parametrize(
+    ("checksum", "message"),
+    [
+        ("", "no sha256 is known for Tailscale 1.96.5: set tailscale_checksum"),
+        ("sha256:", "tailscale_checksum 'sha256:' is not sha256: followed by 64 hex digits"),
+        ("md5:" + "ab" * 16, "is not sha256: followed by 64 hex digits"),
+    ],
+)
+def test_a_node_that_installs_tailscale_needs_its_sha256_before_create(checksum, message):
+    """First boot checks the archive: without a known sha256 the node would fail there, after create."""
+    (problem,) = node_inputs.problems(dict(AWS, **dict(PRIVATE, tailscale_checksum=checksum)))
+    assert message in problem
+    assert node_inputs.problems(dict(AWS, **dict(PRIVATE, tailscale_checksum=checksum, installs_tailscale=False))) == []
