@@ -65,7 +65,10 @@ options:
     elements: str
     default: []
   security_unit:
-    description: A unit whose C(systemd-analyze security) is returned in RV(security), when loaded.
+    description:
+      - A unit whose C(systemd-analyze security) is returned in RV(security). Read only when the file
+        O(verify_unit) exists and O(units) lists this unit, loaded (the unit the role just wrote);
+        RV(security) is null otherwise.
     type: str
   api_url:
     description: Base URL of an Ollama API asked once for C(/api/version), without a proxy (RV(api_version)).
