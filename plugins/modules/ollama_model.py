@@ -92,7 +92,7 @@ options:
   keep_alive:
     description:
       - How long Ollama keeps the model loaded after O(loaded=true), in Ollama's duration format
-        (V(5m), V(24h)) or a number of seconds (V(-1): for ever). Not set uses the server's
+        (V(5m), V(24h)) or a number of seconds (V(-1) keeps it for ever). Not set uses the server's
         C(OLLAMA_KEEP_ALIVE).
     type: str
   timeout:
