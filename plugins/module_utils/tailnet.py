@@ -18,13 +18,20 @@ def peers(status):
     return list(((status or {}).get("Peer") or {}).values())
 
 
+def is_node(peer):
+    """Whether a peer can be one of our nodes: nodes join with a tagged key (README, step 2). A
+    device without a tag is a person's, named as its owner likes: one named as a node must not
+    receive the controller's SSH session (become, the node's settings) or the users' prompts."""
+    return bool(peer.get("Tags"))
+
+
 def find_peer(status, hostname):
-    """The peer that joined as ``hostname``: online first, then the most recently seen; or None.
+    """The tagged peer that joined as ``hostname``: online first, then the most recently seen; or None.
 
     A node destroyed without logging out can linger in the tailnet under the same name: the one
     that is online is the live one.
     """
-    found = [p for p in peers(status) if p.get("HostName") == hostname]
+    found = [p for p in peers(status) if p.get("HostName") == hostname and is_node(p)]
     return _best(hostname, found) if found else None
 
 
@@ -35,7 +42,7 @@ def find_peers(status):
     """
     by_name = {}
     for peer in peers(status):
-        if peer.get("HostName"):
+        if peer.get("HostName") and is_node(peer):
             by_name.setdefault(peer["HostName"], []).append(peer)
     return {hostname: _best(hostname, found) for hostname, found in by_name.items()}
 

@@ -281,14 +281,18 @@ def check_key_secret(connect, secret):
     if source == "aws_secretsmanager":
         api, operation, args = connect("secretsmanager"), "describe_secret", {"SecretId": name}
     elif source == "aws_ssm":
-        api, operation, args = connect("ssm"), "get_parameter", {"Name": name, "WithDecryption": False}
+        # Described, not got: ssm:GetParameter on the key would let the controller decrypt it.
+        api, operation = connect("ssm"), "describe_parameters"
+        args = {"ParameterFilters": [{"Key": "Name", "Option": "Equals", "Values": [name]}]}
     else:
         raise cloud.CloudError(f"key_secret source {source!r} is not aws_secretsmanager or aws_ssm")
     try:
         found = api.call(operation, **args)
     except cloud.CloudError as exc:
-        if exc.details.get("code") not in ("ResourceNotFoundException", "ParameterNotFound"):
+        if exc.details.get("code") != "ResourceNotFoundException":
             raise
+        found = None
+    if source == "aws_ssm" and not (found or {}).get("Parameters"):
         found = None
     # A secret made without a value has no AWSCURRENT version: the node would find nothing either.
     stages = [s for stages in ((found or {}).get("VersionIdsToStages") or {}).values() for s in stages]

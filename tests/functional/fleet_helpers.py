@@ -120,7 +120,7 @@ def tailnet_status_command(directory, peers):
     status = {
         "BackendState": "Running",
         "Peer": {
-            f"nodekey:{i}": {"HostName": h, "TailscaleIPs": [ip], "Online": True}
+            f"nodekey:{i}": {"HostName": h, "TailscaleIPs": [ip], "Online": True, "Tags": ["tag:ollama"]}
             for i, (h, ip) in enumerate(peers.items())
         },
     }

@@ -69,6 +69,7 @@ def test_pull_cut_mid_way_is_resumed(clean, capsys, model_name, shim):
     res = run(clean, capsys, name=model_name, insecure=True, timeout=240, stall_timeout=5)
     assert res.get("failed") is not True, res
     assert res["changed"] is True and shim.drops > 0
+    assert res["attempts"] >= 2, res  # the module resumed it, not only Ollama's own part retries
     assert tag_names(clean) == [model_name]
 
 
@@ -110,9 +111,10 @@ def test_unreachable_registry_fails_within_stall_timeout(clean, capsys):
 
 
 def test_plain_http_registry_without_insecure_fails(clean, capsys, model_name):
+    started = time.monotonic()
     res = run(clean, capsys, name=model_name, timeout=60)
     assert res["failed"] is True and res["msg"].endswith("needs insecure: true)")
-    assert res.get("attempts") is None  # failed at once, no retries to the deadline
+    assert time.monotonic() - started < 10  # failed at once, no retries to the deadline
 
 
 @pytest.mark.parametrize("name", ["gemma3:-bad", "a/b.c/m:1", "bad name:1"])

@@ -228,6 +228,18 @@ def test_bad_input_fails_clearly_and_creates_nothing(moto, capsys, case):
     assert moto.instances() == []
 
 
+def test_a_key_parameter_that_exists_passes_the_check_without_being_read(moto, capsys):
+    ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=moto.url)
+    ssm.put_parameter(Name="/oce/t1/tailscale", Type="SecureString", Value="tskey-auth-moto")
+    res = run(
+        capsys,
+        _ansible_check_mode=True,
+        **node_args(moto, key_secret={"source": "aws_ssm", "name": "/oce/t1/tailscale"}),
+    )
+    assert res["changed"] is True and not res.get("failed"), res
+    assert moto.instances() == []
+
+
 def test_missing_credentials_says_how_to_provide_them(moto, capsys, monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")

@@ -34,7 +34,7 @@ FAKE_ENV = {
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
-DEPLOYMENTS = ["t-nat", "t-air", "t-check", "t-bad", "t-half", "t-topic"]
+DEPLOYMENTS = ["t-nat", "t-air", "t-check", "t-bad", "t-half", "t-late", "t-topic"]
 OURS = [
     {"Name": "tag:oce-deployment", "Values": DEPLOYMENTS},
     {"Name": "tag:oce-managed-by", "Values": ["ollama_cloud.engine"]},

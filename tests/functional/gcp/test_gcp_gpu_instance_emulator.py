@@ -407,6 +407,8 @@ def test_operation_error_surfaces_its_message(gce, capsys):
     assert res["failed"] is True and "stop instance oce-t1 failed" in res["msg"]
     assert "The instance cannot be stopped now." in res["msg"]
     assert created["node"]["state"] == "running"
+    (vm,) = gce.instances.values()  # the refused stop left the VM running
+    assert vm["status"] == "RUNNING", vm["status"]
 
 
 def test_a_vm_that_never_runs_is_deleted_at_the_deadline(gce, capsys):

@@ -147,6 +147,13 @@ def test_exposure_stays_at_or_below_what_was_measured(unit):
     assert score <= load(ROLE / "defaults" / "main.yml")["ollama_security_score_max"]
 
 
+def test_the_cloud_metadata_service_is_out_of_reach(unit):
+    """The node's credentials (and through them its tailnet key) stay out of the API's reach, on
+    GPU and CPU hosts alike (systemd verify, above, accepts the directive)."""
+    _kind, path = unit
+    assert directives(path, "IPAddressDeny") == ["169.254.169.254 fd00:ec2::254"]
+
+
 @needs_systemd
 def test_systemd_reads_every_nvidia_device_name_on_gpu_hosts_only(unit):
     kind, path = unit

@@ -42,6 +42,7 @@ CALLS = {
     "model_specs": ((["gemma3:270m"], "models.internal:5000"), "models.internal:5000/library/gemma3:270m"),
     "running_cost": (([{"state": "running", "hourly_cost": 1.0}],), "1 running node(s)"),
     "tailnet_peer": (("oce-demo", '{"Peer": {}}'), "oce-demo"),
+    "tailnet_hostname": (("prod", "gpu1"), "oce-prod-gpu1"),
     "deployment_labels": (("demo", "dev", None, "marker"), "demo"),
     "deployment_names": (("demo",), "oce/demo/tailscale"),
     "deployment_owns": (({}, "demo"), "False"),

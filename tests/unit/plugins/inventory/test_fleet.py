@@ -15,6 +15,9 @@ from ansible_collections.ollama_cloud.engine.plugins.inventory import fleet
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import first_boot, tailnet
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import fleet as fleet_utils
 
+# Nodes join with a tagged key; the tailnet takes only tagged peers for nodes.
+TAG = ["tag:ollama"]
+
 
 @pytest.mark.parametrize(
     "name, ok",
@@ -118,8 +121,14 @@ def test_find_gcp_nodes_adds_gpu_and_tailnet_hostname_and_filters_by_our_labels(
 STATUS = {
     "BackendState": "Running",
     "Peer": {
-        "k1": {"HostName": "oce-x", "TailscaleIPs": ["100.64.0.7", "fd7a::7"], "Online": True, "DNSName": "oce-x.t."},
-        "k2": {"HostName": "other", "TailscaleIPs": ["100.64.0.9"], "Online": True},
+        "k1": {
+            "HostName": "oce-x",
+            "TailscaleIPs": ["100.64.0.7", "fd7a::7"],
+            "Online": True,
+            "DNSName": "oce-x.t.",
+            "Tags": TAG,
+        },
+        "k2": {"HostName": "other", "TailscaleIPs": ["100.64.0.9"], "Online": True, "Tags": TAG},
     },
 }
 
@@ -144,9 +153,15 @@ def test_nodes_are_reached_over_the_tailnet_only(status, host, online):
 def test_find_peers_tells_each_hostname_as_find_peer_does():
     status = {
         "Peer": {
-            "old": {"HostName": "oce-x", "TailscaleIPs": ["100.64.0.3"], "Online": False, "LastSeen": "2026-01-02"},
-            "new": {"HostName": "oce-x", "TailscaleIPs": ["fd7a::8", "100.64.0.8"], "Online": True},
-            "y": {"HostName": "oce-y", "TailscaleIPs": ["100.64.0.9"], "Online": False},
+            "old": {
+                "HostName": "oce-x",
+                "TailscaleIPs": ["100.64.0.3"],
+                "Online": False,
+                "LastSeen": "2026-01-02",
+                "Tags": TAG,
+            },
+            "new": {"HostName": "oce-x", "TailscaleIPs": ["fd7a::8", "100.64.0.8"], "Online": True, "Tags": TAG},
+            "y": {"HostName": "oce-y", "TailscaleIPs": ["100.64.0.9"], "Online": False, "Tags": TAG},
             "anon": {"TailscaleIPs": ["100.64.0.10"]},
         }
     }

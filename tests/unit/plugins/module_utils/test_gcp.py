@@ -199,6 +199,7 @@ def test_connection_errors_are_retried_then_told_without_details():
         err.value.msg
         == "look up zone z failed: could not reach the Compute Engine endpoint; check endpoint and the network"
     )
+    assert len(session.asked) == 3 and len(api.retries) == 2  # retried, then told
 
 
 def test_operations_are_polled_to_a_deadline():

@@ -9,7 +9,13 @@ from ansible_collections.ollama_cloud.engine.plugins.module_utils import fleet, 
 
 
 def peer(name, ip, online, seen="2026-12-01T10:00:00Z"):
-    return {"HostName": name, "TailscaleIPs": [ip, "fd7a:115c::1"], "Online": online, "LastSeen": seen}
+    return {
+        "HostName": name,
+        "TailscaleIPs": [ip, "fd7a:115c::1"],
+        "Online": online,
+        "LastSeen": seen,
+        "Tags": ["tag:ollama"],
+    }
 
 
 def test_the_online_node_wins_over_a_stale_one_of_the_same_name():
@@ -21,6 +27,17 @@ def test_the_online_node_wins_over_a_stale_one_of_the_same_name():
     }
     found = tailnet.find_peer(json.dumps(status), "oce-d")
     assert (found["address"], found["online"]) == ("100.64.0.2", True)
+
+
+def test_a_device_without_a_tag_is_never_taken_for_a_node():
+    """Anyone on the tailnet may name a device oce-d; only a tagged key makes a node."""
+    impostor = dict(peer("oce-d", "100.64.0.9", True, "2026-12-01T12:00:00Z"), Tags=None)
+    status = {"Peer": {"a": peer("oce-d", "100.64.0.2", False), "b": impostor}}
+    assert tailnet.find_peer(status, "oce-d")["address"] == "100.64.0.2"
+    assert tailnet.find_peers(status)["oce-d"]["address"] == "100.64.0.2"
+    alone = {"Peer": {"b": impostor}}
+    assert tailnet.find_peer(alone, "oce-d") is None and tailnet.find_peers(alone) == {}
+    assert tailnet_peer("oce-d", alone)["online"] is False
 
 
 def test_a_node_that_has_not_joined_is_reported_offline_without_an_address():

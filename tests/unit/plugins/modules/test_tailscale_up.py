@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
 
 import pytest
@@ -222,14 +221,13 @@ def test_down_then_down_again(fake, capsys):
     assert not result["changed"]
 
 
-def test_key_file_modes_are_private():
-    # The module's own temp dir: mkdtemp gives 0700 whatever the umask.
+def test_key_file_modes_are_private_whatever_the_umask(fake, capsys):
+    fake.set(NEW)
     old = os.umask(0)
     try:
-        import tempfile
-
-        path = tempfile.mkdtemp(prefix="tailscale-up-")
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
-        os.rmdir(path)
+        result = run(fake, capsys, auth_key=KEY)[0]
     finally:
         os.umask(old)
+    assert result["changed"] and result["logged_in"]
+    up = [c for c in fake.state()["calls"] if c["argv"][0] == "up"][0]
+    assert (up["key_mode"], up["key_dir_mode"]) == ("0o600", "0o700")
