@@ -65,6 +65,15 @@ options:
         tags and C(aws:*) tags are never removed.
     type: bool
     default: false
+  permissions_boundary:
+    description:
+      - ARN of a managed policy set as the role's permissions boundary (on a new role, and on an
+        existing one that has another or none). With a boundary, the controller's policy can require
+        it (C(iam:PermissionsBoundary) on C(iam:CreateRole), C(iam:PutRolePolicy) and
+        C(iam:PutRolePermissionsBoundary); see docs/permissions), so that no role it makes can hold
+        more than the boundary allows, whatever its inline policy says.
+      - Not set leaves a role's boundary as it is.
+    type: str
   log_group:
     description: The CloudWatch Logs group the node's agent writes into (it must exist before the node boots).
     type: str
@@ -220,6 +229,7 @@ TAGS_MAX = 50
 _IAM_NAME_RE = re.compile(r"^[\w+=,.@-]+$")
 _SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 _LOG_GROUP_RE = re.compile(r"^[.\-_/#A-Za-z0-9]{1,512}$")
+_POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]+$")
 # Sequences IAM may store either as one string or as a list of strings (actions, resources, a
 # principal's services or accounts): compared as sorted lists.
 _LIST_KEYS = frozenset({"Action", "NotAction", "Resource", "NotResource", "Service", "AWS", "Federated"})
@@ -304,6 +314,11 @@ def defaults(params):
     )
 
 
+def boundary_of(role):
+    """The ARN of a role's permissions boundary, or None."""
+    return ((role or {}).get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+
+
 def lacks_tags(kind, name, deployment):
     labels = fleet.deployment_labels(deployment)
     wanted = " and ".join(f"{k}={v}" for k, v in sorted(labels.items()))
@@ -322,6 +337,7 @@ class Identity:
         self.region = iam.region
         self.tags = cloud.our_tags(self.deployment, environment=params.get("environment"), extra=params["tags"])
         self.purge = params["purge_tags"]
+        self.boundary = params.get("permissions_boundary") or None
         self.description = f"ollama_cloud.engine {self.deployment}: the GPU node's instance role"
         self.actions, self.done, self.left_alone, self.warnings = [], [], [], []
         self.account = self.partition = None
@@ -406,6 +422,7 @@ class Identity:
                 "name": role["RoleName"],
                 "trust_policy": role.get("AssumeRolePolicyDocument"),
                 "description": role.get("Description", ""),
+                "permissions_boundary": boundary_of(role),
                 "tags": dict(sorted(aws.tag_dict(role.get("Tags")).items())),
             },
             "policy": policy,
@@ -456,11 +473,13 @@ class Identity:
                         "AssumeRolePolicyDocument": trust,
                         "Description": self.description,
                         "Tags": aws.to_tag_list(self.tags),
+                        **({"PermissionsBoundary": self.boundary} if self.boundary else {}),
                     },
                 ),
             )
             self.created_role = not self.check
             role_tags = self.tags
+            boundary = self.boundary
         else:
             if not same_policy(role.get("AssumeRolePolicyDocument"), TRUST_POLICY):
                 self.act(
@@ -473,6 +492,16 @@ class Identity:
                     ("update_role", {"RoleName": self.name, "Description": self.description}),
                 )
             role_tags = self.retag("role", role, "tag_role", "untag_role", RoleName=self.name)
+            boundary = boundary_of(role)
+            if self.boundary and boundary != self.boundary:
+                self.act(
+                    f"set the permissions boundary of role {self.name} to {self.boundary}",
+                    (
+                        "put_role_permissions_boundary",
+                        {"RoleName": self.name, "PermissionsBoundary": self.boundary},
+                    ),
+                )
+                boundary = self.boundary
 
         if not same_policy(found_policy, policy):
             verb = "correct" if found_policy is not None else "put"
@@ -514,6 +543,7 @@ class Identity:
                 "name": self.name,
                 "trust_policy": TRUST_POLICY,
                 "description": self.description,
+                "permissions_boundary": boundary,
                 "tags": dict(sorted(role_tags.items())),
             },
             "policy": policy,
@@ -590,6 +620,12 @@ def check_inputs(params):
             f"secret_name {secret_name!r} is not a Secrets Manager secret name: use 1-512 letters, digits "
             "and /_+=.@- (the name, not the ARN)"
         )
+    boundary = params.get("permissions_boundary")
+    if boundary and not _POLICY_ARN_RE.match(boundary):
+        problems.append(
+            f"permissions_boundary {boundary!r} is not the ARN of a managed policy "
+            "(arn:aws:iam::123456789012:policy/NAME)"
+        )
     if not _LOG_GROUP_RE.match(log_group):
         problems.append(
             f"log_group {log_group!r} is not a CloudWatch Logs group name: use 1-512 letters, digits and ._-/#"
@@ -625,6 +661,7 @@ def main():
             "purge_tags": {"type": "bool", "default": False},
             "log_group": {"type": "str"},
             "secret_name": {"type": "str"},
+            "permissions_boundary": {"type": "str"},
         },
     )
     base.check(check_inputs(base.params))

@@ -104,6 +104,24 @@ def test_present_creates_the_role_its_policy_and_the_profile_then_changes_nothin
     assert everything(iam) == found
 
 
+def test_a_permissions_boundary_is_set_on_the_new_role_and_corrected_on_an_existing_one(iam, capsys):
+    arns = [
+        iam.create_policy(PolicyName=name, PolicyDocument=allow("logs:*"))["Policy"]["Arn"]
+        for name in ("oce-node-boundary", "oce-node-boundary-2")
+    ]
+    res = run(capsys, permissions_boundary=arns[0])
+    assert res["changed"] is True and not res.get("failed"), res
+    assert iam.get_role(RoleName="oce-demo-node")["Role"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == arns[0]
+    assert run(capsys, permissions_boundary=arns[0])["changed"] is False
+    assert run(capsys)["changed"] is False  # none given: the role keeps its own
+
+    res = run(capsys, permissions_boundary=arns[1], _ansible_diff=True)
+    assert res["changed"] is True and any("permissions boundary" in a for a in res["actions"]), res
+    assert res["diff"]["after"]["role"]["permissions_boundary"] == arns[1]
+    assert res["diff"]["before"]["role"]["permissions_boundary"] == arns[0]
+    assert iam.get_role(RoleName="oce-demo-node")["Role"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == arns[1]
+
+
 def test_the_log_group_secret_and_name_are_inputs(iam, capsys):
     res = run(capsys, name="team-a", log_group="/ml/logs", secret_name="ml/key", region="eu-west-1")
     assert res["changed"] is True, res
@@ -267,6 +285,7 @@ def test_absent_leaves_someone_elses_role_and_profile_of_the_name(iam, capsys, m
         ({"tags": {"oce-deployment": "x"}}, "tags may not set oce-deployment"),
         ({"tags": {"aws:owner": "x"}}, "tags may not set aws:owner"),
         ({"tags": {f"k{n}": "v" for n in range(49)}}, "51 tags with ours: IAM allows at most 50"),
+        ({"permissions_boundary": "oce-boundary"}, "permissions_boundary 'oce-boundary' is not the ARN of a managed"),
     ],
 )
 def test_bad_input_fails_before_anything_is_created(iam, capsys, args, message):
