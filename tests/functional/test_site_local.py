@@ -181,3 +181,7 @@ def test_unknown_cloud_stops_before_creating(play):
     out = play("site.yml", "-e", "cloud=azure", ok=False)
     assert "value of node_cloud must be one of: local, aws, gcp, got: azure" in out
     assert recap(out)[0] == 0
+    # This inventory's settings (its model, its environment) must not reach a cloud node.
+    out = play("site.yml", "-e", "cloud=aws", ok=False)
+    assert "cloud=aws with the inventory of cloud=local, whose settings would apply" in " ".join(out.split())
+    assert "run with -i inventories/aws." in " ".join(out.split()) and recap(out)[0] == 0
