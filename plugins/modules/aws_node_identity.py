@@ -479,7 +479,6 @@ class Identity:
             )
             self.created_role = not self.check
             role_tags = self.tags
-            boundary = self.boundary
         else:
             if not same_policy(role.get("AssumeRolePolicyDocument"), TRUST_POLICY):
                 self.act(
@@ -492,8 +491,7 @@ class Identity:
                     ("update_role", {"RoleName": self.name, "Description": self.description}),
                 )
             role_tags = self.retag("role", role, "tag_role", "untag_role", RoleName=self.name)
-            boundary = boundary_of(role)
-            if self.boundary and boundary != self.boundary:
+            if self.boundary and boundary_of(role) != self.boundary:
                 self.act(
                     f"set the permissions boundary of role {self.name} to {self.boundary}",
                     (
@@ -501,7 +499,6 @@ class Identity:
                         {"RoleName": self.name, "PermissionsBoundary": self.boundary},
                     ),
                 )
-                boundary = self.boundary
 
         if not same_policy(found_policy, policy):
             verb = "correct" if found_policy is not None else "put"
@@ -543,7 +540,7 @@ class Identity:
                 "name": self.name,
                 "trust_policy": TRUST_POLICY,
                 "description": self.description,
-                "permissions_boundary": boundary,
+                "permissions_boundary": self.boundary or boundary_of(role),
                 "tags": dict(sorted(role_tags.items())),
             },
             "policy": policy,

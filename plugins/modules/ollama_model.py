@@ -424,11 +424,11 @@ class ModelTask:
         if self.check:
             self.result["loaded"] = want
             return
-        body = {"model": self.p["name"], "keep_alive": 0}
-        if want:
-            body["keep_alive"] = None if self.p["keep_alive"] is None else api.keep_alive_value(self.p["keep_alive"])
-        if body["keep_alive"] is None:
-            del body["keep_alive"]
+        body = {"model": self.p["name"]}
+        if not want:
+            body["keep_alive"] = 0
+        elif self.p["keep_alive"] is not None:
+            body["keep_alive"] = api.keep_alive_value(self.p["keep_alive"])
         self.client.generate(body, timeout=self.p["timeout"])
         self.result["loaded"] = self.is_loaded()
         if want and not self.result["loaded"]:
