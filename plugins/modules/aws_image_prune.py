@@ -17,7 +17,7 @@ description:
     the C(oce-built-at) tag). Older ones, and failed ones, are deregistered and their EBS snapshots
     deleted.
   - Never touches an image that is still in use - by an instance in any state but C(terminated), or
-    by the latest or default version of a launch template - nor one still being created
+    by any version of a launch template (an Auto Scaling group may pin an old one) - nor one still being created
     (C(pending)). Those are returned in RV(left_alone) with the reason.
   - A snapshot that another image of the account still uses is not deleted.
   - Idempotent, a second run with the same options finds nothing to delete.
@@ -53,8 +53,9 @@ attributes:
     description: Shows the image ids of the selected groups before and after.
 notes:
   - The credentials need C(ec2:DescribeImages), C(ec2:DescribeInstances),
-    C(ec2:DescribeLaunchTemplates), C(ec2:DescribeLaunchTemplateVersions), C(ec2:DeregisterImage)
-    and C(ec2:DeleteSnapshot).
+    C(ec2:DescribeLaunchTemplates), C(ec2:DescribeLaunchTemplateVersions) (statement PruneImages of
+    docs/permissions/aws-controller-policy.json), and C(ec2:DeregisterImage) and
+    C(ec2:DeleteSnapshot) on resources tagged C(oce-managed-by=ollama_cloud.engine) (statement PruneOurImagesOnly).
   - Only this account and region are looked at. An image shared with other accounts, launch
     templates that name an image through an SSM parameter (C(resolve:ssm:...)), and Auto Scaling
     launch configurations are not seen; keep such images out of the selection (or raise O(keep)).
@@ -260,16 +261,15 @@ def instance_users(ec2, image_ids):
 
 
 def template_users(ec2, image_ids):
-    """image id -> 'launch template lt-... (name) version N ($Latest)' for latest and default versions."""
+    """image id -> 'launch template lt-... (name) version N ($Latest)', over every version: an Auto
+    Scaling group or a fleet may pin any one of them, not only $Latest or $Default."""
     users = {}
     templates = ec2.paginate("describe_launch_templates", "LaunchTemplates")
     for template in sorted(templates, key=lambda t: t["LaunchTemplateId"]):
-        versions = ec2.call(
-            "describe_launch_template_versions",
-            LaunchTemplateId=template["LaunchTemplateId"],
-            Versions=["$Latest", "$Default"],
-        ).get("LaunchTemplateVersions", [])
-        for version in versions:
+        versions = ec2.paginate(
+            "describe_launch_template_versions", "LaunchTemplateVersions", LaunchTemplateId=template["LaunchTemplateId"]
+        )
+        for version in sorted(versions, key=lambda v: -v.get("VersionNumber", 0)):
             image_id = (version.get("LaunchTemplateData") or {}).get("ImageId")
             if image_id in image_ids and image_id not in users:
                 which = []

@@ -95,6 +95,9 @@ options:
       - Shielded VM Secure Boot. Keep it on with signed NVIDIA modules (Canonical's
         C(linux-modules-nvidia-*-gcp)); DKMS-built drivers need it off. vTPM and integrity
         monitoring are always on.
+      - An image whose C(oce-nvidia-source) label says its driver is DKMS-built (Packer's
+        C(gcp_nvidia_driver_source=cuda-repo)) fails the module before anything is created while
+        this is on, because Secure Boot would refuse to load the driver and the node would have no GPU.
     type: bool
     default: true
   network_tags:
@@ -285,6 +288,10 @@ from ansible_collections.ollama_cloud.engine.plugins.module_utils import (
 STALE_REQUESTS = 5
 
 # Metadata keys we set; the user's metadata may not override them.
+# The label Packer sets on a golden image with the source of its NVIDIA driver (packer/gcp.pkr.hcl),
+# and the sources whose modules are built on the node by DKMS, unsigned: Secure Boot refuses them.
+LABEL_NVIDIA_SOURCE = "oce-nvidia-source"
+UNSIGNED_DRIVER_SOURCES = ("cuda-repo",)
 FIXED_METADATA = {"block-project-ssh-keys": "TRUE", "enable-oslogin": "TRUE"}
 
 
@@ -452,6 +459,14 @@ class GcpNode(cloud.Provider):
             raise cloud.CloudError(f"image {given} does not exist (or this project may not use it)")
         if found.get("status") not in (None, "READY"):
             raise cloud.CloudError(f"image {found.get('name')} is {found.get('status')}, not READY")
+        driver = (found.get("labels") or {}).get(LABEL_NVIDIA_SOURCE)
+        if self.params["secure_boot"] and driver in UNSIGNED_DRIVER_SOURCES:
+            raise cloud.CloudError(
+                f"image {found.get('name')} has a DKMS-built NVIDIA driver ({LABEL_NVIDIA_SOURCE}={driver}), whose "
+                "unsigned modules Secure Boot refuses to load, so the node would have no GPU: set secure_boot to "
+                "false (the node role's node_gcp_secure_boot), or build the image with "
+                "gcp_nvidia_driver_source=ubuntu-signed"
+            )
         booted = f"projects/{gcp.last_project(found) or path.split('/')[1]}/global/images/{found['name']}"
         return booted, source, int(found.get("diskSizeGb") or 0)
 

@@ -157,6 +157,11 @@ def test_site_answers_then_converges_to_zero_changes(play):
     alone = play("playbooks/configure.yml", "-e", "model=gemma3:270m")
     assert recap(alone) == (0, 0), alone[-3000:]
     assert (ran(alone, FIND_NODES), ran(alone, APPLY)) == (1, 0), alone[-3000:]
+    # So does ask.yml, and it asks the node for an answer.
+    asked = play("playbooks/ask.yml")
+    answer = re.search(r"The sky is blue because(.*)", asked)
+    assert answer and len(answer.group(1).split()) >= 3, asked[-3000:]
+    assert recap(asked) == (0, 0) and ran(asked, FIND_NODES) == 1, asked[-3000:]
 
 
 def test_stop_start_destroy(play):
@@ -175,6 +180,8 @@ def test_stop_start_destroy(play):
 def test_start_of_a_missing_node_says_what_to_do(play):
     out = play("playbooks/start.yml", "-e", "deployment=nosuch" + play.deployment, ok=False)
     assert "run playbooks/create.yml first" in out
+    out = play("playbooks/ask.yml", "-e", "deployment=nosuch" + play.deployment, ok=False)
+    assert "has no running node on cloud=local: create one" in " ".join(out.split())
 
 
 def test_unknown_cloud_stops_before_creating(play):

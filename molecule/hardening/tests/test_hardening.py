@@ -545,6 +545,23 @@ def test_banner_is_shown_on_the_console_and_by_sshd(node):
     assert "banner /etc/issue.net" in node.check_output("sshd -T").splitlines()
 
 
+def test_a_service_tied_to_the_firewall_stops_with_it_and_brings_it_back(node):
+    """hardening_firewall_required_by (converge.yml's stand-in for ollama.service): Requires= and
+    After= on the firewall's unit, so stopping the firewall stops it, and starting it starts the
+    firewall first."""
+    guarded = "oce-molecule-guarded.service"
+    shown = node.check_output("systemctl show --property=Requires --property=After %s" % guarded)
+    assert [line.split("=")[0] for line in shown.splitlines() if "oce-firewall.service" in line] == ["Requires", "After"]
+    assert node.service(guarded).is_running
+    node.run_expect([0], "systemctl stop oce-firewall.service")
+    try:
+        assert not node.service(guarded).is_running
+    finally:
+        node.run_expect([0], "systemctl start %s" % guarded)
+    assert node.service("oce-firewall.service").is_running
+    assert "policy drop;" in node.check_output("nft list chain inet oce_filter input")
+
+
 # --- last: a reboot (the listeners above do not survive it) ---
 
 

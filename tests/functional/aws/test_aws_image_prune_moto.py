@@ -143,6 +143,19 @@ def test_default_keeps_three_newest_per_group(moto, capsys):
     assert run(capsys)["changed"] is False
 
 
+def test_an_image_an_older_launch_template_version_boots_is_kept(moto, capsys):
+    """An Auto Scaling group may pin any version of a template, not only $Latest or $Default."""
+    pinned, newest = golden(moto, 1)[0], golden(moto, 2)[0]
+    template = moto.ec2.create_launch_template(LaunchTemplateName="oce-pinned", LaunchTemplateData={"ImageId": pinned})
+    template_id = template["LaunchTemplate"]["LaunchTemplateId"]
+    moto.ec2.create_launch_template_version(LaunchTemplateId=template_id, LaunchTemplateData={"ImageId": newest})
+    moto.ec2.modify_launch_template(LaunchTemplateId=template_id, DefaultVersion="2")
+    res = run(capsys, keep=1)
+    assert res["deleted"] == [], res
+    skipped = {s["image_id"]: s["reason"] for s in res["left_alone"]}
+    assert skipped == {pinned: f"in use by launch template {template_id} (oce-pinned) version 1"}
+
+
 def test_image_names_and_deployment_narrow_the_selection(moto, capsys):
     node = [golden(moto, n)[0] for n in range(1, 3)]
     cpu = [golden(moto, n, image="ollama-cpu")[0] for n in range(1, 3)]

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -360,6 +361,12 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
     assert recap(started) == (1, 0) and "running" in table_row(started, "oce-t-nat")
     status = aws.run(("status", "t-nat"))
     assert "0.526" in table_row(status, "oce-t-nat") and "1 running node(s): 0.526 USD/h" in flat(status)
+    # ask.yml alone finds the node; from a controller without the tailscale CLI (an execution
+    # environment without it) it stops at once, not after the join timeout's retries, and says why.
+    began = time.monotonic()
+    asked = aws.run(("ask", "t-nat", "-e", '{"node_tailnet_cli": ["/nonexistent/tailscale"]}'), ok=False)
+    assert "`/nonexistent/tailscale status` failed" in flat(asked), asked[-3000:]
+    assert "this controller must be on the tailnet" in flat(asked) and time.monotonic() - began < 120
 
     gone = aws.run(("destroy", "t-nat"), ("destroy", "t-air", "-e", "node_aws_egress=none"))
     assert all(recap(out)[1] == 0 for out in gone)

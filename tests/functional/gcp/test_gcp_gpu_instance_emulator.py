@@ -157,6 +157,20 @@ def test_check_mode_returns_the_request_and_creates_nothing(gce, capsys):
     )
 
 
+def test_an_image_with_a_dkms_driver_needs_secure_boot_off(gce, capsys):
+    """Secure Boot refuses DKMS-built NVIDIA modules: a golden image labelled with such a driver
+    fails before anything is created, and boots with secure_boot off."""
+    gce.add_image("oce-test", "ollama-node-fm-1", "ollama-node-fm", labels={"oce-nvidia-source": "cuda-repo"})
+    args = node_args(image="golden", image_family="ollama-node-fm")
+    res = run(capsys, **args)
+    assert res["failed"] is True and res["changed"] is False
+    assert "ollama-node-fm-1 has a DKMS-built NVIDIA driver (oce-nvidia-source=cuda-repo)" in res["msg"], res["msg"]
+    assert "node_gcp_secure_boot" in res["msg"] and gce.changing_calls() == [] and gce.instances == {}
+    res = run(capsys, _ansible_check_mode=True, **dict(args, secure_boot=False))
+    assert res.get("failed") is not True, res
+    assert res["request"]["shieldedInstanceConfig"]["enableSecureBoot"] is False
+
+
 def test_throttling_and_server_errors_are_retried(gce, capsys):
     gce.fail("compute.instances.aggregatedList", 429, "rateLimitExceeded", times=2)
     gce.fail("compute.instances.insert", 503, "backendError", times=1)

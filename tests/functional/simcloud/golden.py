@@ -4,8 +4,9 @@ A builder container from the stock cloud image runs packer/image.yml (connection
 ollama_cloud.engine.podman; the collection resolves from this checkout), downloading Ollama and
 Tailscale from the rig's HTTP mirror; then packer/scripts/cleanup.sh, as Packer runs it; then the
 image is committed as localhost/oce-golden:<key> and checked for what must not be in it. The key
-hashes what the image is made of (image.yml, roles/, the cleanup script, rig/versions.env, the
-variables, the stock image), so it is rebuilt only when one of them changes.
+hashes what the image is made of (image.yml, roles/, the plugins the roles run, the cleanup
+script, rig/versions.env, the variables, the stock image), so it is rebuilt only when one of them
+changes.
 """
 
 from __future__ import annotations
@@ -60,10 +61,22 @@ def _files(root):
             yield os.path.join(base, name)
 
 
+def _runs_on_the_controller_only(path):
+    """The plugins an image build never runs: the cloud APIs' modules and module_utils, the
+    inventory, the docs. Every other plugin (node_probe, config_files, the filters, the podman
+    connection and what they import) shapes what the roles write into the image."""
+    relative = os.path.relpath(path, os.path.join(rig.REPO_ROOT, "plugins"))
+    kind, name = os.path.split(relative)
+    return kind in ("inventory", "doc_fragments") or (
+        kind in ("modules", "module_utils") and name.split("_")[0].removesuffix(".py") in ("aws", "gcp", "local")
+    )
+
+
 def golden_key(extra_vars):
     digest = hashlib.sha256()
     paths = [IMAGE_PLAYBOOK, CLEANUP, VALIDATE, CLOUD_NODE_VARS, os.path.join(rig.REPO_ROOT, "rig", "versions.env")]
     paths += list(_files(os.path.join(rig.REPO_ROOT, "roles")))
+    paths += [p for p in _files(os.path.join(rig.REPO_ROOT, "plugins")) if not _runs_on_the_controller_only(p)]
     for path in paths:
         digest.update(os.path.relpath(path, rig.REPO_ROOT).encode() + b"\0")
         with open(path, "rb") as f:

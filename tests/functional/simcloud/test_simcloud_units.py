@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import dataclasses
+import io
 import json
 import os
 import types
@@ -57,6 +59,29 @@ def test_golden_key_follows_variables(monkeypatch):
     assert one == golden.golden_key({"cloud": "aws"}) and len(one) == 12
     assert one != golden.golden_key({"cloud": "gcp"})
     assert golden.golden_tag(one) == f"localhost/oce-golden:{one}"
+
+
+def test_golden_key_follows_the_plugins_an_image_build_runs(monkeypatch):
+    """A change to a module the roles run on the builder (node_probe) makes a new image; one to a
+    cloud API's module, which never runs there, does not."""
+    monkeypatch.setattr(rig, "podman", lambda *a, **k: types.SimpleNamespace(stdout="sha256:cloudimage"))
+    real_open, changed = open, {}
+
+    def reading(path, *args, **kwargs):
+        f = real_open(path, *args, **kwargs)
+        if path in changed:
+            data = f.read() + changed[path]
+            f.close()
+            return io.BytesIO(data)
+        return f
+
+    monkeypatch.setattr(builtins, "open", reading)
+    before = golden.golden_key({"cloud": "aws"})
+    plugins = os.path.join(rig.REPO_ROOT, "plugins")
+    changed[os.path.join(plugins, "modules", "aws_network.py")] = b"# a cloud API's module"
+    assert golden.golden_key({"cloud": "aws"}) == before
+    changed[os.path.join(plugins, "modules", "node_probe.py")] = b"# what the roles run"
+    assert golden.golden_key({"cloud": "aws"}) != before
 
 
 class FakeEc2:
