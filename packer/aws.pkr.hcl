@@ -5,8 +5,11 @@
 
 locals {
   aws_tags = merge(local.tags, {
-    "Name"              = local.image_id
-    "oce-nvidia-driver" = var.aws_nvidia_driver_source == "none" ? "none" : var.nvidia_driver_branch
+    "Name"              = local.image_id.aws
+    "oce-image"         = local.image_name.aws
+    "oce-nvidia-driver" = var.aws_nvidia_driver_source == "none" ? "none" : local.role_inputs.nvidia_driver_branch
+    # Where the driver came from: DKMS-built (cuda-repo) modules are unsigned.
+    "oce-nvidia-source" = var.aws_nvidia_driver_source
   })
 
   # What the build passes for this source only (build.pkr.hcl looks it up by source name).
@@ -24,8 +27,8 @@ locals {
 
 source "amazon-ebs" "aws" {
   region          = var.aws_region
-  ami_name        = local.image_id
-  ami_description = "Ollama ${var.ollama_version} on Ubuntu ${var.ubuntu_version} (ollama_cloud.engine golden image)"
+  ami_name        = local.image_id.aws
+  ami_description = "Ollama ${local.role_inputs.ollama_version} on Ubuntu ${var.ubuntu_version} (ollama_cloud.engine golden image)"
   ami_regions     = var.ami_regions
   instance_type   = var.aws_instance_type
 
@@ -55,8 +58,10 @@ source "amazon-ebs" "aws" {
     encrypted             = true
     delete_on_termination = true
   }
-  encrypt_boot = true
-  kms_key_id   = var.aws_kms_key_id != "" ? var.aws_kms_key_id : null
+  # kms_key_id encrypts in aws_region only; each copy takes its region's key from region_kms_key_ids.
+  encrypt_boot       = true
+  kms_key_id         = var.aws_kms_key_id != "" ? var.aws_kms_key_id : null
+  region_kms_key_ids = var.aws_region_kms_key_ids
 
   # Private build: no public IP, no inbound rule needed; SSH runs inside a Session Manager session.
   associate_public_ip_address = false
@@ -70,7 +75,7 @@ source "amazon-ebs" "aws" {
 
   deprecate_at = timeadd(local.built_at, "${var.deprecate_after_days * 24}h")
 
-  run_tags        = merge(local.builder_labels, { "Name" = "packer-${local.image_id}" })
+  run_tags        = merge(local.builder_labels.aws, { "Name" = "packer-${local.image_id.aws}" })
   run_volume_tags = local.aws_tags
   snapshot_tags   = local.aws_tags
   tags            = local.aws_tags

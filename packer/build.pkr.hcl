@@ -52,8 +52,8 @@ build {
     output     = "packer-manifest.json"
     strip_path = true
     custom_data = {
-      image_name     = local.image_name
-      ollama_version = var.ollama_version
+      image_name     = local.image_name[source.name]
+      ollama_version = local.role_inputs.ollama_version
     }
   }
 }

@@ -1,11 +1,16 @@
 # The GCP golden image: Canonical's Ubuntu LTS family, the NVIDIA driver, Ollama and Tailscale
-# (installed, not logged in), cleaned for cloning, published into the image family local.image_name
-# that gcp_gpu_instance boots (image=golden). Built privately: no external IP, SSH through IAP.
-# The steps are the one build in build.pkr.hcl: `packer build -only='*.gcp' packer`.
+# (installed, not logged in), cleaned for cloning, published into the image family
+# local.image_name.gcp that gcp_gpu_instance boots (image=golden). Built privately: no external
+# IP, SSH through IAP. The steps are the one build in build.pkr.hcl:
+# `packer build -only='*.gcp' packer`.
 
 locals {
+  # Image names are label-safe already (variables.pkr.hcl checks image_name).
   gcp_labels = merge(local.labels, {
-    "oce-nvidia-driver" = var.gcp_nvidia_driver_source == "none" ? "none" : var.nvidia_driver_branch
+    "oce-image"         = local.image_name.gcp
+    "oce-nvidia-driver" = var.gcp_nvidia_driver_source == "none" ? "none" : local.role_inputs.nvidia_driver_branch
+    # gcp_gpu_instance refuses Secure Boot (node_gcp_secure_boot) with a DKMS-built (cuda-repo) driver.
+    "oce-nvidia-source" = var.gcp_nvidia_driver_source
   })
 
   # What the build passes for this source only (build.pkr.hcl looks it up by source name).
@@ -55,10 +60,10 @@ source "googlecompute" "gcp" {
   enable_vtpm                 = true
   enable_integrity_monitoring = true
 
-  image_name              = local.image_id
-  image_family            = local.image_name
-  image_description       = "Ollama ${var.ollama_version} on Ubuntu ${var.ubuntu_version} (ollama_cloud.engine golden image)"
+  image_name              = local.image_id.gcp
+  image_family            = local.image_name.gcp
+  image_description       = "Ollama ${local.role_inputs.ollama_version} on Ubuntu ${var.ubuntu_version} (ollama_cloud.engine golden image)"
   image_labels            = local.gcp_labels
   image_storage_locations = var.gcp_image_storage_locations
-  labels                  = local.builder_labels
+  labels                  = local.builder_labels.gcp
 }

@@ -7,10 +7,10 @@
 variable "image_name" {
   type        = string
   default     = ""
-  description = "The image's name: the oce-image tag on AWS and the image family on GCP, which a node's image=golden looks for (the node role's node_image_name). Empty: ollama-node for Ubuntu 24.04, ollama-node-ubuntu2204 for 22.04, so an image of the older release never becomes the newest of the default name."
+  description = "The base of the image's name (empty: ollama-node). The name, local.image_name: the oce-image tag on AWS and the image family on GCP, which a node's image=golden looks for (the node role's node_image_name)."
   validation {
-    condition     = var.image_name == "" || can(regex("^[a-z][a-z0-9-]{0,34}$", var.image_name))
-    error_message = "The image_name must be empty or 1-35 lowercase letters, digits or dashes, starting with a letter (GCP image names are at most 63 characters)."
+    condition     = var.image_name == "" || can(regex("^[a-z][a-z0-9-]{0,32}$", var.image_name))
+    error_message = "The image_name must be empty or 1-33 lowercase letters, digits or dashes, starting with a letter (with -cpu-ubuntu2204-<14-digit time stamp>, GCP's limit of 63 characters)."
   }
 }
 
@@ -36,11 +36,11 @@ variable "ubuntu_version" {
 
 variable "ollama_version" {
   type        = string
-  default     = "0.32.15"
-  description = "The Ollama release baked in (the ollama role's ollama_version); tagged oce-ollama-version."
+  default     = ""
+  description = "The Ollama release baked in (empty: the ollama role's default ollama_version); tagged oce-ollama-version."
   validation {
-    condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?$", var.ollama_version))
-    error_message = "The ollama_version must be a release number such as 0.24.0, without a leading v."
+    condition     = var.ollama_version == "" || can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?$", var.ollama_version))
+    error_message = "The ollama_version must be empty or a release number such as 0.24.0, without a leading v."
   }
 }
 
@@ -56,11 +56,11 @@ variable "ollama_checksum" {
 
 variable "tailscale_version" {
   type        = string
-  default     = "1.96.5"
-  description = "The Tailscale release installed (not started, no node identity) by the tailscale role."
+  default     = ""
+  description = "The Tailscale release installed (not started, no node identity) by the tailscale role (empty: the role's default tailscale_version)."
   validation {
-    condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+$", var.tailscale_version))
-    error_message = "The tailscale_version must be a release number such as 1.96.5."
+    condition     = var.tailscale_version == "" || can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+$", var.tailscale_version))
+    error_message = "The tailscale_version must be empty or a release number such as 1.90.0."
   }
 }
 
@@ -76,28 +76,28 @@ variable "tailscale_checksum" {
 
 variable "nvidia_driver_branch" {
   type        = string
-  default     = "580"
-  description = "The NVIDIA driver branch (Ollama needs >= 550, >= 570 for compute capability 5.0-6.2)."
+  default     = ""
+  description = "The NVIDIA driver branch (empty: the nvidia_driver role's default; Ollama needs >= 550, >= 570 for compute capability 5.0-6.2)."
   validation {
-    condition     = can(regex("^[0-9]{3}$", var.nvidia_driver_branch)) && try(parseint(var.nvidia_driver_branch, 10) >= 550, false)
-    error_message = "The nvidia_driver_branch must be a driver branch number of 550 or later, such as 580."
+    condition     = var.nvidia_driver_branch == "" || (can(regex("^[0-9]{3}$", var.nvidia_driver_branch)) && try(parseint(var.nvidia_driver_branch, 10) >= 550, false))
+    error_message = "The nvidia_driver_branch must be empty or a driver branch number of 550 or later, such as 580."
   }
 }
 
 variable "nvidia_driver_flavor" {
   type        = string
-  default     = "open"
-  description = "open: NVIDIA's open kernel modules (Turing and newer: T4, A10G, L4, L40S, A100, H100); proprietary: the closed modules (older GPUs)."
+  default     = ""
+  description = "open: NVIDIA's open kernel modules (Turing and newer: T4, A10G, L4, L40S, A100, H100); proprietary: the closed modules (older GPUs); empty: the nvidia_driver role's default."
   validation {
-    condition     = contains(["open", "proprietary"], var.nvidia_driver_flavor)
-    error_message = "The nvidia_driver_flavor must be open or proprietary."
+    condition     = var.nvidia_driver_flavor == "" || contains(["open", "proprietary"], var.nvidia_driver_flavor)
+    error_message = "The nvidia_driver_flavor must be empty, open or proprietary."
   }
 }
 
 variable "nvidia_fabric_manager" {
   type        = bool
   default     = false
-  description = "Install NVIDIA Fabric Manager (matching the driver exactly); only for NVSwitch machines (p4d, p5, a2-megagpu, a3)."
+  description = "Install NVIDIA Fabric Manager (matching the driver exactly); only for NVSwitch machines (p4d, p5, a2-megagpu, a3). Not the role's auto: that looks for NVSwitches on the builder, not on the nodes."
 }
 
 variable "root_volume_gb" {
@@ -124,8 +124,8 @@ variable "deprecate_after_days" {
 
 variable "ansible_core_version" {
   type        = string
-  default     = "2.19.14"
-  description = "ansible-core installed in a throw-away virtualenv on the builder for ansible-local (removed before capture)."
+  default     = ""
+  description = "ansible-core installed in a throw-away virtualenv on the builder for ansible-local (removed before capture); empty: the release the collection is tested with, pinned in requirements-demo.txt."
 }
 
 variable "collection_tarball" {
@@ -175,7 +175,13 @@ variable "aws_iam_instance_profile" {
 variable "aws_kms_key_id" {
   type        = string
   default     = ""
-  description = "KMS key of the encrypted AMI snapshots; empty uses the account's aws/ebs key."
+  description = "KMS key of the encrypted AMI snapshots in aws_region; empty uses the region's aws/ebs key. Copies (ami_regions) use aws_region_kms_key_ids."
+}
+
+variable "aws_region_kms_key_ids" {
+  type        = map(string)
+  default     = {}
+  description = "KMS key of each copy, by region: empty, every copy uses its region's aws/ebs key; otherwise it must name every region of ami_regions (\"\" for that region's aws/ebs key)."
 }
 
 variable "aws_nvidia_driver_source" {
@@ -262,36 +268,68 @@ locals {
 
   ubuntu = {
     "22.04" = {
-      ami_name   = "ubuntu/images/hvm-ssd*/ubuntu-jammy-22.04-amd64-server-*"
-      gcp_family = "ubuntu-2204-lts"
-      image_name = "ollama-node-ubuntu2204"
+      ami_name    = "ubuntu/images/hvm-ssd*/ubuntu-jammy-22.04-amd64-server-*"
+      gcp_family  = "ubuntu-2204-lts"
+      name_suffix = "-ubuntu2204"
     }
     "24.04" = {
-      ami_name   = "ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-amd64-server-*"
-      gcp_family = "ubuntu-2404-lts-amd64"
-      image_name = "ollama-node"
+      ami_name    = "ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-amd64-server-*"
+      gcp_family  = "ubuntu-2404-lts-amd64"
+      name_suffix = ""
     }
   }
-  # The oce-image tag and GCP family: the name given, else the release's own.
-  image_name = var.image_name != "" ? var.image_name : local.ubuntu[var.ubuntu_version].image_name
 
-  # ollama-node-ubuntu2404-20261122140000: lowercase, digits and dashes, valid on both clouds.
-  image_id = "${local.image_name}-ubuntu${replace(var.ubuntu_version, ".", "")}-${local.stamp}"
+  # The repository (absolute: file() would resolve a relative path against path.root once more).
+  repository = abspath("${path.root}/..")
+
+  # The roles' defaults are the image's: an input left empty takes its role's default, read from
+  # roles/*/defaults/main.yml, so that a default is written once and the image holds what
+  # configure.yml installs.
+  role_defaults = merge([for role in ["ollama", "tailscale", "nvidia_driver"] :
+    yamldecode(file("${local.repository}/roles/${role}/defaults/main.yml"))
+  ]...)
+  role_inputs = { for name, value in {
+    ollama_version       = var.ollama_version
+    ollama_checksum      = var.ollama_checksum
+    tailscale_version    = var.tailscale_version
+    tailscale_checksum   = var.tailscale_checksum
+    nvidia_driver_branch = var.nvidia_driver_branch
+    nvidia_driver_flavor = var.nvidia_driver_flavor
+  } : name => value != "" ? value : local.role_defaults[name] }
+  # ansible-core on the builder: by default the release the collection is tested with.
+  ansible_core_version = var.ansible_core_version != "" ? var.ansible_core_version : regex("(?m)^ansible-core==([^\\s#]+)", file("${local.repository}/requirements-demo.txt"))[0]
+
+  # Each source's image name (the oce-image tag on AWS, the family on GCP), keyed by source name:
+  # <image_name or ollama-node>[-cpu][-ubuntu2204]. Given or not, the name carries what makes an
+  # image unfit for a GPU node of the current release, so that a CPU image or one of the older
+  # release never becomes the newest of the name those nodes boot (nor takes their prune keep-slots).
+  variant = {
+    aws = var.aws_nvidia_driver_source == "none" ? "-cpu" : ""
+    gcp = var.gcp_nvidia_driver_source == "none" ? "-cpu" : ""
+  }
+  image_base = var.image_name != "" ? var.image_name : "ollama-node"
+  image_name = { for source, variant in local.variant :
+    source => "${local.image_base}${variant}${local.ubuntu[var.ubuntu_version].name_suffix}"
+  }
+  # ollama-node-cpu-ubuntu2404-20261122140000: lowercase, digits and dashes, valid on both clouds.
+  image_id = { for source, variant in local.variant :
+    source => "${local.image_base}${variant}-ubuntu${replace(var.ubuntu_version, ".", "")}-${local.stamp}"
+  }
 
   # The keys of plugins/module_utils/fleet.py (LABEL_MANAGED_BY, LABEL_DEPLOYMENT): what marks a
-  # resource as ours. aws_gpu_instance finds the image by oce-image, aws_image_prune by all of them.
+  # resource as ours. aws_gpu_instance finds the image by oce-image (added per source, as
+  # oce-nvidia-driver), aws_image_prune by all of them.
   tags = {
     "oce-managed-by"     = "ollama_cloud.engine"
     "oce-deployment"     = var.deployment
-    "oce-image"          = local.image_name
-    "oce-ollama-version" = var.ollama_version
+    "oce-ollama-version" = local.role_inputs.ollama_version
     "oce-built-at"       = local.built_at
     "oce-ubuntu"         = var.ubuntu_version
   }
 
   # The temporary build VM: named and marked as a build, without the keys that make an instance
   # one of our nodes (the fleet inventory lists every instance carrying oce-managed-by).
-  builder_labels = { "oce-image-build" = local.image_id }
+  builder_labels = { for source, id in local.image_id : source => { "oce-image-build" = id } }
 
   # GCP label values allow only lowercase letters, digits, "_" and "-" (module_utils/gcp.py
   # label_value): ollama_cloud.engine -> ollama_cloud-engine, 0.24.0 -> 0-24-0.
@@ -302,29 +340,29 @@ locals {
   # Scripts run as root with these variables (see scripts/*.sh for what each one does).
   execute_command = "sudo env {{ .Vars }} bash '{{ .Path }}'"
   bootstrap_env = [
-    "ANSIBLE_CORE_VERSION=${var.ansible_core_version}",
+    "ANSIBLE_CORE_VERSION=${local.ansible_core_version}",
     "COLLECTION_TARBALL=/tmp/ollama_cloud-engine.tar.gz",
   ]
   validate_env = [
-    "OLLAMA_VERSION=${var.ollama_version}",
+    "OLLAMA_VERSION=${local.role_inputs.ollama_version}",
     "MIN_FREE_GB=${var.min_free_gb}",
-    "NVIDIA_DRIVER_BRANCH=${var.nvidia_driver_branch}",
+    "NVIDIA_DRIVER_BRANCH=${local.role_inputs.nvidia_driver_branch}",
   ]
 
   # ansible-local joins these with spaces into one command for the builder's shell, unquoted: one
-  # key=value per --extra-vars, and every value here is checked above to be free of spaces and
-  # quotes. The nvidia_driver role's source and kernel flavour are added per source
-  # (local.aws_build, local.gcp_build).
+  # key=value per --extra-vars, and every value here is checked above (or is a role's default) to
+  # be free of spaces and quotes. The nvidia_driver role's source and kernel flavour are added per
+  # source (local.aws_build, local.gcp_build).
   ansible_extra_arguments = [
     # What every cloud node shares with the image (Ollama on the tailnet behind the host
     # firewall), from the collection bootstrap-ansible.sh installed: written once, in the collection.
     "--extra-vars", "@/usr/share/ansible/collections/ansible_collections/ollama_cloud/engine/playbooks/vars/cloud_node.yml",
-    "--extra-vars", "ollama_version=${var.ollama_version}",
-    "--extra-vars", "ollama_checksum=${var.ollama_checksum}",
-    "--extra-vars", "tailscale_version=${var.tailscale_version}",
-    "--extra-vars", "tailscale_checksum=${var.tailscale_checksum}",
-    "--extra-vars", "nvidia_driver_branch=${var.nvidia_driver_branch}",
-    "--extra-vars", "nvidia_driver_flavor=${var.nvidia_driver_flavor}",
+    "--extra-vars", "ollama_version=${local.role_inputs.ollama_version}",
+    "--extra-vars", "ollama_checksum=${local.role_inputs.ollama_checksum}",
+    "--extra-vars", "tailscale_version=${local.role_inputs.tailscale_version}",
+    "--extra-vars", "tailscale_checksum=${local.role_inputs.tailscale_checksum}",
+    "--extra-vars", "nvidia_driver_branch=${local.role_inputs.nvidia_driver_branch}",
+    "--extra-vars", "nvidia_driver_flavor=${local.role_inputs.nvidia_driver_flavor}",
     "--extra-vars", "nvidia_driver_fabric_manager=${var.nvidia_fabric_manager}",
   ]
 }

@@ -7,7 +7,7 @@
 #   COLLECTION_TARBALL    the uploaded collection artifact
 set -euo pipefail
 
-version=${ANSIBLE_CORE_VERSION:?set ANSIBLE_CORE_VERSION, e.g. 2.19.14}
+version=${ANSIBLE_CORE_VERSION:?set ANSIBLE_CORE_VERSION, as packer/variables.pkr.hcl does}
 tarball=${COLLECTION_TARBALL:?set COLLECTION_TARBALL to the uploaded collection artifact}
 venv=/opt/oce-build/venv
 

@@ -9,6 +9,9 @@
 #   runs this script stays open;
 # - Tailscale's state (/var/lib/tailscale: one node identity shared by every clone otherwise) and
 #   Ollama's key pair (each node makes its own at first start) go;
+# - DKMS's module-signing key (made when it built the NVIDIA modules) goes: with it, anyone holding
+#   the image could sign modules that any clone which enrolled the certificate would load. A node's
+#   DKMS makes its own key when it next builds a module;
 # - the journal is vacuumed, apt's cache cleaned, the build's tools (ansible-core, the collection)
 #   removed.
 set -euo pipefail
@@ -28,6 +31,11 @@ rm -f /usr/share/ollama/.ollama/id_ed25519 /usr/share/ollama/.ollama/id_ed25519.
 log "apt-get clean"
 apt-get -o DPkg::Lock::Timeout=600 -y -q autoremove --purge
 apt-get clean
+
+log "removing DKMS's module-signing key"
+# After apt, which could run a DKMS build. Ubuntu's dkms keeps it where update-secureboot-policy
+# does; upstream dkms in /var/lib/dkms.
+rm -f /var/lib/shim-signed/mok/MOK.* /var/lib/dkms/mok.*
 
 log "cloud-init clean --logs"
 cloud-init clean --logs

@@ -81,6 +81,9 @@ keys=$(compgen -G '/etc/ssh/ssh_host_*' | wc -l || true)
 check "no SSH host keys" "$keys SSH host key files left in /etc/ssh" test "$keys" -eq 0
 auth=$( (find /root /home -xdev -name authorized_keys -type f 2>/dev/null || true) | wc -l)
 check "no authorized_keys" "$auth authorized_keys files left" test "$auth" -eq 0
+mok=$( (compgen -G '/var/lib/shim-signed/mok/MOK.*' || true; compgen -G '/var/lib/dkms/mok.*' || true) | wc -l)
+check "no module-signing key" "$mok DKMS module-signing key files left: every clone would share the key" \
+  test "$mok" -eq 0
 
 # The NVIDIA driver: modules of the branch for every installed kernel, DKMS builds installed.
 if [ "$source" != none ]; then
