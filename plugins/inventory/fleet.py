@@ -39,9 +39,14 @@ description:
     where that name is, and sets C(ansible_host) to its tailnet address (else to the hostname, for
     MagicDNS), C(ollama_url) to its API on the tailnet, and SSH as the user C(oce) with
     O(ssh_private_key_file) and C(become). Tailnet addresses are read live, never cached.
+  - Only a running node takes the tailnet address of its name (a stopped one's name may be another
+    machine's, such as the deployment's node of the same name in another region). Running nodes that
+    share a name take none (a warning names them), since which of them the tailnet's peer is cannot
+    be told.
   - Terminated EC2 instances are left out; stopped GCP VMs (C(TERMINATED)) are kept as C(state_stopped).
     Regions and projects are read in parallel, each with paginated calls that retry throttling and
-    server errors with jittered backoff.
+    server errors with jittered backoff. An error that remains fails the inventory with a message that
+    names first the cloud and the region or project (C(aws us-east-1), C(gcp my-project)).
   - EC2's C(DescribeInstances) answers are read by the plugin for the node record's fields only
     (botocore's parser builds every field of every instance, most of what a large inventory costs
     the controller); the page token, the request id and any error answer go through botocore as usual.
@@ -63,7 +68,8 @@ options:
     default: [aws]
   regions:
     description:
-      - AWS regions to search. If empty, E(AWS_REGION) then E(AWS_DEFAULT_REGION) name the one region.
+      - AWS regions to search. If empty (or each templates to an empty string), E(AWS_REGION) then
+        E(AWS_DEFAULT_REGION) name the one region.
     type: list
     elements: str
     default: []
@@ -78,7 +84,11 @@ options:
     env:
       - name: AWS_ENDPOINT_URL
   profile:
-    description: A named profile of the AWS config files.
+    description:
+      - A named profile of the AWS config files. Its credentials are used even when the environment
+        has keys (E(AWS_ACCESS_KEY_ID), E(AWS_SECRET_ACCESS_KEY), E(AWS_SESSION_TOKEN)), as boto3 does
+        for a profile it is given; with O(access_key), O(secret_key) or O(session_token) in the
+        inventory file it is an error.
     type: str
     env:
       - name: AWS_PROFILE
@@ -99,15 +109,20 @@ options:
       - name: AWS_SESSION_TOKEN
   projects:
     description:
-      - GCP projects to search (with V(gcp) in O(clouds)). If empty, E(GCP_PROJECT) then
-        E(GOOGLE_CLOUD_PROJECT) name the one project.
+      - GCP projects to search (with V(gcp) in O(clouds)). If empty (or each templates to an empty
+        string), E(GCP_PROJECT), E(GOOGLE_CLOUD_PROJECT) then E(CLOUDSDK_CORE_PROJECT) name the one
+        project, as for the GCP modules.
     type: list
     elements: str
     default: []
   gcp_endpoint:
-    description: Send Compute Engine calls to this API root instead of Google (an emulator in tests).
+    description:
+      - Send Compute Engine calls to this API root instead of Google (an emulator in tests).
+      - If not set, E(OCE_GCE_ENDPOINT) then E(CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE), as for the GCP modules.
     type: str
+    # In reverse: of the variables set, Ansible takes the last one listed, the modules the first.
     env:
+      - name: CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE
       - name: OCE_GCE_ENDPOINT
   gcp_auth_kind:
     description:
@@ -125,6 +140,8 @@ options:
   gcp_impersonate_service_account:
     description: Act as this service account (email), with the credentials of O(gcp_auth_kind) as the source.
     type: str
+    env:
+      - name: CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT
   page_size:
     description: Instances asked for per DescribeInstances call (AWS allows 5 to 1000).
     type: int
@@ -153,8 +170,9 @@ notes:
   - The cache (O(cache)) covers both clouds alike. It holds node records only, never credentials;
     it is written when it was missed (or flushed with C(--flush-cache)), and a hit makes no API
     call at all, to AWS or to GCP. Its key is the inventory file plus what it searches
-    (O(clouds), O(regions), O(projects), O(deployment), the endpoints and O(profile)), so a
-    changed search is a miss rather than a hit on nodes found with other settings.
+    (O(clouds), O(regions), O(projects), O(deployment), the endpoints) and whose credentials search
+    (O(profile), the access key id, O(gcp_impersonate_service_account)), so a changed search is a
+    miss rather than a hit on nodes found with other settings.
 """
 
 EXAMPLES = r"""
@@ -212,6 +230,7 @@ groups:
   expensive: oce_node.hourly_cost is number and oce_node.hourly_cost > 1.5
 """
 
+import collections
 import concurrent.futures
 import datetime
 import hashlib
@@ -265,6 +284,15 @@ class _Trusted:
         if isinstance(value, list):
             return [self(item) for item in value]
         return value
+
+
+# Credentials an AWS profile replaces.
+AWS_KEYS = ("access_key", "secret_key", "session_token")
+
+
+def _first_set(names):
+    """The value of the first of these environment variables that is set (and not empty), else None."""
+    return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
 # The cloud layers are imported when a cloud is read, not when the plugin loads: boto3 and
@@ -388,6 +416,11 @@ def find_gcp_nodes(api, deployment=None):
     return nodes
 
 
+def _tailnet_name(node):
+    # Derived, not read from the record: cached records of older versions lack it.
+    return fleet.tailnet_hostname(node["deployment"] or "", node["name"])
+
+
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "ollama_cloud.engine.fleet"
 
@@ -406,45 +439,67 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _clouds(self):
         return list(dict.fromkeys(self.get_option("clouds") or ["aws"]))
 
-    def _regions(self):
-        # Plain strings: a region from the file carries its origin, which every record would
+    def _listed(self, name, env_names):
+        """A list option's values, templated, without empty ones; else the first environment variable set."""
+        # Empty values are dropped first: a list whose templates all render empty is an empty list.
+        # Plain strings: a value from the file carries its origin, which every record would
         # otherwise carry into the cache (slow to encode and decode) and hostvars.
-        regions = [str(self._template(r)) for r in self.get_option("regions") or []]
-        if not regions:
-            env = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-            regions = [env] if env else []
+        values = [str(v) for v in map(self._template, self.get_option(name) or []) if v]
+        if not values:
+            env = _first_set(env_names)
+            values = [env] if env else []
+        return list(dict.fromkeys(values))
+
+    def _regions(self):
+        regions = self._listed("regions", ("AWS_REGION", "AWS_DEFAULT_REGION"))
         if not regions:
             raise AnsibleParserError(
                 "the fleet inventory has no region: set regions in the inventory file (or AWS_REGION)"
             )
-        return list(dict.fromkeys(r for r in regions if r))
+        return regions
 
     def _projects(self):
-        projects = [self._template(p) for p in self.get_option("projects") or []]
-        if not projects:
-            env = os.environ.get("GCP_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
-            projects = [env] if env else []
+        projects = self._listed("projects", fleet.GCP_ENV["project"])
         if not projects:
             raise AnsibleParserError(
                 "the fleet inventory has no GCP project: set projects in the inventory file (or GCP_PROJECT)"
             )
-        return list(dict.fromkeys(p for p in projects if p))
+        return projects
+
+    def _aws_params(self):
+        """The AWS connection options. With a profile, keys that only the environment gives are dropped.
+
+        boto3 prefers keys to a profile: a shell's or a CI job's keys would silently win over the
+        profile asked for (boto3 itself drops them for a profile it is given).
+        """
+        params = {k: self._option(k) for k in ("endpoint_url", "profile", *AWS_KEYS)}
+        if params["profile"]:
+            given = [k for k in AWS_KEYS if params[k] and not self.get_option_and_origin(k)[1].startswith("env:")]
+            if given:
+                raise AnsibleParserError(
+                    f"the fleet inventory has both a profile ({params['profile']}) and {', '.join(given)}: "
+                    "set one or the other in the inventory file (AWS_PROFILE sets the profile too)"
+                )
+            params.update(dict.fromkeys(AWS_KEYS))
+        return params
 
     def _sources(self, deployment):
-        """One callable per region (AWS) and per project (GCP), each returning node records."""
+        """(where, a callable returning its node records) per region (AWS) and project (GCP); where is the
+        cloud and the region or project."""
         sources = []
         if "aws" in self._clouds():
             aws = _aws()
-            params = {
-                k: self._option(k) for k in ("endpoint_url", "profile", "access_key", "secret_key", "session_token")
-            }
+            params = self._aws_params()
             page_size = self.get_option("page_size")
             if not 5 <= page_size <= 1000:
                 raise AnsibleParserError(f"page_size must be between 5 and 1000, got {page_size}")
             for region in self._regions():
                 sources.append(
-                    lambda region=region: find_nodes(
-                        lean(aws.connect(dict(params, region=region), "ec2")), deployment, page_size
+                    (
+                        f"aws {region}",
+                        lambda region=region: find_nodes(
+                            lean(aws.connect(dict(params, region=region), "ec2")), deployment, page_size
+                        ),
                     )
                 )
         if "gcp" in self._clouds():
@@ -457,12 +512,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             }
             for project in self._projects():
                 sources.append(
-                    lambda project=project: find_gcp_nodes(gcp.connect(dict(params, project=project)), deployment)
+                    (
+                        f"gcp {project}",
+                        lambda project=project: find_gcp_nodes(gcp.connect(dict(params, project=project)), deployment),
+                    )
                 )
         return sources
 
     def _fetch(self):
-        """Node records of every region and project, read in parallel; the first failure is told as a sentence."""
+        """Node records of every region and project, read in parallel; the first failure is told as a sentence
+        that names its cloud and region or project."""
         if "aws" in self._clouds() and not _aws().HAS_BOTO3:
             raise AnsibleParserError(
                 "the fleet inventory needs boto3 and botocore on the controller: pip install boto3"
@@ -473,12 +532,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             )
         deployment = self._option("deployment") or None
         sources = self._sources(deployment)
+        found = []
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(sources), 8)) as pool:
-            futures = [pool.submit(source) for source in sources]
-            try:
-                found = [node for future in futures for node in future.result()]
-            except cloud.CloudError as exc:
-                raise AnsibleParserError(f"fleet inventory: {exc.msg}") from None
+            futures = [(where, pool.submit(read)) for where, read in sources]
+            for where, future in futures:
+                try:
+                    found.extend(future.result())
+                except cloud.CloudError as exc:
+                    raise AnsibleParserError(f"fleet inventory: {where}: {exc.msg}") from None
         return sorted(found, key=lambda n: (n["cloud"], n["region"] or "", n["name"], n["id"]))
 
     def _ask_tailnet(self):
@@ -551,9 +612,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         ``peers`` is this controller's tailnet by hostname (``tailnet.find_peers``), empty when unknown.
         """
-        # Derived, not read from the record: cached records of older versions lack it.
-        name = fleet.tailnet_hostname(node["deployment"] or "", node["name"])
-        peer = peers.get(name)
+        name = _tailnet_name(node)
+        # Only a running node can be the peer of its name: a stopped one's name may be another
+        # machine's (the deployment's node of the same name in another region).
+        peer = peers.get(name) if node["state"] == "running" else None
         host = (peer or {}).get("address") or name
         known_hosts = "~/.ssh/oce_known_hosts_{}".format(node["deployment"] or "unknown")
         ssh_args = tailnet.ssh_common_args(known_hosts, self.get_option("ssh_proxy_command"))
@@ -568,7 +630,24 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             "ollama_url": tailnet.ollama_url(host),
         }
 
+    def _unshared(self, nodes, peers):
+        """``peers`` without the names that several running nodes share: which node a peer is cannot be told."""
+        running = collections.defaultdict(list)
+        for node in nodes:
+            if node["state"] == "running":
+                running[_tailnet_name(node)].append(node)
+        shared = {name: found for name, found in running.items() if len(found) > 1}
+        for name, found in sorted(shared.items()):
+            where = ", ".join("{} {} {}".format(n["cloud"], n["region"], n["id"]) for n in found)
+            self.display.warning(
+                f"fleet inventory: running nodes share the tailnet name {name} ({where}): which of them the "
+                "tailnet's peer of that name is cannot be told, so none gets its address (ansible_host is the "
+                "name); give each node a name of its own, or destroy the extra ones"
+            )
+        return {name: peer for name, peer in peers.items() if name not in shared}
+
     def _populate(self, nodes, peers):
+        peers = self._unshared(nodes, peers)
         seen = set()
         options = {k: self.get_option(k) for k in ("compose", "groups", "keyed_groups", "strict")}
         constructed = None
@@ -586,21 +665,26 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         """The cache key of the file and of what it searches, the same way for AWS and GCP.
 
         Editing clouds, regions, projects, the deployment, an endpoint, the AWS profile or access
-        key id (another account's keys in the environment, as aws-vault or CI give them) makes the
-        next run a miss, not a hit on nodes found with other settings. No secret is part of the
-        key, and the key holds only a digest of what it covers.
+        key id (another account's keys in the environment, as aws-vault or CI give them) or the
+        impersonated GCP service account makes the next run a miss, not a hit on nodes found with
+        other settings. No secret is part of the key, and the key holds only a digest of what it covers.
         """
         clouds = self._clouds()
         scope = {"clouds": clouds, "deployment": self._option("deployment") or "", "records": RECORDS}
         if "aws" in clouds:
+            aws = self._aws_params()
             scope.update(
                 regions=self._regions(),
-                endpoint_url=self._option("endpoint_url"),
-                profile=self._option("profile"),
-                access_key=self._option("access_key"),
+                endpoint_url=aws["endpoint_url"],
+                profile=aws["profile"],
+                access_key=aws["access_key"],
             )
         if "gcp" in clouds:
-            scope.update(projects=self._projects(), gcp_endpoint=self._option("gcp_endpoint"))
+            scope.update(
+                projects=self._projects(),
+                gcp_endpoint=self._option("gcp_endpoint"),
+                gcp_impersonate_service_account=self._option("gcp_impersonate_service_account"),
+            )
         digest = hashlib.sha256(json.dumps(scope, sort_keys=True, default=str).encode()).hexdigest()[:12]
         return f"{self.get_cache_key(path)}_{digest}"
 

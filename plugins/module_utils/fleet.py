@@ -22,6 +22,17 @@ MANAGED_BY = "ollama_cloud.engine"
 # test keeps the two equal). Here so that the inventory need not import first_boot's dependencies.
 SSH_USER = "oce"
 
+# The environment variables GCP's connection options fall back to, the first one set winning:
+# the GCP modules' (gcp.GCP_ARGS) and the fleet inventory's. Here so that the inventory need not
+# import google-auth (gcp.py) to read them on a cache hit.
+GCP_ENV = {
+    "project": ["GCP_PROJECT", "GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"],
+    "auth_kind": ["GCP_AUTH_KIND"],
+    "service_account_file": ["GCP_SERVICE_ACCOUNT_FILE"],
+    "impersonate_service_account": ["CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT"],
+    "endpoint": ["OCE_GCE_ENDPOINT", "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE"],
+}
+
 # Labels the node record says as its own fields (Name is AWS's tag of the instance's name).
 _RECORDED_LABELS = frozenset(("Name", LABEL_DEPLOYMENT, LABEL_MODEL, LABEL_ENVIRONMENT, LABEL_MANAGED_BY))
 

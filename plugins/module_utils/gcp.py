@@ -38,25 +38,19 @@ DEFAULT_ENDPOINT = "https://compute.googleapis.com/compute/v1/"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
 GCP_ARGS = {
-    "project": {
-        "type": "str",
-        "fallback": (env_fallback, ["GCP_PROJECT", "GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"]),
-    },
+    "project": {"type": "str", "fallback": (env_fallback, fleet.GCP_ENV["project"])},
     "auth_kind": {
         "type": "str",
         "choices": ["application", "serviceaccount", "anonymous"],
         "default": "application",
-        "fallback": (env_fallback, ["GCP_AUTH_KIND"]),
+        "fallback": (env_fallback, fleet.GCP_ENV["auth_kind"]),
     },
-    "service_account_file": {"type": "path", "fallback": (env_fallback, ["GCP_SERVICE_ACCOUNT_FILE"])},
+    "service_account_file": {"type": "path", "fallback": (env_fallback, fleet.GCP_ENV["service_account_file"])},
     "impersonate_service_account": {
         "type": "str",
-        "fallback": (env_fallback, ["CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT"]),
+        "fallback": (env_fallback, fleet.GCP_ENV["impersonate_service_account"]),
     },
-    "endpoint": {
-        "type": "str",
-        "fallback": (env_fallback, ["OCE_GCE_ENDPOINT", "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE"]),
-    },
+    "endpoint": {"type": "str", "fallback": (env_fallback, fleet.GCP_ENV["endpoint"])},
 }
 
 CREDENTIALS_HINT = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import boto3
 import pytest
@@ -80,13 +81,13 @@ def fleet(moto_server, moto_url, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(FAKE_ENV, AWS_ENDPOINT_URL=moto_url, ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
 
-    def inventory(config, *args, ok=True, name="test.fleet.yml", raw=False):
+    def inventory(config, *args, ok=True, name="test.fleet.yml", raw=False, more_env=None):
         path = work / name
         path.write_text(config)
         res = subprocess.run(
             ["ansible-inventory", "-i", str(path), "--list", *args],
             cwd=REPO_ROOT,
-            env=env,
+            env=dict(env, **(more_env or {})),
             capture_output=True,
             text=True,
             timeout=120,
@@ -251,13 +252,34 @@ def test_a_miss_makes_the_calls_of_the_raw_floor_one_per_region(fleet, moto_url)
         }
 
 
+def test_a_profile_is_used_though_the_environment_has_keys(fleet, tmp_path):
+    # The environment has keys (FAKE_ENV), as a shell or a CI job may: the profile asked for wins.
+    used = tmp_path / "profile-used"
+    helper = tmp_path / "credentials.py"
+    helper.write_text(
+        "import json, pathlib\n"
+        f"pathlib.Path({str(used)!r}).touch()\n"
+        'print(json.dumps({"Version": 1, "AccessKeyId": "AKIAPROFILE", "SecretAccessKey": "from-the-profile"}))\n'
+    )
+    config = tmp_path / "aws-config"
+    config.write_text(f"[profile fleet-test]\ncredential_process = {sys.executable} {helper}\n")
+    inv = fleet.inventory(BASE + "profile: fleet-test\n", more_env={"AWS_CONFIG_FILE": str(config)})
+    assert hosts(inv, "cloud_aws") == ["oce-a1", "oce-a2", "oce-b1"] and used.exists()
+
+
 @pytest.mark.parametrize(
     "config, message",
     [
-        ("regions: [us-nowhere-1]\n", "region 'us-nowhere-1' is not an AWS region"),
+        ("regions: [us-nowhere-1]\n", "aws us-nowhere-1: region 'us-nowhere-1' is not an AWS region"),
         ("regions: [us-east-1]\npage_size: 2\n", "page_size must be between 5 and 1000"),
+        # Templates that render empty are no region: AWS_REGION would name it, but it is not set here.
+        ("regions: [\"{{ '' }}\", '']\n", "the fleet inventory has no region: set regions in the inventory file"),
+        (
+            "regions: [us-east-1]\nprofile: ml\naccess_key: AKIAFILE\nsecret_key: x\n",
+            "has both a profile (ml) and access_key, secret_key: set one or the other in the inventory file",
+        ),
     ],
-    ids=["unknown region", "bad page size"],
+    ids=["unknown region", "bad page size", "regions that render empty", "a profile and keys"],
 )
 def test_bad_config_fails_with_a_sentence(fleet, config, message):
     res = fleet.inventory("plugin: ollama_cloud.engine.fleet\n" + config, ok=False)

@@ -42,11 +42,12 @@ def fleet(gce_cli, tmp_path_factory):
     vm(emu, "us-central1-a", "other", "n1-standard-4", {"oce-deployment": "alpha"})
     work = tmp_path_factory.mktemp("fleet-gcp")
 
-    def inventory(config, ok=True):
+    def inventory(config, ok=True, env=None):
         path = work / "test.fleet.yml"
         path.write_text("plugin: ollama_cloud.engine.fleet\nclouds: [gcp]\n" + config)
-        return ansible_inventory(path, emu.cli_env, ok=ok)
+        return ansible_inventory(path, env or emu.cli_env, ok=ok)
 
+    inventory.emu = emu
     return inventory
 
 
@@ -92,6 +93,18 @@ def test_filtered_by_deployment_and_project_from_the_environment(fleet):
     assert hosts(inv, "cloud_gcp") == ["oce-b1"] and "cloud_aws" not in inv
 
 
-def test_a_project_we_may_not_read_fails_with_a_sentence(fleet):
-    res = fleet("projects: [someone-else]\n", ok=False)
-    assert res.returncode != 0 and "the credentials are not allowed to do this" in " ".join(res.stderr.split())
+def test_the_gcp_modules_environment_variables_in_their_order(fleet):
+    # The project from gcloud's variable; the endpoint from OCE_GCE_ENDPOINT, which wins over gcloud's (elsewhere).
+    env = {k: v for k, v in fleet.emu.cli_env.items() if k != "GCP_PROJECT"}
+    env.update(
+        CLOUDSDK_CORE_PROJECT=server.PROJECT,
+        CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=fleet.emu.url + "/elsewhere/compute/v1/",
+    )
+    inv = fleet("deployment: beta\n", env=env)
+    assert hosts(inv, "cloud_gcp") == ["oce-b1"]
+
+
+def test_a_project_we_may_not_read_fails_with_a_sentence_that_names_it(fleet):
+    res = fleet(f"projects: [{server.PROJECT}, someone-else]\n", ok=False)
+    said = " ".join(res.stderr.split())
+    assert res.returncode != 0 and "gcp someone-else: " in said and "the credentials are not allowed to do this" in said

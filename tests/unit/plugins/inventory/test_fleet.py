@@ -5,14 +5,18 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+import yaml
+from ansible.errors import AnsibleParserError
+from ansible.inventory.data import InventoryData
 from ansible.template import is_trusted_as_template, trust_as_template
 
 from ansible_collections.ollama_cloud.engine.plugins.inventory import fleet
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import first_boot, tailnet
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import cloud, first_boot, tailnet
 from ansible_collections.ollama_cloud.engine.plugins.module_utils import fleet as fleet_utils
 
 # Nodes join with a tagged key; the tailnet takes only tagged peers for nodes.
@@ -140,7 +144,7 @@ STATUS = {
 def test_nodes_are_reached_over_the_tailnet_only(status, host, online):
     plugin = fleet.InventoryModule()
     plugin.get_option = {"ssh_proxy_command": "tailscale nc %h %p", "ssh_private_key_file": "/k"}.get
-    node = {"name": "oce-x", "deployment": "x", "tailnet_hostname": "oce-x", "private_ip": "10.0.1.5"}
+    node = {"name": "oce-x", "deployment": "x", "state": "running", "private_ip": "10.0.1.5"}
     got = plugin._tailnet_vars(node, tailnet.find_peers(status) if status else {})
     # The VPC address is never used: without the tailnet view, the MagicDNS name.
     assert (got["ansible_host"], got["oce_tailnet_online"]) == (host, online)
@@ -257,6 +261,48 @@ def test_the_tailnet_is_asked_once_and_told_only_when_a_node_runs(cli, states, f
     plugin.display = Told()
     assert plugin._peers(nodes, asked) == plugin._peers(nodes) and len(plugin.display.warnings) == 2 * bool(warned)
     assert plugin._peers([{"state": "stopped"}], asked) == {}
+
+
+def populated(nodes, status):
+    """The host variables of ``nodes`` (node records in the plugin's order) and the warnings told."""
+    plugin = fleet.InventoryModule()
+    plugin.inventory = InventoryData()
+    plugin.get_option = {"ssh_private_key_file": "/k", "ssh_proxy_command": ""}.get
+    plugin.display = Told()
+    plugin._populate(nodes, tailnet.find_peers(status))
+    return {name: host.vars for name, host in plugin.inventory.hosts.items()}, plugin.display.warnings
+
+
+def demo_node(region, state, node_id):
+    """Deployment demo's node oce-demo (tailnet name oce-demo) in ``region``."""
+    labels = {"oce-deployment": "demo", "oce-managed-by": "ollama_cloud.engine"}
+    return fleet_utils.node_record("aws", "oce-demo", state, labels, region=region, node_id=node_id)
+
+
+DEMO_ONLINE = {"Peer": {"k": {"HostName": "oce-demo", "TailscaleIPs": ["100.64.0.50"], "Online": True, "Tags": TAG}}}
+
+
+def test_a_stopped_node_does_not_take_the_address_of_a_running_one_of_the_same_name():
+    # Deployment demo stopped in us-east-1 and running in eu-west-1: the tailnet's oce-demo is the running one.
+    running, stopped = demo_node("eu-west-1", "running", "i-0bbb"), demo_node("us-east-1", "stopped", "i-0aaa")
+    hosts, warnings = populated([running, stopped], DEMO_ONLINE)
+    assert (hosts["oce-demo"]["ansible_host"], hosts["oce-demo"]["oce_tailnet_online"]) == ("100.64.0.50", True)
+    other = hosts["oce-demo-i-0aaa"]
+    assert (other["ansible_host"], other["ollama_url"], other["oce_tailnet_online"]) == (
+        "oce-demo",
+        "http://oce-demo:11434",
+        False,
+    )
+    assert warnings == []
+
+
+def test_running_nodes_of_one_tailnet_name_take_no_address_and_are_told():
+    nodes = [demo_node("eu-west-1", "running", "i-0bbb"), demo_node("us-east-1", "running", "i-0aaa")]
+    hosts, warnings = populated(nodes, DEMO_ONLINE)
+    assert [h["ansible_host"] for h in hosts.values()] == ["oce-demo", "oce-demo"]
+    assert not any(h["oce_tailnet_online"] for h in hosts.values())
+    (warning,) = warnings
+    assert "share the tailnet name oce-demo (aws eu-west-1 i-0bbb, aws us-east-1 i-0aaa)" in warning
 
 
 def test_a_tailnet_answer_that_is_not_json_is_told_and_the_nodes_keep_their_names():
@@ -437,15 +483,23 @@ def test_a_cache_of_records_of_another_shape_is_a_miss(monkeypatch):
     assert plugin._cache_key("/inv/prod.fleet.yml") != key
 
 
-def test_another_account_s_keys_are_a_cache_miss():
-    # aws-vault or a CI job: the same file with another account's keys in the environment.
+@pytest.mark.parametrize(
+    "options, who, other",
+    [
+        # aws-vault or a CI job: the same file with another account's keys in the environment.
+        ({"clouds": ["aws"], "regions": ["us-east-1"]}, "access_key", "AKIASECONDACCOUNT"),
+        ({"clouds": ["gcp"], "projects": ["p"]}, "gcp_impersonate_service_account", "b@p.iam.gserviceaccount.com"),
+    ],
+    ids=["another account's keys", "another impersonated account"],
+)
+def test_other_credentials_are_a_cache_miss(options, who, other):
     plugin = fleet.InventoryModule()
-    options = {"clouds": ["aws"], "regions": ["us-east-1"], "access_key": "AKIAFIRSTACCOUNT"}
+    options = dict(options, **{who: "AKIAFIRSTACCOUNT" if who == "access_key" else "a@p.iam.gserviceaccount.com"})
     plugin.get_option = plugin._option = options.get
     key = plugin._cache_key("/inv/prod.fleet.yml")
-    options["access_key"] = "AKIASECONDACCOUNT"
+    options[who] = other
     assert plugin._cache_key("/inv/prod.fleet.yml") != key
-    assert "AKIA" not in key
+    assert "AKIA" not in key and "iam.gserviceaccount" not in key
 
 
 @pytest.mark.parametrize(
@@ -489,3 +543,53 @@ def test_strings_no_template_can_be_made_of_are_trusted_once_and_the_rest_kept()
     # A string tagged already (an option's value) is left as it is, tags and all.
     option = trust_as_template("/root/.ssh/oce_ed25519")
     assert trust({"key": option})["key"] is option
+
+
+def test_the_gcp_options_fall_back_to_the_gcp_modules_environment_variables_in_their_order():
+    options = yaml.safe_load(fleet.DOCUMENTATION)["options"]
+    for option, module_option in {
+        "gcp_endpoint": "endpoint",
+        "gcp_auth_kind": "auth_kind",
+        "gcp_service_account_file": "service_account_file",
+        "gcp_impersonate_service_account": "impersonate_service_account",
+    }.items():
+        # Of the variables set, Ansible's configuration takes the last one listed, env_fallback the first.
+        listed = [env["name"] for env in options[option]["env"]]
+        assert listed[::-1] == fleet_utils.GCP_ENV[module_option], option
+    # The projects' fallback is the plugin's own (a list option): its description names the variables.
+    assert re.findall(r"E\((\w+)\)", " ".join(options["projects"]["description"])) == fleet_utils.GCP_ENV["project"]
+
+
+@pytest.mark.parametrize("env, regions", [({"AWS_DEFAULT_REGION": "eu-west-1"}, ["eu-west-1"]), ({}, None)])
+def test_regions_that_are_all_empty_fall_back_to_the_environment(monkeypatch, env, regions):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    plugin = fleet.InventoryModule()
+    plugin.get_option = {"regions": ["", ""]}.get
+    plugin._template = lambda value: value  # no templar: the values are what the templates rendered
+    if regions:
+        assert plugin._regions() == regions
+    else:
+        with pytest.raises(AnsibleParserError, match="has no region: set regions in the inventory file"):
+            plugin._regions()
+
+
+def test_the_region_that_fails_is_named(monkeypatch):
+    plugin = fleet.InventoryModule()
+    options = {"clouds": ["aws"], "regions": ["us-east-1", "eu-west-1"], "page_size": 1000, "deployment": ""}
+    plugin.get_option = plugin._option = options.get
+    monkeypatch.setattr(fleet._aws(), "connect", lambda params, service: params["region"])
+    monkeypatch.setattr(fleet, "lean", lambda region: region)
+
+    def find_nodes(region, deployment, page_size):
+        if region == "eu-west-1":
+            raise cloud.CloudError("describe instances failed: AWS rejected the credentials")
+        return []
+
+    monkeypatch.setattr(fleet, "find_nodes", find_nodes)
+    with pytest.raises(AnsibleParserError) as failed:
+        plugin._fetch()
+    said = "fleet inventory: aws eu-west-1: describe instances failed: AWS rejected the credentials"
+    assert str(failed.value) == said
