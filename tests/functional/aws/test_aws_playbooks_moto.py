@@ -354,6 +354,14 @@ def test_lifecycle_nat_and_no_egress_then_destroy_leaves_only_others(aws):
         for t in aws.ec2.describe_instances(InstanceIds=[inst["InstanceId"]])["Reservations"][0]["Instances"][0]["Tags"]
     }
     assert (tags["oce-model"], tags["oce-environment"]) == ("gemma3:270m", "staging")
+    # Moved to prod, the node is in prod's group for the rest of the run, no longer in staging's
+    # (the fleet inventory put it there when the run began), so prod's group_vars alone apply.
+    moved = aws.run(
+        ("../tests/functional/aws/playbooks/create_then_groups", "t-nat", "-e", "oce_environment=prod", *email,
+         "-e", json.dumps(online_peer_cli("oce-t-nat"))),
+    )  # fmt: skip
+    groups = re.search(r"groups of oce-t-nat: ([^'\"]*)", flat(moved))
+    assert groups and "prod" in groups.group(1).split() and "staging" not in groups.group(1).split(), moved[-3000:]
 
     stopped = aws.run(("stop", "t-nat"))
     assert recap(stopped) == (1, 0) and "stopped" in table_row(stopped, "oce-t-nat")
