@@ -21,6 +21,9 @@ options:
   profile:
     description:
       - A named profile of the AWS config files. If not set, E(AWS_PROFILE) is used.
+      - Its credentials are used even when the environment has keys (E(AWS_ACCESS_KEY_ID),
+        E(AWS_SECRET_ACCESS_KEY), E(AWS_SESSION_TOKEN)), as the fleet inventory does; given beside
+        O(access_key), O(secret_key) or O(session_token) it is an error.
     type: str
   access_key:
     description:

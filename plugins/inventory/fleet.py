@@ -42,7 +42,9 @@ description:
   - Only a running node takes the tailnet address of its name (a stopped one's name may be another
     machine's, such as the deployment's node of the same name in another region). Running nodes that
     share a name take none (a warning names them), since which of them the tailnet's peer is cannot
-    be told.
+    be told. Those nodes get an C(ansible_host) that never resolves (C(<name>.stopped.invalid),
+    C(<name>.ambiguous.invalid)) and no C(ollama_url), not the name, which MagicDNS would resolve to
+    the other machine.
   - Terminated EC2 instances are left out; stopped GCP VMs (C(TERMINATED)) are kept as C(state_stopped).
     Regions and projects are read in parallel, each with paginated calls that retry throttling and
     server errors with jittered backoff. An error that remains fails the inventory with a message that
@@ -291,8 +293,9 @@ AWS_KEYS = ("access_key", "secret_key", "session_token")
 
 
 def _first_set(names):
-    """The value of the first of these environment variables that is set (and not empty), else None."""
-    return next((os.environ[name] for name in names if os.environ.get(name)), None)
+    """The value of the first of these environment variables that is set, else None: as the modules'
+    env_fallback takes it, an empty one included."""
+    return next((os.environ[name] for name in names if name in os.environ), None)
 
 
 # The cloud layers are imported when a cloud is read, not when the plugin loads: boto3 and
@@ -423,6 +426,8 @@ def _tailnet_name(node):
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "ollama_cloud.engine.fleet"
+    # The tailnet names several running nodes share (_unshared).
+    _shared = frozenset()
 
     def verify_file(self, path):
         return super().verify_file(path) and path.endswith(SUFFIXES)
@@ -614,9 +619,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         """
         name = _tailnet_name(node)
         # Only a running node can be the peer of its name: a stopped one's name may be another
-        # machine's (the deployment's node of the same name in another region).
-        peer = peers.get(name) if node["state"] == "running" else None
-        host = (peer or {}).get("address") or name
+        # machine's (the deployment's node of the same name in another region), and so may that of
+        # running nodes sharing it. Those get a host no resolver answers (RFC 2606's .invalid), not
+        # the name, which MagicDNS would resolve to that other machine.
+        why_not = "stopped" if node["state"] != "running" else "ambiguous" if name in self._shared else None
+        peer = None if why_not else peers.get(name)
+        host = f"{name}.{why_not}.invalid" if why_not else (peer or {}).get("address") or name
         known_hosts = "~/.ssh/oce_known_hosts_{}".format(node["deployment"] or "unknown")
         ssh_args = tailnet.ssh_common_args(known_hosts, self.get_option("ssh_proxy_command"))
         return {
@@ -627,7 +635,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             "ansible_become": True,
             "ansible_ssh_private_key_file": self.get_option("ssh_private_key_file"),
             "ansible_ssh_common_args": ssh_args,
-            "ollama_url": tailnet.ollama_url(host),
+            "ollama_url": "" if why_not else tailnet.ollama_url(host),
         }
 
     def _unshared(self, nodes, peers):
@@ -637,12 +645,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if node["state"] == "running":
                 running[_tailnet_name(node)].append(node)
         shared = {name: found for name, found in running.items() if len(found) > 1}
+        self._shared = frozenset(shared)
         for name, found in sorted(shared.items()):
             where = ", ".join("{} {} {}".format(n["cloud"], n["region"], n["id"]) for n in found)
             self.display.warning(
                 f"fleet inventory: running nodes share the tailnet name {name} ({where}): which of them the "
-                "tailnet's peer of that name is cannot be told, so none gets its address (ansible_host is the "
-                "name); give each node a name of its own, or destroy the extra ones"
+                "tailnet's peer of that name is cannot be told, so none gets an address (ansible_host is "
+                f"{name}.ambiguous.invalid); give each node a name of its own, or destroy the extra ones"
             )
         return {name: peer for name, peer in peers.items() if name not in shared}
 

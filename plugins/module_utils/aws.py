@@ -239,8 +239,35 @@ def session_for(params):
         return _SESSIONS[key]
 
 
+# The key options and the environment variables they fall back to (AWS_ARGS).
+KEY_ENV = {
+    "access_key": "AWS_ACCESS_KEY_ID",
+    "secret_key": "AWS_SECRET_ACCESS_KEY",
+    "session_token": "AWS_SESSION_TOKEN",
+}
+
+
+def with_profile_first(params):
+    """``params`` without the keys that only the environment gives when a profile is asked for.
+
+    boto3 prefers keys to a profile: a shell's or a CI job's keys would silently win over the
+    profile named (the fleet inventory drops them the same way). A key given as an option beside a
+    profile is an error.
+    """
+    if not params.get("profile"):
+        return params
+    given = [k for k, env in KEY_ENV.items() if params.get(k) and params[k] != os.environ.get(env)]
+    if given:
+        raise cloud.CloudError(
+            f"both a profile ({params['profile']}) and {', '.join(given)} are given: set one or the other "
+            "(AWS_PROFILE sets the profile too)"
+        )
+    return dict(params, **dict.fromkeys(KEY_ENV))
+
+
 def connect(params, service, clock=None):
     """An Api for ``service`` from the module's auth options; CloudError when they cannot work."""
+    params = with_profile_first(params)
     region = params.get("region")
     if not region:
         raise cloud.CloudError("no AWS region given: set region (or AWS_REGION)")

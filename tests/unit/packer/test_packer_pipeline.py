@@ -27,7 +27,7 @@ def role_defaults(role):
 
 
 def ansible_core_pin():
-    (version,) = re.findall(r"(?m)^ansible-core==(\S+)$", (ROOT / "requirements-demo.txt").read_text())
+    (version,) = re.findall(r"(?m)^ansible-core==([^\s#]+)", (ROOT / "requirements-demo.txt").read_text())
     return version
 
 

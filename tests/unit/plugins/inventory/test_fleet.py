@@ -288,9 +288,10 @@ def test_a_stopped_node_does_not_take_the_address_of_a_running_one_of_the_same_n
     hosts, warnings = populated([running, stopped], DEMO_ONLINE)
     assert (hosts["oce-demo"]["ansible_host"], hosts["oce-demo"]["oce_tailnet_online"]) == ("100.64.0.50", True)
     other = hosts["oce-demo-i-0aaa"]
+    # Not its name either, which MagicDNS would resolve to the running one: a name no resolver answers.
     assert (other["ansible_host"], other["ollama_url"], other["oce_tailnet_online"]) == (
-        "oce-demo",
-        "http://oce-demo:11434",
+        "oce-demo.stopped.invalid",
+        "",
         False,
     )
     assert warnings == []
@@ -299,7 +300,8 @@ def test_a_stopped_node_does_not_take_the_address_of_a_running_one_of_the_same_n
 def test_running_nodes_of_one_tailnet_name_take_no_address_and_are_told():
     nodes = [demo_node("eu-west-1", "running", "i-0bbb"), demo_node("us-east-1", "running", "i-0aaa")]
     hosts, warnings = populated(nodes, DEMO_ONLINE)
-    assert [h["ansible_host"] for h in hosts.values()] == ["oce-demo", "oce-demo"]
+    assert [h["ansible_host"] for h in hosts.values()] == ["oce-demo.ambiguous.invalid"] * 2
+    assert [h["ollama_url"] for h in hosts.values()] == ["", ""]
     assert not any(h["oce_tailnet_online"] for h in hosts.values())
     (warning,) = warnings
     assert "share the tailnet name oce-demo (aws eu-west-1 i-0bbb, aws us-east-1 i-0aaa)" in warning
@@ -560,7 +562,15 @@ def test_the_gcp_options_fall_back_to_the_gcp_modules_environment_variables_in_t
     assert re.findall(r"E\((\w+)\)", " ".join(options["projects"]["description"])) == fleet_utils.GCP_ENV["project"]
 
 
-@pytest.mark.parametrize("env, regions", [({"AWS_DEFAULT_REGION": "eu-west-1"}, ["eu-west-1"]), ({}, None)])
+@pytest.mark.parametrize(
+    "env, regions",
+    [
+        ({"AWS_DEFAULT_REGION": "eu-west-1"}, ["eu-west-1"]),
+        ({}, None),
+        # As the modules' env_fallback: the first variable set is taken, though empty.
+        ({"AWS_REGION": "", "AWS_DEFAULT_REGION": "eu-west-1"}, None),
+    ],
+)
 def test_regions_that_are_all_empty_fall_back_to_the_environment(monkeypatch, env, regions):
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)

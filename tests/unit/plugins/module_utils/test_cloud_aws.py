@@ -103,14 +103,36 @@ def test_our_tags_cannot_be_overridden():
         cloud.our_tags("demo", extra={"oce-deployment": "other"})
 
 
-@pytest.mark.parametrize("keys", [{}, {"access_key": "a", "secret_key": "b"}], ids=["no-keys", "keys-as-options"])
+@pytest.mark.parametrize(
+    "keys", [{}, {"access_key": "a", "secret_key": "b"}], ids=["no-keys", "keys-of-the-environment"]
+)
 def test_profile_that_does_not_exist(monkeypatch, keys):
-    # With keys given as well (the fleet inventory reads them from the environment), boto3 has
-    # credentials without the profile, and the profile fails when the client reads its config.
+    # Keys the environment gives (a shell's, a CI job's) do not stand in for the profile named.
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
     with pytest.raises(cloud.CloudError, match="AWS profile 'nope' does not exist"):
         aws.connect({"region": "us-east-1", "profile": "nope", **keys}, "ec2")
+
+
+def test_a_profile_wins_over_the_keys_of_the_environment(monkeypatch, tmp_path):
+    config = tmp_path / "credentials"
+    config.write_text("[ml]\naws_access_key_id = AKIAPROFILE\naws_secret_access_key = s\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(config))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAENVIRONMENT")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "e")
+    # As a module's options are filled: the keys from the environment (env_fallback), and the profile.
+    params = {"region": "us-east-1", "profile": "ml", "access_key": "AKIAENVIRONMENT", "secret_key": "e"}
+    api = aws.connect(params, "ec2")
+    assert api.client._request_signer._credentials.access_key == "AKIAPROFILE"
+
+
+def test_a_profile_beside_keys_given_as_options_is_an_error(monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    with pytest.raises(cloud.CloudError, match=r"both a profile \(ml\) and access_key, secret_key are given"):
+        aws.connect({"region": "us-east-1", "profile": "ml", "access_key": "a", "secret_key": "b"}, "ec2")
 
 
 def test_an_endpoint_without_a_scheme_and_half_a_key_pair_fail_before_any_client():
