@@ -16,7 +16,8 @@ description:
     return except for its C(labels), which are only the tags (GCP labels) a user added; C(Name) and
     our C(oce-*) ones are the record's C(name), C(deployment), C(model) and C(environment) already.
   - "Host variables, for O(compose), O(groups) and O(keyed_groups) too: C(oce_node) (the record:
-    C(oce_node.model), C(oce_node.gpu), C(oce_node.hourly_cost), C(oce_node.region), ...),
+    C(oce_node.model), C(oce_node.gpu), C(oce_node.hourly_cost), C(oce_node.region), on GCP
+    C(oce_node.project), ...),
     C(oce_tailnet_hostname), C(oce_tailnet_online), C(ollama_url) and the connection's
     C(ansible_host), C(ansible_user), C(ansible_become), C(ansible_ssh_private_key_file) and
     C(ansible_ssh_common_args). Each value once: the record's fields are not repeated as variables
@@ -252,8 +253,8 @@ from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog
 SUFFIXES = ("fleet.yml", "fleet.yaml")
 
 # The shape of the cached node records, part of the cache key: a cache of another shape is a miss.
-# 2: labels are only the user's own (fleet.own_labels).
-RECORDS = 2
+# 2: labels are only the user's own (fleet.own_labels). 3: GCP records carry their project.
+RECORDS = 3
 
 
 # Characters no template can be made of: without a brace, a percent or a hash there is no

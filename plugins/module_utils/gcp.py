@@ -557,6 +557,8 @@ def instance_node(instance, hourly_cost=None):
     accs = accelerators(instance)
     extra = {
         "hourly_cost": hourly_cost,
+        # Several projects in one inventory: group or compose by it, and tell same-named VMs apart.
+        "project": last_project(instance),
         "availability_zone": zone,
         "subnet_id": last(nic.get("subnetwork")),
         "accelerator": accs[0]["type"] if accs else None,

@@ -226,6 +226,7 @@ node:
     api_url: null
     uptime_seconds: 42
     hourly_cost: 0.73
+    project: my-project
     availability_zone: us-central1-a
     subnet_id: oce-demo-private
     accelerator: nvidia-tesla-t4

@@ -72,10 +72,10 @@ def test_groups_and_hostvars_across_two_regions(fleet, tmp_path):
     # Over the tailnet only: its address where this controller sees the node; a stopped one's name
     # may be another machine's, so it gets a host no resolver answers.
     assert a1["ansible_host"] == "100.64.0.21" and a1["ollama_url"] == "http://100.64.0.21:11434"
-    assert a2["ansible_host"] == "oce-alpha-oce-a2.stopped.invalid" and a2["oce_node"]["private_ip"].startswith(
-        "10.30.0."
-    )
+    assert a2["ansible_host"] == "oce-alpha-oce-a2.stopped.invalid"
+    assert a2["oce_node"]["private_ip"].startswith("10.30.0.")
     node = a1["oce_node"]
+    assert node["project"] == server.PROJECT  # several projects in one inventory can be told apart
     assert (node["cloud"], node["model"], node["instance_type"], node["gpu"], node["hourly_cost"]) == (
         "gcp",
         "mistral:7b",
