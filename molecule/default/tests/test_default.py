@@ -90,6 +90,14 @@ def test_setting_survives_reinstall(host):
     assert host.file("/usr/local/bin/ollama").exists
 
 
+def test_removal_leaves_the_drop_ins_of_others(host):
+    # side_effect.yml added 90-someone-else.conf, removed Ollama (ollama_state=absent) and installed
+    # it again: the drop-in stayed, and the service runs with it.
+    assert host.file("/etc/systemd/system/ollama.service.d/90-someone-else.conf").exists
+    assert "OCE_SOMEONE_ELSE=1" in host.check_output("systemctl show -p Environment --value ollama").split()
+    assert host.service("ollama").is_running
+
+
 # converge.yml and side_effect.yml set ollama_extra_env to this made-up secret.
 SECRET = " s3cr\"et' $HOME ${X} `id` back\\slash #no-comment %n 100% "
 EXTRA_ENV = "/etc/systemd/system/ollama.service.d/extra.env"

@@ -551,7 +551,8 @@ def test_a_service_tied_to_the_firewall_stops_with_it_and_brings_it_back(node):
     firewall first."""
     guarded = "oce-molecule-guarded.service"
     shown = node.check_output("systemctl show --property=Requires --property=After %s" % guarded)
-    assert [line.split("=")[0] for line in shown.splitlines() if "oce-firewall.service" in line] == ["Requires", "After"]
+    tied = [line.split("=")[0] for line in shown.splitlines() if "oce-firewall.service" in line]
+    assert tied == ["Requires", "After"]
     assert node.service(guarded).is_running
     node.run_expect([0], "systemctl stop oce-firewall.service")
     try:
