@@ -289,10 +289,6 @@ class _Trusted:
         return value
 
 
-# Credentials an AWS profile replaces.
-AWS_KEYS = ("access_key", "secret_key", "session_token")
-
-
 def _first_set(names):
     """The value of the first of these environment variables that is set, else None: as the modules'
     env_fallback takes it, an empty one included."""
@@ -478,15 +474,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         boto3 prefers keys to a profile: a shell's or a CI job's keys would silently win over the
         profile asked for (boto3 itself drops them for a profile it is given).
         """
-        params = {k: self._option(k) for k in ("endpoint_url", "profile", *AWS_KEYS)}
+        params = {k: self._option(k) for k in ("endpoint_url", "profile", *fleet.AWS_KEY_ENV)}
         if params["profile"]:
-            given = [k for k in AWS_KEYS if params[k] and not self.get_option_and_origin(k)[1].startswith("env:")]
+            given = [
+                k for k in fleet.AWS_KEY_ENV if params[k] and not self.get_option_and_origin(k)[1].startswith("env:")
+            ]
             if given:
                 raise AnsibleParserError(
                     f"the fleet inventory has both a profile ({params['profile']}) and {', '.join(given)}: "
                     "set one or the other in the inventory file (AWS_PROFILE sets the profile too)"
                 )
-            params.update(dict.fromkeys(AWS_KEYS))
+            params.update(dict.fromkeys(fleet.AWS_KEY_ENV))
         return params
 
     def _sources(self, deployment):

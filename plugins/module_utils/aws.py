@@ -36,9 +36,9 @@ AWS_ARGS = {
     },
     "endpoint_url": {"type": "str", "fallback": (env_fallback, ["AWS_ENDPOINT_URL"])},
     "profile": {"type": "str", "fallback": (env_fallback, ["AWS_PROFILE"])},
-    "access_key": {"type": "str", "no_log": False, "fallback": (env_fallback, ["AWS_ACCESS_KEY_ID"])},
-    "secret_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["AWS_SECRET_ACCESS_KEY"])},
-    "session_token": {"type": "str", "no_log": True, "fallback": (env_fallback, ["AWS_SESSION_TOKEN"])},
+    "access_key": {"type": "str", "no_log": False, "fallback": (env_fallback, [fleet.AWS_KEY_ENV["access_key"]])},
+    "secret_key": {"type": "str", "no_log": True, "fallback": (env_fallback, [fleet.AWS_KEY_ENV["secret_key"]])},
+    "session_token": {"type": "str", "no_log": True, "fallback": (env_fallback, [fleet.AWS_KEY_ENV["session_token"]])},
 }
 
 THROTTLING = {
@@ -214,9 +214,7 @@ _SESSIONS = {}
 # Where boto3 looks for credentials besides the options: part of a session's key, so a changed
 # environment (a test, a credential_process refresh by the caller) gets a new session.
 CREDENTIAL_ENV = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
+    *fleet.AWS_KEY_ENV.values(),
     "AWS_PROFILE",
     "AWS_CONFIG_FILE",
     "AWS_SHARED_CREDENTIALS_FILE",
@@ -239,14 +237,6 @@ def session_for(params):
         return _SESSIONS[key]
 
 
-# The key options and the environment variables they fall back to (AWS_ARGS).
-KEY_ENV = {
-    "access_key": "AWS_ACCESS_KEY_ID",
-    "secret_key": "AWS_SECRET_ACCESS_KEY",
-    "session_token": "AWS_SESSION_TOKEN",
-}
-
-
 def with_profile_first(params):
     """``params`` without the keys that only the environment gives when a profile is asked for.
 
@@ -256,13 +246,13 @@ def with_profile_first(params):
     """
     if not params.get("profile"):
         return params
-    given = [k for k, env in KEY_ENV.items() if params.get(k) and params[k] != os.environ.get(env)]
+    given = [k for k, env in fleet.AWS_KEY_ENV.items() if params.get(k) and params[k] != os.environ.get(env)]
     if given:
         raise cloud.CloudError(
             f"both a profile ({params['profile']}) and {', '.join(given)} are given: set one or the other "
             "(AWS_PROFILE sets the profile too)"
         )
-    return dict(params, **dict.fromkeys(KEY_ENV))
+    return dict(params, **dict.fromkeys(fleet.AWS_KEY_ENV))
 
 
 def connect(params, service, clock=None):

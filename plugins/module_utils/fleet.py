@@ -33,6 +33,14 @@ GCP_ENV = {
     "endpoint": ["OCE_GCE_ENDPOINT", "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE"],
 }
 
+# The AWS key options and the environment variables they fall back to (aws.AWS_ARGS), which a
+# profile replaces (aws.with_profile_first, and the fleet inventory alike). Here for the same reason.
+AWS_KEY_ENV = {
+    "access_key": "AWS_ACCESS_KEY_ID",
+    "secret_key": "AWS_SECRET_ACCESS_KEY",
+    "session_token": "AWS_SESSION_TOKEN",
+}
+
 # Labels the node record says as its own fields (Name is AWS's tag of the instance's name).
 _RECORDED_LABELS = frozenset(("Name", LABEL_DEPLOYMENT, LABEL_MODEL, LABEL_ENVIRONMENT, LABEL_MANAGED_BY))
 
