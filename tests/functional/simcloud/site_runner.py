@@ -166,18 +166,20 @@ def refused_outside_the_tailnet(ip):
     return False
 
 
-def lifecycle(site, bodies, controller, headscale, record_property):
-    """site.yml from nothing to the answer, stop/start on the same tailnet node, then site.yml
-    again: a converged rerun of the headline command, 0 changed on the controller and the node.
+def lifecycle(site, bodies, controller, headscale, record_property, image="stock"):
+    """site.yml to the answer, stop/start on the same tailnet node, then site.yml again: a
+    converged rerun of the headline command, 0 changed on the controller and the node.
 
-    The same on every cloud: only the runner's settings and the bodies' cloud differ. The rerun
-    comes after the restart, so that one run checks both that nothing drifts and that a started
-    node needs nothing redone (a rerun before the stop as well took about 200 s more on AWS).
+    The same on every cloud and image: only the runner's settings and the bodies' cloud differ.
+    ``image``: "stock" (site.yml from nothing: it creates the node, and configures it from a stock
+    image) or "golden" (the node exists, booted from the golden image: site.yml configures it). The
+    rerun comes after the restart, so that one run checks both that nothing drifts and that a
+    started node needs nothing redone (a rerun before the stop as well took about 200 s more on AWS).
     """
     hostname = f"oce-{site.deployment}"
     out, seconds = site.run("site.yml")
-    record_property("site_stock_seconds", round(seconds, 1))
-    print(f"\n[simcloud] {site.cloud} site.yml from nothing to the answer: {seconds:.0f}s")
+    record_property(f"site_{image}_seconds", round(seconds, 1))
+    print(f"\n[simcloud] {site.cloud} site.yml on a {image} image's node to the answer: {seconds:.0f}s")
     url = ollama_url_of(out)
     assert f"{MODEL} on {hostname} ({url}) answered" in flat(out)
     # Tailscale came up at first boot with the tailscale role's own unit and settings (installed

@@ -1,11 +1,10 @@
 """cloud=aws on the simulated cloud, a node the tailnet refuses: its stored key is one the control
-server does not know. The node boots and reads the key as any other (test_site_aws_simcloud.py),
-never joins; site.yml stops at its deadline and says what to check, and destroy.yml still removes
-everything.
+server does not know. The node boots a stock image and reads the key as any other, never joins;
+site.yml stops at its deadline and says what to check, and destroy.yml still removes everything.
 
-Its own file so that rig/test's simcloud stage runs it in the half beside the AWS end to end (that
-half is the longer one). Needs the rig and root (skips otherwise); every wait is bounded, and the
-test removes what it made, in moto, podman and Headscale.
+rig/test's simcloud stage runs it after the AWS end to end (test_site_aws_simcloud.py), in the half
+beside GCP's. Needs the rig and root (skips otherwise); every wait is bounded, and the test removes
+what it made, in moto, podman and Headscale.
 """
 
 from __future__ import annotations

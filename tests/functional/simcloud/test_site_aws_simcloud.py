@@ -1,13 +1,16 @@
-"""cloud=aws end to end on the simulated cloud: `site.yml` from nothing to the model's answer, fetched
-from this controller through the node's tailnet URL.
+"""cloud=aws end to end on the simulated cloud, from the golden image: the node answers on the tailnet
+after first boot alone, then `site.yml` configures it to the model's answer, fetched from this
+controller through the node's tailnet URL; stop/start, a converged rerun, destroy.
 
 moto keeps the API side; every instance it runs gets a body that boots the instance's own user data
 with Debian's cloud-init, reads its key from moto's Secrets Manager with the role credentials moto's
 IMDS gives it at 169.254.169.254, and joins the rig's Headscale over a real TUN device. The
 controller reaches the tailnet through a userspace tailscaled. Needs the rig and root (skips
 otherwise); every wait is bounded, and each test removes what it made, in moto, podman and Headscale.
-A node whose key the tailnet refuses is in test_site_aws_refused_simcloud.py, which rig/test runs in
-the other half of its simcloud stage, beside this file.
+
+`site.yml` from nothing (a stock image: first boot installs Tailscale, configure installs the rest)
+is test_site_gcp_simcloud.py; the same roles and bodies, so each path runs once. An AWS node from a
+stock image whose key the tailnet refuses is test_site_aws_refused_simcloud.py.
 """
 
 from __future__ import annotations
@@ -23,21 +26,7 @@ from .aws_account import ours, store_key
 from .site_runner import MODEL, SiteRunner, destroyed, generate, lifecycle, on_tailnet
 
 
-def test_site_from_nothing_to_an_answer_then_rerun_stop_start_destroy(
-    simcloud_aws, headscale, controller_tailnet, ssh_key, record_property
-):
-    cloud, deployment = simcloud_aws, "sim-aws"
-    headscale.delete_nodes(names=[f"oce-{deployment}"])  # from an earlier, interrupted run
-    store_key(cloud, deployment, headscale.preauth_key(tags=["tag:ollama"]))
-    site = SiteRunner("aws", deployment, cloud.env, controller_tailnet, ssh_key, {"node_aws_image": cloud.ami})
-    try:
-        lifecycle(site, cloud.bodies, controller_tailnet, headscale, record_property)
-    finally:
-        destroyed(site, cloud.bodies, headscale)
-    assert ours(cloud, deployment) == {"instances": [], "vpcs": []}
-
-
-def test_a_node_from_the_golden_image_answers_on_the_tailnet_without_configure(
+def test_a_golden_image_node_answers_without_configure_then_site_rerun_stop_start_destroy(
     simcloud_aws, golden_image, headscale, controller_tailnet, ssh_key, record_property
 ):
     cloud, deployment = simcloud_aws, "sim-gold"
@@ -96,10 +85,9 @@ def test_a_node_from_the_golden_image_answers_on_the_tailnet_without_configure(
         applied = cloud.bodies.exec(iid, "sh", "-c", "sleep 2; cat /var/lib/oce-test/ctl-calls; ls /var/lib/oce").stdout
         assert "-a fetch-config -m ec2 -c file:/etc/oce/cloudwatch-agent.json -s" in applied, applied
         assert "cloudwatch-agent-config.applied" in applied, applied
+        # Then the headline command on it: configure over the tailnet, the answer, stop/start, a
+        # converged rerun.
+        lifecycle(site, cloud.bodies, controller_tailnet, headscale, record_property, image="golden")
     finally:
-        gone, _seconds = site.run("playbooks/destroy.yml", ok=False)
-        cloud.bodies.settle()
-        headscale.delete_nodes(names=[hostname])
-    assert "failed=0" in gone, gone[-4000:]
-    assert ours(cloud, deployment)["instances"] == []
-    assert cloud.bodies.bodies == {}
+        destroyed(site, cloud.bodies, headscale)
+    assert ours(cloud, deployment) == {"instances": [], "vpcs": []}
