@@ -6,8 +6,8 @@
 # Names are the kernel's (15 characters); a * marks a process forked and never exec'd:
 #   ansible-playboo    the controller of each run (start-up, parsing, the strategy loop)
 #   ansible-playboo*   the worker each task forks (templating, the action, the module's payload)
-#   python3            module runs on the nodes (AnsiballZ)
-#   python3.11         module runs on the controller (the virtualenv's Python: boto3, google-auth)
+#   python3            module runs on the nodes (AnsiballZ), and on the controller (the
+#                      virtualenv's python3: boto3, google-auth)
 #   python             pytest, the sanity tests, the harnesses
 # The accounting is the whole machine's: run it on a quiet one. Needs root (accton).
 #   bench/suite_cpu.sh [STAGE...]     (rig/test's stages; default all)
