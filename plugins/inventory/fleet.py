@@ -469,22 +469,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return projects
 
     def _aws_params(self):
-        """The AWS connection options. With a profile, keys that only the environment gives are dropped.
-
-        boto3 prefers keys to a profile: a shell's or a CI job's keys would silently win over the
-        profile asked for (boto3 itself drops them for a profile it is given).
-        """
-        params = {k: self._option(k) for k in ("endpoint_url", "profile", *fleet.AWS_KEY_ENV)}
-        if params["profile"]:
-            given = [
-                k for k in fleet.AWS_KEY_ENV if params[k] and not self.get_option_and_origin(k)[1].startswith("env:")
-            ]
-            if given:
-                raise AnsibleParserError(
-                    f"the fleet inventory has both a profile ({params['profile']}) and {', '.join(given)}: "
-                    "set one or the other in the inventory file (AWS_PROFILE sets the profile too)"
-                )
-            params.update(dict.fromkeys(fleet.AWS_KEY_ENV))
+        """The AWS connection options, a profile first as the modules take them (fleet.aws_profile_first)."""
+        params, error = fleet.aws_profile_first(
+            {k: self._option(k) for k in ("endpoint_url", "profile", *fleet.AWS_KEY_ENV)}
+        )
+        if error:
+            raise AnsibleParserError(f"the fleet inventory file: {error}")
         return params
 
     def _sources(self, deployment):

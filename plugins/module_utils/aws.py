@@ -238,21 +238,11 @@ def session_for(params):
 
 
 def with_profile_first(params):
-    """``params`` without the keys that only the environment gives when a profile is asked for.
-
-    boto3 prefers keys to a profile: a shell's or a CI job's keys would silently win over the
-    profile named (the fleet inventory drops them the same way). A key given as an option beside a
-    profile is an error.
-    """
-    if not params.get("profile"):
-        return params
-    given = [k for k, env in fleet.AWS_KEY_ENV.items() if params.get(k) and params[k] != os.environ.get(env)]
-    if given:
-        raise cloud.CloudError(
-            f"both a profile ({params['profile']}) and {', '.join(given)} are given: set one or the other "
-            "(AWS_PROFILE sets the profile too)"
-        )
-    return dict(params, **dict.fromkeys(fleet.AWS_KEY_ENV))
+    """``params`` for a profile asked for (fleet.aws_profile_first); CloudError for keys beside it."""
+    params, error = fleet.aws_profile_first(params)
+    if error:
+        raise cloud.CloudError(error)
+    return params
 
 
 def connect(params, service, clock=None):

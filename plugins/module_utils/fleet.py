@@ -8,6 +8,7 @@ the inventory see one shape whatever the cloud.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -34,12 +35,31 @@ GCP_ENV = {
 }
 
 # The AWS key options and the environment variables they fall back to (aws.AWS_ARGS), which a
-# profile replaces (aws.with_profile_first, and the fleet inventory alike). Here for the same reason.
+# profile replaces (aws_profile_first). Here for the same reason.
 AWS_KEY_ENV = {
     "access_key": "AWS_ACCESS_KEY_ID",
     "secret_key": "AWS_SECRET_ACCESS_KEY",
     "session_token": "AWS_SESSION_TOKEN",
 }
+
+
+def aws_profile_first(params):
+    """(``params`` without the keys only the environment gives when a profile is asked for, an error
+    sentence or None), for the AWS modules and the fleet inventory alike.
+
+    boto3 prefers keys to a profile: a shell's or a CI job's keys would silently win over the
+    profile named. A key given as an option (not the environment's value) beside a profile is an error.
+    """
+    if not params.get("profile"):
+        return params, None
+    given = [k for k, env in AWS_KEY_ENV.items() if params.get(k) and params[k] != os.environ.get(env)]
+    if given:
+        return params, (
+            f"both a profile ({params['profile']}) and {', '.join(given)} are given: set one or the other "
+            "(AWS_PROFILE sets the profile too)"
+        )
+    return dict(params, **dict.fromkeys(AWS_KEY_ENV)), None
+
 
 # Labels the node record says as its own fields (Name is AWS's tag of the instance's name).
 _RECORDED_LABELS = frozenset(("Name", LABEL_DEPLOYMENT, LABEL_MODEL, LABEL_ENVIRONMENT, LABEL_MANAGED_BY))

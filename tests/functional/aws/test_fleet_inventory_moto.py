@@ -278,7 +278,7 @@ def test_a_profile_is_used_though_the_environment_has_keys(fleet, tmp_path):
         ("regions: [\"{{ '' }}\", '']\n", "the fleet inventory has no region: set regions in the inventory file"),
         (
             "regions: [us-east-1]\nprofile: ml\naccess_key: AKIAFILE\nsecret_key: x\n",
-            "has both a profile (ml) and access_key, secret_key: set one or the other in the inventory file",
+            "the fleet inventory file: both a profile (ml) and access_key, secret_key are given: set one or the other",
         ),
     ],
     ids=["unknown region", "bad page size", "regions that render empty", "a profile and keys"],

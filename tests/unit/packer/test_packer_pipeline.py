@@ -93,7 +93,7 @@ def test_no_file_of_the_pipeline_restates_a_pinned_version():
             assert version not in text, "%s restates %s %s" % (path.relative_to(ROOT), what, version)
 
 
-def test_ansible_core_on_runner_and_builder_is_the_tested_release():
+def test_ansible_core_on_runner_builder_and_ee_is_the_tested_release():
     pin = ansible_core_pin()
     # Packer: empty by default, then the version its regex finds in requirements-demo.txt.
     assert re.search(r'default\s*=\s*""\n', variable_block("ansible_core_version"))
@@ -110,6 +110,9 @@ def test_ansible_core_on_runner_and_builder_is_the_tested_release():
     installs = [line for run in runs for line in run.splitlines() if "pip install" in line]
     assert [line for line in installs if "ansible-core" in line] == []
     assert sum('"$(python -c "$ANSIBLE_CORE_PIN")"' in line for line in installs) == 3
+    # AWX's execution environment: ansible-builder takes a literal pin, so it is compared here.
+    ee = yaml.safe_load((ROOT / "execution-environment.yml").read_text())
+    assert ee["dependencies"]["ansible_core"]["package_pip"] == "ansible-core==%s" % pin
 
 
 def test_cleanup_removes_every_signing_key_validation_looks_for():

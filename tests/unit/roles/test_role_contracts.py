@@ -7,6 +7,8 @@ import pathlib
 import pytest
 import yaml
 
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import fleet
+
 ROLES = sorted(p for p in (pathlib.Path(__file__).parents[3] / "roles").iterdir() if p.is_dir())
 
 
@@ -35,3 +37,9 @@ def test_variables_carry_the_role_prefix(role):
     prefix = role.name + "_"
     for name in load(role / "defaults" / "main.yml"):
         assert name.startswith(prefix), "%s in role %s lacks the %s prefix" % (name, role.name, prefix)
+
+
+def test_the_node_role_names_the_gcp_project_variables_the_modules_read():
+    # Its messages show the project a GCP module would use; the modules read fleet.GCP_ENV.
+    node_vars = load(ROLES[0].parent / "node" / "vars" / "main.yml")
+    assert node_vars["__node_gcp_project_env"] == fleet.GCP_ENV["project"]
