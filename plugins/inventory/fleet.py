@@ -80,6 +80,16 @@ options:
     description: Only the nodes of this deployment; all of ours when empty.
     type: str
     default: ""
+  states:
+    description:
+      - Only the nodes in these states (the node record's C(state)); nodes in every state when
+        empty. V([running]) leaves out the stopped nodes, which cannot be reached anyway.
+      - Applied to what the clouds (or the cache) answer, so one cache serves every choice.
+    type: list
+    elements: str
+    choices: [pending, running, stopping, stopped, unknown]
+    default: []
+    version_added: 0.3.0
   endpoint_url:
     description:
       - Send API calls to this URL instead of AWS (a moto server in tests).
@@ -219,6 +229,13 @@ cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/ollama-cloud-engine/inventory
 cache_timeout: 600
+
+---
+# Only the running nodes of deployment prod: a stopped node is no host to configure
+plugin: ollama_cloud.engine.fleet
+regions: [us-east-1]
+deployment: prod
+states: [running]
 
 ---
 # Your own groups and variables from the node record
@@ -644,6 +661,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             )
         return {name: peer for name, peer in peers.items() if name not in shared}
 
+    def _wanted(self, nodes):
+        """The nodes in the states asked for (O(states)), all when none is."""
+        states = self.get_option("states")
+        return [n for n in nodes if n["state"] in states] if states else nodes
+
     def _populate(self, nodes, peers):
         peers = self._unshared(nodes, peers)
         seen = set()
@@ -711,4 +733,5 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 answer = asked.result()
         if update_cache:
             self._cache[cache_key] = nodes
+        nodes = self._wanted(nodes)
         self._populate(nodes, self._peers(nodes, answer))

@@ -201,12 +201,15 @@ def test_the_plugins_variables_win_over_group_vars_and_lose_to_host_vars(fleet):
     assert (a2["ansible_user"], a2["ansible_become"]) == ("admin", True)
 
 
-def test_filtered_by_deployment(fleet):
+def test_filtered_by_deployment_and_by_state(fleet):
     inv = fleet.inventory(BASE + "deployment: beta\n")
     assert hosts(inv, "cloud_aws") == ["oce-b1"]
     b1 = inv["_meta"]["hostvars"]["oce-b1"]
     # Not on this controller's tailnet (no tailscale here): its tailnet name, never its VPC address.
     assert "ansible_connection" not in b1 and b1["ansible_host"] == "oce-beta-oce-b1"
+    # Alpha's running node only: its stopped oce-a2 is left out.
+    inv = fleet.inventory(BASE + "deployment: alpha\nstates: [running]\n")
+    assert hosts(inv, "cloud_aws") == ["oce-a1"] and hosts(inv, "state_running") == ["oce-a1"]
 
 
 def test_cache_is_written_on_a_miss_and_a_hit_makes_no_call(fleet):

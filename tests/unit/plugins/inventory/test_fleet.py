@@ -297,6 +297,22 @@ def test_a_stopped_node_does_not_take_the_address_of_a_running_one_of_the_same_n
     assert warnings == []
 
 
+@pytest.mark.parametrize(
+    "states, listed",
+    [([], ["oce-demo", "oce-demo-i-0aaa"]), (["running"], ["oce-demo"]), (["stopped", "pending"], ["oce-demo"])],
+    ids=["every state", "running", "stopped or pending"],
+)
+def test_states_lists_only_the_nodes_in_them(states, listed):
+    plugin = fleet.InventoryModule()
+    plugin.get_option = {"states": states}.get
+    nodes = [demo_node("eu-west-1", "running", "i-0bbb"), demo_node("us-east-1", "stopped", "i-0aaa")]
+    wanted = plugin._wanted(nodes)
+    assert sorted(populated(wanted, DEMO_ONLINE)[0]) == listed
+    # The stopped node alone keeps its own name, and takes no address.
+    if states == ["stopped", "pending"]:
+        assert populated(wanted, DEMO_ONLINE)[0]["oce-demo"]["ansible_host"] == "oce-demo.stopped.invalid"
+
+
 def test_running_nodes_of_one_tailnet_name_take_no_address_and_are_told():
     nodes = [demo_node("eu-west-1", "running", "i-0bbb"), demo_node("us-east-1", "running", "i-0aaa")]
     hosts, warnings = populated(nodes, DEMO_ONLINE)
