@@ -85,6 +85,8 @@ options:
       - Only the nodes in these states (the node record's C(state)); nodes in every state when
         empty. V([running]) leaves out the stopped nodes, which cannot be reached anyway.
       - Applied to what the clouds (or the cache) answer, so one cache serves every choice.
+      - A node keeps the host name it has without the filter (a clash gets the instance id), so
+        its host_vars file and C(--limit) name the same machine whichever states are asked for.
     type: list
     elements: str
     choices: [pending, running, stopping, stopped, unknown]
@@ -100,8 +102,8 @@ options:
     description:
       - A named profile of the AWS config files. Its credentials are used even when the environment
         has keys (E(AWS_ACCESS_KEY_ID), E(AWS_SECRET_ACCESS_KEY), E(AWS_SESSION_TOKEN)), as boto3 does
-        for a profile it is given; with O(access_key), O(secret_key) or O(session_token) in the
-        inventory file it is an error.
+        for a profile it is given; with O(access_key), O(secret_key) or O(session_token) set in the
+        inventory file to other values than the environment's, it is an error.
     type: str
     env:
       - name: AWS_PROFILE
@@ -661,13 +663,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             )
         return {name: peer for name, peer in peers.items() if name not in shared}
 
-    def _wanted(self, nodes):
+    def _in_states(self, nodes):
         """The nodes in the states asked for (O(states)), all when none is."""
         states = self.get_option("states")
         return [n for n in nodes if n["state"] in states] if states else nodes
 
-    def _populate(self, nodes, peers):
-        peers = self._unshared(nodes, peers)
+    def _populate(self, nodes, listed, peers):
+        """``listed`` (some of ``nodes``) as hosts, named among all ``nodes``.
+
+        A node's name never depends on O(states): its host_vars file and --limit stay on one machine.
+        """
+        peers = self._unshared(listed, peers)
+        listed_ids = {id(node) for node in listed}
         seen = set()
         options = {k: self.get_option(k) for k in ("compose", "groups", "keyed_groups", "strict")}
         constructed = None
@@ -679,7 +686,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             # Inventory names are the node names the node role uses; a clash gets the instance id.
             hostname = node["name"] if node["name"] not in seen else "{}-{}".format(node["name"], node["id"])
             seen.add(hostname)
-            self._add(node, hostname, peers, constructed)
+            if id(node) in listed_ids:
+                self._add(node, hostname, peers, constructed)
 
     def _cache_key(self, path):
         """The cache key of the file and of what it searches, the same way for AWS and GCP.
@@ -733,5 +741,5 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 answer = asked.result()
         if update_cache:
             self._cache[cache_key] = nodes
-        nodes = self._wanted(nodes)
-        self._populate(nodes, self._peers(nodes, answer))
+        listed = self._in_states(nodes)
+        self._populate(nodes, listed, self._peers(listed, answer))

@@ -100,15 +100,21 @@ SENTENCES = {
     "(playbooks/destroy.yml does), or what GCP names below if it is not ours",
 }
 
-# Instance statuses onto the fleet's node states. TERMINATED is GCE's word for stopped.
+# Every instance status of compute.v1 (a unit test holds them to its discovery document) onto the
+# fleet's node states. TERMINATED is GCE's word for stopped; PENDING is a Flex Start VM waiting
+# for capacity; DEPROVISIONING is a halted VM being torn down.
 STATES = {
+    "PENDING": "pending",
     "PROVISIONING": "pending",
     "STAGING": "pending",
     "REPAIRING": "pending",
     "RUNNING": "running",
+    "PENDING_STOP": "stopping",
     "STOPPING": "stopping",
     "SUSPENDING": "stopping",
+    "DEPROVISIONING": "stopping",
     "TERMINATED": "stopped",
+    "STOPPED": "stopped",
     "SUSPENDED": "stopped",
 }
 

@@ -607,7 +607,7 @@ class GcpNode(cloud.Provider):
         }
         if self.params["wait"]:
             try:
-                instance = self.wait_status(instance, "RUNNING", ("TERMINATED", "SUSPENDED"))
+                instance = self.wait_state(instance, "running", failed="stopped")
             except Exception as exc:  # anything at all: what this run created must not be left running
                 raise cloud.undo_failed(
                     exc, self.ident(instance), lambda: self.delete(instance), placement=tried
@@ -623,24 +623,20 @@ class GcpNode(cloud.Provider):
 
     def start(self, raw):
         self.act(raw, "resume" if raw.get("status") == "SUSPENDED" else "start")
-        return self.wait_status(raw, "RUNNING") if self.params["wait"] else raw
+        return self.wait_state(raw, "running") if self.params["wait"] else raw
 
     def stop(self, raw):
         self.act(raw, "stop")
-        return self.wait_status(raw, "TERMINATED") if self.params["wait"] else raw
+        return self.wait_state(raw, "stopped") if self.params["wait"] else raw
 
     def delete(self, raw):
         self.act(raw, "delete", "DELETE")
 
     def settle(self, raw):
-        status = raw.get("status")
-        if status in ("PROVISIONING", "STAGING", "REPAIRING"):
-            return self.wait_status(raw, "RUNNING")
-        if status == "STOPPING":
-            return self.wait_status(raw, "TERMINATED")
-        if status == "SUSPENDING":
-            return self.wait_status(raw, "SUSPENDED")
-        return raw
+        # Every status on its way somewhere is waited out (gcp.STATES says where: SUSPENDING ends
+        # SUSPENDED, PENDING_STOP and STOPPING end TERMINATED, all of them "stopped").
+        wanted = {"pending": "running", "stopping": "stopped"}.get(self.state(raw))
+        return self.wait_state(raw, wanted) if wanted else raw
 
     # --------------------------------------------------------------- label drift
 
@@ -707,15 +703,16 @@ class GcpNode(cloud.Provider):
         op = self.api.change("POST", f"{gcp.instance_path(raw)}/{verb}", body=body, action=action)
         self.api.wait(op, self.timeout, action)
 
-    def wait_status(self, raw, wanted, failed=()):
+    def wait_state(self, raw, wanted, failed=None):
+        """``raw`` refreshed until its node state (gcp.STATES) is ``wanted``; an error at ``failed``."""
         return cloud.wait_for(
             lambda: self.refresh(raw),
-            lambda i: i.get("status") == wanted,
+            lambda i: self.state(i) == wanted,
             f"instance {raw['name']} to be {wanted}",
             self.timeout,
             interval=gcp.POLL_INTERVAL,
             clock=self.api.clock,
-            failed=lambda i: i.get("status") if i.get("status") in failed else None,
+            failed=lambda i: i.get("status") if failed and self.state(i) == failed else None,
         )
 
 

@@ -544,7 +544,14 @@ class Emulator(MetadataServer):
 
     def advance(self, instance):
         """One status step per read, as a real VM moves on while you poll it."""
-        steps = {"PROVISIONING": "STAGING", "STAGING": "RUNNING", "STOPPING": "TERMINATED"}
+        steps = {
+            "PENDING": "PROVISIONING",
+            "PROVISIONING": "STAGING",
+            "STAGING": "RUNNING",
+            "PENDING_STOP": "STOPPING",
+            "STOPPING": "TERMINATED",
+            "SUSPENDING": "SUSPENDED",
+        }
         if self.never_running and instance["status"] in ("PROVISIONING", "STAGING"):
             return
         if instance["status"] in steps:

@@ -224,6 +224,9 @@ def test_cache_is_written_on_a_miss_and_a_hit_makes_no_call(fleet):
     try:
         hit = fleet.inventory(config, name="cached.fleet.yml")
         assert hosts(hit, "cloud_aws") == ["oce-a1", "oce-a2", "oce-b1"]  # from the cache
+        # states filters the same cache: the stopped oce-a2 that only the cache still holds as ours.
+        stopped = fleet.inventory(config + "states: [stopped]\n", name="cached.fleet.yml")
+        assert hosts(stopped, "cloud_aws") == ["oce-a2"]
         flushed = fleet.inventory(config, "--flush-cache", name="cached.fleet.yml")
         assert hosts(flushed, "cloud_aws") == ["oce-a1", "oce-b1"]
         assert hosts(fleet.inventory(config, name="cached.fleet.yml"), "cloud_aws") == ["oce-a1", "oce-b1"]

@@ -403,6 +403,26 @@ def test_a_start_in_an_exhausted_zone_fails_with_the_choices_and_stays_stopped(g
     assert run(capsys, **node_args(state="running"))["node"]["state"] == "running"
 
 
+@pytest.mark.parametrize(
+    "status, state, ends, starts",
+    [
+        ("PENDING_STOP", "running", "RUNNING", 1),
+        ("SUSPENDING", "stopped", "SUSPENDED", 0),
+        ("PENDING", "running", "RUNNING", 0),
+    ],
+)
+def test_a_vm_on_its_way_is_waited_out_before_it_is_changed(gce, capsys, status, state, ends, starts):
+    # Statuses a user's VM may be in when the module runs: PENDING_STOP (a graceful stop), SUSPENDING,
+    # PENDING (Flex Start waiting for capacity). The module waits for where each ends, then acts.
+    run(capsys, **node_args(zones=["us-central1-a"]))
+    gce.instances[("us-central1-a", "oce-t1")]["status"] = status
+    before = len(gce.calls("compute.instances.start"))
+    res = run(capsys, **node_args(state=state))
+    assert res["node"]["state"] == state and res["diff"]["before"]["state"] == gcp.STATES[status], res
+    assert gce.instances[("us-central1-a", "oce-t1")]["status"] == ends
+    assert len(gce.calls("compute.instances.start")) == before + starts
+
+
 def test_operation_error_surfaces_its_message(gce, capsys):
     # Not a quota (the next option may have one) nor a zone out of capacity: the search stops here.
     gce.op_errors["compute.instances.insert"] = (
@@ -428,7 +448,7 @@ def test_operation_error_surfaces_its_message(gce, capsys):
 def test_a_vm_that_never_runs_is_deleted_at_the_deadline(gce, capsys):
     gce.never_running = True
     res = run(capsys, **node_args(wait_timeout=1))
-    assert res["failed"] is True and "gave up waiting for instance oce-t1 to be RUNNING" in res["msg"], res
+    assert res["failed"] is True and "gave up waiting for instance oce-t1 to be running" in res["msg"], res
     assert "this run created us-central1-a/oce-t1 and deleted it" in res["msg"]
     assert gce.instances == {}
 

@@ -263,13 +263,15 @@ def test_the_tailnet_is_asked_once_and_told_only_when_a_node_runs(cli, states, f
     assert plugin._peers([{"state": "stopped"}], asked) == {}
 
 
-def populated(nodes, status):
-    """The host variables of ``nodes`` (node records in the plugin's order) and the warnings told."""
+def populated(nodes, status, states=()):
+    """The host variables of ``nodes`` (node records in the plugin's order) listed for O(states), and
+    the warnings told."""
     plugin = fleet.InventoryModule()
     plugin.inventory = InventoryData()
-    plugin.get_option = {"ssh_private_key_file": "/k", "ssh_proxy_command": ""}.get
+    plugin.get_option = {"ssh_private_key_file": "/k", "ssh_proxy_command": "", "states": list(states)}.get
     plugin.display = Told()
-    plugin._populate(nodes, tailnet.find_peers(status))
+    listed = plugin._in_states(nodes)
+    plugin._populate(nodes, listed, tailnet.find_peers(status))
     return {name: host.vars for name, host in plugin.inventory.hosts.items()}, plugin.display.warnings
 
 
@@ -299,18 +301,20 @@ def test_a_stopped_node_does_not_take_the_address_of_a_running_one_of_the_same_n
 
 @pytest.mark.parametrize(
     "states, listed",
-    [([], ["oce-demo", "oce-demo-i-0aaa"]), (["running"], ["oce-demo"]), (["stopped", "pending"], ["oce-demo"])],
-    ids=["every state", "running", "stopped or pending"],
+    [
+        ([], {"oce-demo": "100.64.0.50", "oce-demo-i-0aaa": "oce-demo.stopped.invalid"}),
+        (["running"], {"oce-demo": "100.64.0.50"}),
+        (["stopped", "pending"], {"oce-demo-i-0aaa": "oce-demo.stopped.invalid"}),
+        (["stopping"], {}),
+    ],
+    ids=["every state", "running", "stopped or pending", "none in it"],
 )
-def test_states_lists_only_the_nodes_in_them(states, listed):
-    plugin = fleet.InventoryModule()
-    plugin.get_option = {"states": states}.get
+def test_states_lists_only_the_nodes_in_them_under_the_names_they_have_without(states, listed):
+    # The stopped node keeps the name it has in the whole fleet (its host_vars, --limit), though
+    # the running one of the same name is left out.
     nodes = [demo_node("eu-west-1", "running", "i-0bbb"), demo_node("us-east-1", "stopped", "i-0aaa")]
-    wanted = plugin._wanted(nodes)
-    assert sorted(populated(wanted, DEMO_ONLINE)[0]) == listed
-    # The stopped node alone keeps its own name, and takes no address.
-    if states == ["stopped", "pending"]:
-        assert populated(wanted, DEMO_ONLINE)[0]["oce-demo"]["ansible_host"] == "oce-demo.stopped.invalid"
+    hosts, _ = populated(nodes, DEMO_ONLINE, states)
+    assert {name: host["ansible_host"] for name, host in hosts.items()} == listed
 
 
 def test_running_nodes_of_one_tailnet_name_take_no_address_and_are_told():

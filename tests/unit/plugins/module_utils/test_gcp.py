@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 
-from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog, cloud, gcp
+from ansible_collections.ollama_cloud.engine.plugins.module_utils import catalog, cloud, fleet, gcp
 from ansible_collections.ollama_cloud.engine.tests.emulators.gce import schema
 
 
@@ -269,6 +271,13 @@ def test_instance_node_keeps_the_model_name_and_maps_states():
     node = gcp.priced_node(instance)
     assert node["state"] == "stopped" and node["model"] == "llama3:8b-instruct-q5_1" and node["region"] == "us-central1"
     assert node["hourly_cost"] == pytest.approx(0.294 + 0.56) and node["subnet_id"] == "s" and node["public_ip"] is None
+
+
+def test_every_instance_status_of_compute_v1_has_a_node_state():
+    with open(schema.DOCUMENT, encoding="utf-8") as document:
+        statuses = json.load(document)["schemas"]["Instance"]["properties"]["status"]["enum"]
+    assert sorted(gcp.STATES) == sorted(statuses)
+    assert set(gcp.STATES.values()) <= set(fleet.NODE_STATES)
 
 
 # ---------------------------------------------------------------- the GCP catalog and placements
