@@ -313,7 +313,7 @@ def test_states_lists_only_the_nodes_in_them_under_the_names_they_have_without(s
     # The stopped node keeps the name it has in the whole fleet (its host_vars, --limit), though
     # the running one of the same name is left out.
     nodes = [demo_node("eu-west-1", "running", "i-0bbb"), demo_node("us-east-1", "stopped", "i-0aaa")]
-    hosts, _ = populated(nodes, DEMO_ONLINE, states)
+    hosts = populated(nodes, DEMO_ONLINE, states)[0]
     assert {name: host["ansible_host"] for name, host in hosts.items()} == listed
 
 
