@@ -389,6 +389,10 @@ def start_when_free(provider, raw, wait, clock):
         ) from exc
 
 
+# Where a node state on its way somewhere ends: what a provider's settle waits for.
+SETTLES_TO = {"pending": "running", "stopping": "stopped"}
+
+
 class Provider:
     """The hooks ``converge`` needs from one cloud; ``raw`` is the cloud's own instance object."""
 

@@ -589,7 +589,7 @@ class AwsNode(cloud.Provider):
         self.change(raw, "terminate_instances", "terminated")
 
     def settle(self, raw):
-        wanted = {"pending": "running", "stopping": "stopped"}.get(raw["State"]["Name"])
+        wanted = cloud.SETTLES_TO.get(raw["State"]["Name"])
         return wait_state(self.ec2, raw["InstanceId"], wanted, self.timeout) if wanted else raw
 
     # --------------------------------------------------------------- tag drift

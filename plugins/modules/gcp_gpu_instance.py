@@ -635,7 +635,7 @@ class GcpNode(cloud.Provider):
     def settle(self, raw):
         # Every status on its way somewhere is waited out (gcp.STATES says where: SUSPENDING ends
         # SUSPENDED, PENDING_STOP and STOPPING end TERMINATED, all of them "stopped").
-        wanted = {"pending": "running", "stopping": "stopped"}.get(self.state(raw))
+        wanted = cloud.SETTLES_TO.get(self.state(raw))
         return self.wait_state(raw, wanted) if wanted else raw
 
     # --------------------------------------------------------------- label drift
